@@ -1,0 +1,118 @@
+/* The operator's configuration file (mqgate.json): types, defaults, bounds
+ * and cross-key rules. I/O-free apart from reading the file itself; errors
+ * are written to the caller's buffer, one per line, each as
+ *   FILE:LINE: KEY: message
+ * e.g. "mqgate.json:12: limits.max_message_bytes: expected integer
+ * 1..16777216, got \"big\"". */
+#ifndef MQG_CONFIG_H
+#define MQG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+struct cfg_tls {
+    char *cert_file, *key_file, *ca_file; /* ca_file may be NULL */
+    bool verify_client;
+};
+
+struct cfg_listener {
+    char *bind;           /* ["127.0.0.1"] */
+    int port;             /* [8080] 1..65535 */
+    char *path;           /* ["/ws"], starts with '/' */
+    struct cfg_tls *tls;  /* NULL: plain */
+    char *static_dir;     /* NULL: none */
+    bool compression;     /* [false] */
+};
+
+struct cfg_role {
+    char *name;
+    char **subscribe; size_t n_subscribe; /* patterns, may contain %u */
+    char **publish; size_t n_publish;
+    int max_qos;          /* [2] 0..2 */
+    char *mount;          /* NULL or ends with '/', may contain %u */
+};
+
+struct cfg_broker_tls {
+    char *ca_file, *cert_file, *key_file; /* each may be NULL */
+    bool verify;          /* [true] */
+};
+
+struct cfg_broker {
+    char **uris; size_t n_uris;   /* [tcp://127.0.0.1:1883] tcp:// or ssl:// */
+    char *client_id;              /* ["mqgate-%h-%p"], not yet expanded */
+    char *username;               /* NULL: none */
+    char *password_file;          /* NULL: none */
+    int mqtt_version;             /* [5] 4 or 5 */
+    int keepalive_s;              /* [30] */
+    struct cfg_broker_tls *tls;   /* NULL: none */
+    int reconnect_min_s, reconnect_max_s; /* [1] [30] */
+    int buffer_messages;          /* [10000] */
+};
+
+struct cfg_jwt {
+    char *alg;                    /* HS256 HS384 HS512 RS256 ES256 */
+    char *secret_file;            /* HS* */
+    char *public_key_file;        /* RS256 ES256 */
+    char *issuer, *audience;      /* NULL: not checked */
+    char *user_claim;             /* ["sub"] */
+    char *roles_claim;            /* ["roles"] */
+    char **default_roles; size_t n_default_roles;
+};
+
+struct cfg_auth {
+    char *users_file;             /* NULL: none */
+    struct cfg_jwt *jwt;          /* NULL: none */
+    char *anonymous_role;         /* NULL: none */
+    int timeout_s;                /* [10] */
+    char *cookie;                 /* ["mqgate_token"] */
+    bool allow_query_token;       /* [false] */
+};
+
+struct cfg_limits {
+    long max_connections;         /* [100000] */
+    long max_connections_per_ip;  /* [1000] */
+    long max_message_bytes;       /* [65536] */
+    long max_subscriptions;       /* [64] */
+    long max_queue_bytes;         /* [1048576] */
+    long publish_rate;            /* [100] per second */
+    long publish_burst;           /* [200] */
+    long max_errors;              /* [20] in 10 s */
+    long ping_interval_s;         /* [30] */
+};
+
+struct config {
+    char *path;                   /* as given to config_load() */
+    struct cfg_listener *listeners; size_t n_listeners;
+    char **origins; size_t n_origins; /* origins_set false: same-origin */
+    bool origins_set;
+    struct cfg_broker broker;
+    struct cfg_auth auth;
+    struct cfg_role *roles; size_t n_roles;
+    struct cfg_limits limits;
+    bool metrics;                 /* [true] */
+    enum log_level log_level;     /* [info] */
+};
+
+/* Reads and validates the file at path. On success returns 0 and sets *out
+ * (free with config_free()). On failure returns -1 and writes every error
+ * found, one per line, into err (always NUL-terminated, truncated to
+ * errlen). Files the config names are not opened here. */
+int config_load(const char *path, struct config **out, char *err,
+                size_t errlen);
+
+/* As config_load(), from text[0..len); name is used in messages. */
+int config_parse(const char *name, const char *text, size_t len,
+                 struct config **out, char *err, size_t errlen);
+
+/* A configuration with every default (as an empty object would give). */
+struct config *config_default(void);
+
+void config_free(struct config *cfg);
+
+/* The role named name, or NULL. */
+const struct cfg_role *config_role(const struct config *cfg,
+                                   const char *name);
+
+#endif

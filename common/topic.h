@@ -1,0 +1,30 @@
+/* MQTT topic names and filters: validity, matching and coverage.
+ * Pure functions, no I/O. Strings are (pointer, length) pairs and need not
+ * be NUL-terminated. */
+#ifndef MQG_TOPIC_H
+#define MQG_TOPIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TOPIC_MAX_LEN 65535
+
+/* Returns 0 when s is a valid topic name: 1..65535 bytes of valid UTF-8,
+ * no U+0000, no '+' or '#'. Returns -1 otherwise. */
+int topic_name_check(const char *s, size_t len);
+
+/* Returns 0 when s is a valid topic filter: as a name, but '+' may stand as
+ * a whole level and '#' as a whole, last level. Returns -1 otherwise. */
+int topic_filter_check(const char *s, size_t len);
+
+/* True when the valid filter matches the valid topic name. A filter whose
+ * first level is a wildcard does not match a name that begins with '$'. */
+bool topic_match(const char *filter, size_t flen, const char *name,
+                 size_t nlen);
+
+/* True when every topic name that filter can match is matched by pattern
+ * (both valid filters): "a/#" covers "a/+/b" and "a/#", not "#" or "+/b". */
+bool topic_covers(const char *pattern, size_t plen, const char *filter,
+                  size_t flen);
+
+#endif

@@ -1,0 +1,11 @@
+/* UTF-8 validation (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
+#ifndef MQG_UTF8_H
+#define MQG_UTF8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* True when buf[0..len) is well-formed UTF-8. */
+bool utf8_valid(const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,38 @@
+/* WebSocket frames built once and shared by reference (design.md § What
+ * makes it fast). A server frame is unmasked, so its bytes, header
+ * included, are the same for every session that receives it. Service
+ * thread only: the reference count is not atomic. */
+#ifndef MQG_FRAME_H
+#define MQG_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FRAME_HDR_MAX 10
+
+struct frame {
+    uint32_t refs;
+    uint32_t len;       /* bytes at data: header and payload */
+    uint8_t *data;      /* the whole frame, ready for the wire */
+    uint8_t *payload;   /* the text payload, inside data */
+    size_t payload_len;
+    uint8_t buf[];      /* LWS_PRE, header room, payload */
+};
+
+/* A text frame with room for payload_len bytes at f->payload, header
+ * already written, one reference held by the caller; NULL when out of
+ * memory. */
+struct frame *frame_new(size_t payload_len);
+
+/* A text frame holding a copy of s[0..len). */
+struct frame *frame_new_text(const char *s, size_t len);
+
+static inline struct frame *frame_ref(struct frame *f)
+{
+    f->refs++;
+    return f;
+}
+
+void frame_unref(struct frame *f);
+
+#endif

@@ -1,0 +1,212 @@
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libwebsockets.h>
+
+#include "auth.h"
+#include "gateway.h"
+#include "listener.h"
+#include "log.h"
+#include "router.h"
+#include "session.h"
+#include "upstream.h"
+
+struct gateway G;
+
+static lws_sorted_usec_list_t reconnect_timer;
+static bool ever_connected;
+
+uint64_t gateway_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void broker_state(bool up)
+{
+    if (G.broker_up == up)
+        return;
+    G.broker_up = up;
+    for (struct session *s = G.sessions; s; s = s->next)
+        if (s->state == SS_AUTHED)
+            session_send_status(s, up);
+}
+
+static void reconnect_cb(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+    upstream_connect(G.up);
+}
+
+static void schedule_reconnect(bool was_connected)
+{
+    uint32_t ms = upstream_retry_delay(G.up, was_connected);
+
+    log_info("reconnecting to the broker in %u ms", ms);
+    lws_sul_schedule(G.ctx, 0, &reconnect_timer, reconnect_cb,
+                     (lws_usec_t)ms * 1000);
+}
+
+void gateway_drain(void)
+{
+    struct mb_event *ev = mailbox_take_all(&G.mbox), *next;
+
+    for (; ev; ev = next) {
+        next = ev->next;
+        switch (ev->type) {
+        case MB_MESSAGE:
+            router_deliver(ev);
+            break;
+        case MB_CONNECTED:
+            upstream_connected(G.up);
+            if (ever_connected)
+                G.m.reconnects++;
+            ever_connected = true;
+            router_broker_up();
+            broker_state(true);
+            break;
+        case MB_CONNECT_FAILED:
+            schedule_reconnect(false);
+            break;
+        case MB_CONN_LOST:
+            log_warn("broker connection lost");
+            router_broker_down();
+            broker_state(false);
+            schedule_reconnect(true);
+            break;
+        case MB_SUBACK:
+            router_suback(ev->ctx, ev->code);
+            break;
+        case MB_PUBDONE:
+            session_pubdone(ev->ctx, ev->code);
+            break;
+        }
+        free(ev);
+    }
+}
+
+/* After shutdown: answers nobody, frees what the events own. */
+static void drain_discard(void)
+{
+    struct mb_event *ev = mailbox_take_all(&G.mbox), *next;
+
+    for (; ev; ev = next) {
+        next = ev->next;
+        if (ev->type == MB_PUBDONE)
+            session_pubdone(ev->ctx, ev->code);
+        free(ev);
+    }
+}
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        G.reload = 1;
+    else
+        G.stop = 1;
+    if (G.ctx)
+        lws_cancel_service(G.ctx);
+}
+
+static int install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL) ||
+        sigaction(SIGHUP, &sa, NULL))
+        return -1;
+    sa.sa_handler = SIG_IGN;
+    return sigaction(SIGPIPE, &sa, NULL);
+}
+
+static void close_all(int code, const char *why)
+{
+    for (struct session *s = G.sessions; s; s = s->next)
+        session_close(s, code, why);
+}
+
+int gateway_run(struct config *cfg, const char *config_path)
+{
+    struct lws_context_creation_info info;
+    int rc = 1;
+
+    memset(&G, 0, sizeof(G));
+    G.cfg = cfg;
+    G.config_path = config_path;
+    log_threshold = cfg->log_level;
+    /* Paho honours http_proxy and ignores no_proxy: a proxy setting
+     * would send the broker connection through it. */
+    unsetenv("http_proxy");
+    unsetenv("https_proxy");
+    unsetenv("HTTP_PROXY");
+    unsetenv("HTTPS_PROXY");
+    unsetenv("all_proxy");
+    unsetenv("ALL_PROXY");
+
+    G.scratch_size = 64 * 1024;
+    if (!(G.scratch = malloc(LWS_PRE + G.scratch_size)) ||
+        mailbox_init(&G.mbox) < 0 || router_init() < 0 ||
+        auth_init(cfg) < 0 || install_signals() < 0) {
+        log_error("cannot initialise");
+        goto out;
+    }
+
+    log_init_lws();
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.fd_limit_per_thread = (unsigned int)(cfg->limits.max_connections + 64);
+    G.ctx = lws_create_context(&info);
+    if (!G.ctx) {
+        log_error("cannot create the libwebsockets context");
+        goto out;
+    }
+    G.mbox.ctx = G.ctx;
+    if (listener_start_all(cfg, G.ctx) < 0)
+        goto out;
+    if (!(G.up = upstream_new(cfg, &G.mbox)))
+        goto out;
+    upstream_connect(G.up);
+    log_info("%s running", MQG_SERVER);
+
+    while (!G.stop) {
+        if (lws_service(G.ctx, 0) < 0)
+            break;
+        if (G.reload) {
+            G.reload = 0;
+            log_warn("SIGHUP: reload is not implemented yet; ignored");
+        }
+    }
+
+    log_info("shutting down");
+    close_all(LWS_CLOSE_STATUS_GOINGAWAY, "gateway shutting down");
+    /* let the close frames go out */
+    for (int i = 0; i < 20 && G.sessions; i++)
+        lws_service(G.ctx, 0);
+    rc = 0;
+out:
+    if (G.up)
+        upstream_free(G.up, 2000);
+    G.up = NULL;
+    if (G.ctx) {
+        lws_sul_cancel(&reconnect_timer);
+        lws_context_destroy(G.ctx);
+    }
+    G.ctx = NULL;
+    /* Paho has stopped: nothing pushes any more */
+    drain_discard();
+    router_destroy();
+    listener_free_all();
+    auth_destroy();
+    mailbox_destroy(&G.mbox);
+    free(G.scratch);
+    config_free(G.cfg);
+    return rc;
+}

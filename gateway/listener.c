@@ -1,0 +1,274 @@
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "listener.h"
+#include "log.h"
+#include "metrics.h"
+#include "router.h"
+#include "session.h"
+
+#define WS_PROTOCOL "mqgate.v1"
+
+static struct listener *listeners;
+static size_t n_listeners;
+
+static const struct lws_protocols protocols[] = {
+    /* First, so that a client offering no subprotocol lands here. */
+    {WS_PROTOCOL, session_callback, sizeof(struct session), 4096, 0, NULL,
+     0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static const struct lws_extension deflate_ext[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover; "
+     "client_max_window_bits"},
+    {NULL, NULL, NULL},
+};
+
+static lws_retry_bo_t retry;
+
+int listener_start_all(const struct config *cfg, struct lws_context *ctx)
+{
+    listeners = calloc(cfg->n_listeners, sizeof(*listeners));
+    if (!listeners)
+        return -1;
+    n_listeners = cfg->n_listeners;
+    retry.secs_since_valid_ping = (uint16_t)cfg->limits.ping_interval_s;
+    retry.secs_since_valid_hangup =
+        (uint16_t)(cfg->limits.ping_interval_s * 2);
+
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct cfg_listener *lc = &cfg->listeners[i];
+        struct lws_context_creation_info info;
+        struct listener *l = &listeners[i];
+        char name[32];
+
+        memset(&info, 0, sizeof(info));
+        l->cfg = lc;
+        snprintf(name, sizeof(name), "listener%zu", i);
+        info.vhost_name = name;
+        info.port = lc->port;
+        info.protocols = protocols;
+        info.user = l;
+        info.retry_and_idle_policy = &retry;
+        info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+        /* lws 4.1 binds every interface when IPv6 is on, whatever the
+         * address: an IPv4 bind address turns IPv6 off for the vhost. */
+        if (strchr(lc->bind, ':') == NULL) {
+            info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+            if (strcmp(lc->bind, "0.0.0.0") != 0)
+                info.iface = lc->bind;
+        } else if (strcmp(lc->bind, "::") != 0) {
+            info.iface = lc->bind;
+        }
+        if (lc->compression)
+            info.extensions = deflate_ext;
+        if (lc->tls) {
+            info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+            info.ssl_cert_filepath = lc->tls->cert_file;
+            info.ssl_private_key_filepath = lc->tls->key_file;
+            info.ssl_ca_filepath = lc->tls->ca_file;
+            if (lc->tls->verify_client)
+                info.options |=
+                    LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+            /* WebSocket over HTTP/2 is unreliable in lws 4.1 */
+            info.alpn = "http/1.1";
+        }
+        if (lc->static_dir) {
+            char real[PATH_MAX];
+
+            if (!realpath(lc->static_dir, real)) {
+                log_error("listeners[%zu].static_dir %s: not found", i,
+                          lc->static_dir);
+                return -1;
+            }
+            if (!(l->static_real = strdup(real)))
+                return -1;
+        }
+        if (!(l->vh = lws_create_vhost(ctx, &info))) {
+            log_error("cannot listen on %s:%d", lc->bind, lc->port);
+            return -1;
+        }
+        log_info("listening on %s://%s:%d%s", lc->tls ? "wss" : "ws",
+                 lc->bind, lc->port, lc->path);
+    }
+    return 0;
+}
+
+void listener_free_all(void)
+{
+    for (size_t i = 0; i < n_listeners; i++)
+        free(listeners[i].static_real);
+    free(listeners);
+    listeners = NULL;
+    n_listeners = 0;
+}
+
+/* Writes a whole response. Returns what the callback should return. */
+static int respond(struct lws *wsi, unsigned status, const char *ctype,
+                   const char *body, size_t len)
+{
+    size_t cap = LWS_PRE + 1024 + len;
+    uint8_t *buf = malloc(cap), *start, *p, *end;
+    int rc = -1;
+
+    if (!buf)
+        return -1;
+    start = p = buf + LWS_PRE;
+    end = buf + cap;
+    if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
+        lws_add_http_header_by_token(
+            wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (const unsigned char *)"no-store",
+            8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        goto out;
+    if (len) {
+        memcpy(p, body, len);
+        if (lws_write(wsi, p, len, LWS_WRITE_HTTP_FINAL) != (int)len)
+            goto out;
+    }
+    rc = lws_http_transaction_completed(wsi) ? -1 : 0;
+out:
+    free(buf);
+    return rc;
+}
+
+static int respond_text(struct lws *wsi, unsigned status, const char *text)
+{
+    return respond(wsi, status, "text/plain; charset=utf-8", text,
+                   strlen(text));
+}
+
+static const char *mime_of(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".ts", "text/plain; charset=utf-8"},
+        {".map", "application/json"},
+        {".woff2", "font/woff2"},
+    };
+    const char *dot = strrchr(path, '.');
+
+    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+/* Serves uri from the listener's static_dir. The URI has been decoded by
+ * libwebsockets; anything that could step outside the directory (dot
+ * segments, backslashes, a symlink leading out) is refused. */
+static int serve_static(struct lws *wsi, const struct listener *l,
+                        const char *uri)
+{
+    char path[PATH_MAX], real[PATH_MAX];
+    size_t rl = strlen(l->static_real);
+    int n;
+
+    if (strstr(uri, "..") || strchr(uri, '\\') || strstr(uri, "//") ||
+        uri[0] != '/')
+        return respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
+    n = snprintf(path, sizeof(path), "%s%s%s", l->static_real, uri,
+                 uri[strlen(uri) - 1] == '/' ? "index.html" : "");
+    if (n < 0 || (size_t)n >= sizeof(path) || !realpath(path, real) ||
+        strncmp(real, l->static_real, rl) != 0 || real[rl] != '/')
+        return respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
+    n = lws_serve_http_file(wsi, real, mime_of(real), NULL, 0);
+    if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
+        return -1;
+    return 0;
+}
+
+static bool protocol_offered(struct lws *wsi)
+{
+    char buf[256], *tok, *save;
+    int n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_PROTOCOL);
+
+    if (n <= 0)
+        return true; /* none offered: accepted as v1 */
+    for (tok = strtok_r(buf, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save))
+        if (strcmp(tok, WS_PROTOCOL) == 0)
+            return true;
+    return false;
+}
+
+static int confirm_upgrade(struct lws *wsi, const struct listener *l)
+{
+    char uri[1024];
+    int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+
+    if (n <= 0 || strcmp(uri, l->cfg->path) != 0) {
+        respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
+        return 1;
+    }
+    if (!protocol_offered(wsi)) {
+        respond_text(wsi, HTTP_STATUS_BAD_REQUEST,
+                     "subprotocol " WS_PROTOCOL " required\n");
+        return 1;
+    }
+    return 0;
+}
+
+int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                           void *user, void *in, size_t len)
+{
+    const struct listener *l;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        l = lws_vhost_user(lws_get_vhost(wsi));
+        if (strcmp(in, "websocket") != 0) {
+            respond_text(wsi, HTTP_STATUS_BAD_REQUEST, "bad upgrade\n");
+            return 1;
+        }
+        return confirm_upgrade(wsi, l);
+    case LWS_CALLBACK_HTTP: {
+        const char *uri = in;
+
+        l = lws_vhost_user(lws_get_vhost(wsi));
+        if (G.cfg->metrics && strcmp(uri, "/healthz") == 0)
+            return G.broker_up
+                       ? respond_text(wsi, HTTP_STATUS_OK, "ok\n")
+                       : respond_text(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                                      "broker down\n");
+        if (G.cfg->metrics && strcmp(uri, "/metrics") == 0) {
+            char *text = NULL;
+            size_t tlen = 0;
+            int rc;
+
+            if (metrics_render(&text, &tlen) < 0)
+                return respond_text(wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR,
+                                    "out of memory\n");
+            rc = respond(wsi, HTTP_STATUS_OK,
+                         "text/plain; version=0.0.4; charset=utf-8", text,
+                         tlen);
+            free(text);
+            return rc;
+        }
+        if (l && l->static_real)
+            return serve_static(wsi, l, uri);
+        return respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
+    }
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        if (lws_http_transaction_completed(wsi))
+            return -1;
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}

@@ -1,0 +1,27 @@
+/* Listeners: one libwebsockets vhost each, with the HTTP side of the
+ * gateway (handshake checks, /healthz, /metrics, static files). Service
+ * thread only. */
+#ifndef MQG_LISTENER_H
+#define MQG_LISTENER_H
+
+#include <libwebsockets.h>
+
+#include "config.h"
+
+struct listener {
+    const struct cfg_listener *cfg;  /* into G.cfg */
+    struct lws_vhost *vh;
+    char *static_real;               /* realpath of static_dir, or NULL */
+};
+
+/* Creates a vhost for every listener of cfg on ctx. Returns 0 or -1
+ * (logged). */
+int listener_start_all(const struct config *cfg, struct lws_context *ctx);
+
+void listener_free_all(void);
+
+/* The HTTP reasons of the protocol callback. */
+int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                           void *user, void *in, size_t len);
+
+#endif

@@ -1,0 +1,52 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "log.h"
+
+enum log_level log_threshold = LOG_LVL_INFO;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    int n;
+
+    if (lvl > log_threshold)
+        return;
+    n = snprintf(line, sizeof(line), "%s: ", level_names[lvl]);
+    va_start(ap, fmt);
+    n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    /* One event, one line: a newline inside a message would forge a
+     * second log record. */
+    for (int i = 0; i < n; i++)
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
+    line[n++] = '\n';
+    if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+        /* nowhere left to report it */
+    }
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    log_msg(level == LLL_ERR ? LOG_LVL_ERROR : LOG_LVL_WARN, "lws: %.*s",
+            (int)n, line);
+}
+
+void log_init_lws(void)
+{
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+}

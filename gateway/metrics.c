@@ -1,0 +1,114 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gateway.h"
+#include "metrics.h"
+#include "router.h"
+#include "session.h"
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    int err;
+};
+
+static void put(struct sbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void put(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->err = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)n;
+        char *p = realloc(b->p, cap);
+
+        if (!p) {
+            b->err = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+static void metric(struct sbuf *b, const char *name, const char *type,
+                   const char *help, unsigned long long v)
+{
+    put(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type,
+        name, v);
+}
+
+int metrics_render(char **out, size_t *len)
+{
+    struct sbuf b = {.p = malloc(4096), .cap = 4096};
+    unsigned long long queued = 0, opening = 0, authed = 0, closing = 0;
+
+    if (!b.p)
+        return -1;
+    b.p[0] = '\0';
+    for (const struct session *s = G.sessions; s; s = s->next) {
+        queued += s->q_bytes;
+        if (s->state == SS_OPENING)
+            opening++;
+        else if (s->state == SS_AUTHED)
+            authed++;
+        else
+            closing++;
+    }
+    put(&b, "# HELP mqgate_sessions Open sessions by state.\n"
+            "# TYPE mqgate_sessions gauge\n"
+            "mqgate_sessions{state=\"opening\"} %llu\n"
+            "mqgate_sessions{state=\"authenticated\"} %llu\n"
+            "mqgate_sessions{state=\"closing\"} %llu\n",
+        opening, authed, closing);
+    metric(&b, "mqgate_sessions_opened_total", "counter",
+           "Sessions opened since start.", G.m.sessions_total);
+    metric(&b, "mqgate_subscriptions", "gauge",
+           "Subscriptions held by sessions.", router_sub_count());
+    metric(&b, "mqgate_upstream_filters", "gauge",
+           "Distinct filters subscribed upstream.", router_filter_count());
+    metric(&b, "mqgate_messages_in_total", "counter",
+           "Messages received from the broker.", G.m.msgs_in);
+    metric(&b, "mqgate_bytes_in_total", "counter",
+           "Payload bytes received from the broker.", G.m.bytes_in);
+    metric(&b, "mqgate_frames_out_total", "counter",
+           "Frames queued to sessions.", G.m.msgs_out);
+    metric(&b, "mqgate_bytes_out_total", "counter",
+           "Bytes queued to sessions.", G.m.bytes_out);
+    metric(&b, "mqgate_publishes_total", "counter",
+           "Publishes from sessions handed to the broker.", G.m.pubs);
+    metric(&b, "mqgate_publish_errors_total", "counter",
+           "Publishes from sessions that failed.", G.m.pub_errors);
+    metric(&b, "mqgate_slow_consumer_closes_total", "counter",
+           "Sessions closed with 4408.", G.m.slow_closes);
+    metric(&b, "mqgate_error_closes_total", "counter",
+           "Sessions closed with 4429.", G.m.error_closes);
+    metric(&b, "mqgate_queue_bytes", "gauge",
+           "Bytes queued to sessions and not yet written.", queued);
+    metric(&b, "mqgate_broker_up", "gauge",
+           "1 when the broker connection is up.", G.broker_up);
+    metric(&b, "mqgate_broker_reconnects_total", "counter",
+           "Broker connections established after the first.",
+           G.m.reconnects);
+    if (b.err) {
+        free(b.p);
+        return -1;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}

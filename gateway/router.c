@@ -1,0 +1,736 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "base64.h"
+#include "frame.h"
+#include "gateway.h"
+#include "log.h"
+#include "mailbox.h"
+#include "payload.h"
+#include "router.h"
+#include "session.h"
+#include "upstream.h"
+
+struct sub_reply {
+    struct sub_reply *next;
+    uint8_t qos;
+    size_t id_len;
+    char id[];
+};
+
+/* One session's hold on one filter. */
+struct sub {
+    struct rfilter *f;
+    struct session *s;
+    struct sub *f_prev, *f_next;  /* the filter's holders */
+    struct sub *s_next;           /* the session's holds */
+    uint32_t want_gen;            /* replay retained of this SUBSCRIBE */
+    uint8_t qos;
+    bool live;                    /* receives live messages */
+    struct sub_reply *replies;    /* sub requests awaiting the SUBACK */
+};
+
+struct rnode {
+    struct rnode *parent;
+    struct rnode **kids;          /* literal levels */
+    uint32_t n_kids, cap_kids;
+    struct rnode *plus, *hash;
+    struct rfilter *filter;       /* a filter ends here */
+    size_t level_len;
+    char level[];
+};
+
+struct rfilter {
+    struct rnode *node;
+    struct rfilter *id_next;      /* subid hash chain */
+    uint32_t subid;
+    uint32_t req_gen, acked_gen;
+    bool in_flight;               /* a SUBSCRIBE awaits its SUBACK */
+    bool ever_acked;
+    uint8_t granted;
+    struct sub *subs;
+    size_t n_subs;
+    size_t len;
+    char str[];
+};
+
+#define ID_BUCKETS 4096
+
+static struct {
+    struct rnode *root;
+    struct rfilter *by_id[ID_BUCKETS];
+    uint32_t next_subid;
+    size_t n_filters, n_subs;
+    struct rfilter *last_acked;   /* retained messages follow its SUBACK */
+} R;
+
+/* ---- trie --------------------------------------------------------------- */
+
+static struct rnode *node_new(struct rnode *parent, const char *lvl,
+                              size_t len)
+{
+    struct rnode *n = calloc(1, sizeof(*n) + len + 1);
+
+    if (!n)
+        return NULL;
+    n->parent = parent;
+    n->level_len = len;
+    memcpy(n->level, lvl, len);
+    return n;
+}
+
+static struct rnode *kid_find(const struct rnode *n, const char *lvl,
+                              size_t len)
+{
+    for (uint32_t i = 0; i < n->n_kids; i++) {
+        struct rnode *k = n->kids[i];
+
+        if (k->level_len == len && memcmp(k->level, lvl, len) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+static struct rnode *kid_add(struct rnode *n, const char *lvl, size_t len)
+{
+    struct rnode *k;
+
+    if (len == 1 && lvl[0] == '+')
+        return n->plus ? n->plus : (n->plus = node_new(n, lvl, len));
+    if (len == 1 && lvl[0] == '#')
+        return n->hash ? n->hash : (n->hash = node_new(n, lvl, len));
+    if ((k = kid_find(n, lvl, len)))
+        return k;
+    if (n->n_kids == n->cap_kids) {
+        uint32_t cap = n->cap_kids ? n->cap_kids * 2 : 2;
+        struct rnode **kids = realloc(n->kids, cap * sizeof(*kids));
+
+        if (!kids)
+            return NULL;
+        n->kids = kids;
+        n->cap_kids = cap;
+    }
+    if (!(k = node_new(n, lvl, len)))
+        return NULL;
+    n->kids[n->n_kids++] = k;
+    return k;
+}
+
+/* The node of filter f[0..len) when it exists (create false) or after
+ * creating the path (create true). */
+static struct rnode *node_path(const char *f, size_t len, bool create)
+{
+    struct rnode *n = R.root;
+    size_t pos = 0;
+
+    while (n && pos <= len) {
+        const char *slash = memchr(f + pos, '/', len - pos);
+        size_t end = slash ? (size_t)(slash - f) : len;
+        const char *lvl = f + pos;
+        size_t ll = end - pos;
+
+        if (create)
+            n = kid_add(n, lvl, ll);
+        else if (ll == 1 && lvl[0] == '+')
+            n = n->plus;
+        else if (ll == 1 && lvl[0] == '#')
+            n = n->hash;
+        else
+            n = kid_find(n, lvl, ll);
+        pos = end + 1;
+    }
+    return n;
+}
+
+static void node_prune(struct rnode *n)
+{
+    while (n && n != R.root && !n->filter && !n->n_kids && !n->plus &&
+           !n->hash) {
+        struct rnode *p = n->parent;
+
+        if (p->plus == n) {
+            p->plus = NULL;
+        } else if (p->hash == n) {
+            p->hash = NULL;
+        } else {
+            for (uint32_t i = 0; i < p->n_kids; i++)
+                if (p->kids[i] == n) {
+                    p->kids[i] = p->kids[--p->n_kids];
+                    break;
+                }
+        }
+        free(n->kids);
+        free(n);
+        n = p;
+    }
+}
+
+static void node_free_all(struct rnode *n)
+{
+    if (!n)
+        return;
+    for (uint32_t i = 0; i < n->n_kids; i++)
+        node_free_all(n->kids[i]);
+    node_free_all(n->plus);
+    node_free_all(n->hash);
+    free(n->kids);
+    free(n);
+}
+
+/* ---- filters ------------------------------------------------------------ */
+
+static struct rfilter *filter_by_id(uint32_t id)
+{
+    struct rfilter *f = R.by_id[id % ID_BUCKETS];
+
+    while (f && f->subid != id)
+        f = f->id_next;
+    return f;
+}
+
+static struct rfilter *filter_find(const char *s, size_t len)
+{
+    struct rnode *n = node_path(s, len, false);
+
+    return n ? n->filter : NULL;
+}
+
+static struct rfilter *filter_create(const char *s, size_t len)
+{
+    struct rnode *n = node_path(s, len, true);
+    struct rfilter *f;
+
+    if (!n)
+        return NULL;
+    if (!(f = calloc(1, sizeof(*f) + len + 1))) {
+        node_prune(n);
+        return NULL;
+    }
+    memcpy(f->str, s, len);
+    f->len = len;
+    f->node = n;
+    /* MQTT 5 subscription identifiers run 1..268435455. */
+    if (++R.next_subid > 268435455)
+        R.next_subid = 1;
+    f->subid = R.next_subid;
+    f->id_next = R.by_id[f->subid % ID_BUCKETS];
+    R.by_id[f->subid % ID_BUCKETS] = f;
+    n->filter = f;
+    R.n_filters++;
+    return f;
+}
+
+static void filter_destroy(struct rfilter *f, bool unsubscribe)
+{
+    struct rfilter **pp = &R.by_id[f->subid % ID_BUCKETS];
+
+    if (unsubscribe && (f->ever_acked || f->in_flight))
+        upstream_unsubscribe(G.up, f->str);
+    while (*pp != f)
+        pp = &(*pp)->id_next;
+    *pp = f->id_next;
+    f->node->filter = NULL;
+    node_prune(f->node);
+    if (R.last_acked == f)
+        R.last_acked = NULL;
+    R.n_filters--;
+    free(f);
+}
+
+static int filter_send_subscribe(struct rfilter *f)
+{
+    f->req_gen++;
+    if (upstream_subscribe(G.up, f->str, f->subid,
+                           (void *)(((uintptr_t)f->subid << 32) |
+                                    f->req_gen)) < 0)
+        return -1;
+    f->in_flight = true;
+    return 0;
+}
+
+/* ---- subs --------------------------------------------------------------- */
+
+static void sub_answer(struct sub *sub, int granted)
+{
+    struct sub_reply *r;
+    char extra[16];
+
+    while ((r = sub->replies)) {
+        int q = r->qos < granted ? r->qos : granted;
+
+        sub->replies = r->next;
+        if (granted < 0) {
+            session_reply_error(sub->s, r->id, r->id_len,
+                                "broker_unavailable",
+                                "the broker refused the subscription");
+        } else if (r->id_len) {
+            snprintf(extra, sizeof(extra), ",\"qos\":%d", q);
+            session_reply_ok(sub->s, r->id, r->id_len, extra);
+        }
+        free(r);
+    }
+}
+
+static void sub_unlink(struct sub *sub)
+{
+    struct rfilter *f = sub->f;
+    struct session *s = sub->s;
+    struct sub **pp = &s->subs;
+
+    if (sub->f_prev)
+        sub->f_prev->f_next = sub->f_next;
+    else
+        f->subs = sub->f_next;
+    if (sub->f_next)
+        sub->f_next->f_prev = sub->f_prev;
+    f->n_subs--;
+    while (*pp != sub)
+        pp = &(*pp)->s_next;
+    *pp = sub->s_next;
+    s->n_subs--;
+    R.n_subs--;
+    while (sub->replies) {
+        struct sub_reply *r = sub->replies;
+
+        sub->replies = r->next;
+        free(r);
+    }
+    free(sub);
+    if (f->n_subs == 0)
+        filter_destroy(f, true);
+}
+
+static struct sub *sub_of(const struct session *s, const struct rfilter *f)
+{
+    struct sub *sub;
+
+    for (sub = s->subs; sub; sub = sub->s_next)
+        if (sub->f == f)
+            return sub;
+    return NULL;
+}
+
+bool router_session_holds(const struct session *s, const char *full,
+                          size_t len)
+{
+    struct rfilter *f = filter_find(full, len);
+
+    return f && sub_of(s, f);
+}
+
+void router_subscribe(struct session *s, const char *full, size_t len,
+                      int qos, const char *id, size_t id_len)
+{
+    struct rfilter *f = filter_find(full, len);
+    struct sub *sub = f ? sub_of(s, f) : NULL;
+    struct sub_reply *r;
+
+    if (!f && !(f = filter_create(full, len)))
+        goto oom;
+    if (!sub) {
+        if (!(sub = calloc(1, sizeof(*sub)))) {
+            if (!f->n_subs)
+                filter_destroy(f, false);
+            goto oom;
+        }
+        sub->f = f;
+        sub->s = s;
+        sub->f_next = f->subs;
+        if (f->subs)
+            f->subs->f_prev = sub;
+        f->subs = sub;
+        f->n_subs++;
+        sub->s_next = s->subs;
+        s->subs = sub;
+        s->n_subs++;
+        R.n_subs++;
+    }
+    sub->qos = (uint8_t)qos;
+    if (!(r = malloc(sizeof(*r) + id_len))) {
+        if (!sub->live)
+            sub_unlink(sub);
+        goto oom;
+    }
+    r->next = NULL;
+    r->qos = (uint8_t)qos;
+    r->id_len = id_len;
+    memcpy(r->id, id, id_len);
+    {
+        struct sub_reply **pp = &sub->replies;
+
+        while (*pp)
+            pp = &(*pp)->next;
+        *pp = r;
+    }
+
+    /* One SUBSCRIBE in flight per filter: holders that join while it is
+     * under way share its SUBACK and its retained replay, which reflects
+     * the broker's state after they joined. */
+    if (G.broker_up && (f->in_flight || filter_send_subscribe(f) == 0)) {
+        sub->want_gen = f->req_gen;
+        return;
+    }
+    /* Broker away: the filter is subscribed (and its retained messages
+     * replayed) when the connection comes back. */
+    sub->live = true;
+    sub_answer(sub, qos);
+    return;
+oom:
+    session_reply_error(s, id, id_len, "internal", "out of memory");
+}
+
+void router_unsubscribe(struct session *s, const char *full, size_t len)
+{
+    struct rfilter *f = filter_find(full, len);
+    struct sub *sub = f ? sub_of(s, f) : NULL;
+
+    if (!sub)
+        return;
+    /* A sub request still waiting for its SUBACK gets its one answer. */
+    sub_answer(sub, sub->qos);
+    sub_unlink(sub);
+}
+
+void router_session_gone(struct session *s)
+{
+    while (s->subs)
+        sub_unlink(s->subs);
+}
+
+void router_suback(void *ctx, int granted)
+{
+    uint32_t subid = (uint32_t)((uintptr_t)ctx >> 32);
+    uint32_t gen = (uint32_t)(uintptr_t)ctx;
+    struct rfilter *f = filter_by_id(subid);
+    struct sub *sub, *next;
+
+    if (!f || gen != f->req_gen || !f->in_flight)
+        return;
+    f->in_flight = false;
+    if (granted < 0) {
+        log_warn("broker refused subscription to %s", f->str);
+        for (sub = f->subs; sub; sub = next) {
+            next = sub->f_next;
+            if (sub->want_gen != gen)
+                continue;
+            sub_answer(sub, -1);
+            if (!sub->live) {
+                if (f->n_subs == 1) {
+                    /* the filter goes with its last holder */
+                    sub_unlink(sub);
+                    return;
+                }
+                sub_unlink(sub);
+            }
+        }
+        return;
+    }
+    f->ever_acked = true;
+    f->acked_gen = gen;
+    f->granted = (uint8_t)granted;
+    R.last_acked = f;
+    for (sub = f->subs; sub; sub = sub->f_next) {
+        if (sub->want_gen != gen)
+            continue;
+        sub->live = true;
+        sub_answer(sub, granted);
+    }
+}
+
+void router_broker_up(void)
+{
+    /* Paho does not restore subscriptions: every filter is subscribed
+     * again, and every holder gets the retained replay. */
+    for (size_t b = 0; b < ID_BUCKETS; b++)
+        for (struct rfilter *f = R.by_id[b]; f; f = f->id_next) {
+            f->in_flight = false;
+            if (filter_send_subscribe(f) < 0)
+                continue;
+            for (struct sub *sub = f->subs; sub; sub = sub->f_next)
+                sub->want_gen = f->req_gen;
+        }
+}
+
+void router_broker_down(void)
+{
+    R.last_acked = NULL;
+    for (size_t b = 0; b < ID_BUCKETS; b++)
+        for (struct rfilter *f = R.by_id[b]; f; f = f->id_next) {
+            f->in_flight = false;
+            for (struct sub *sub = f->subs; sub; sub = sub->f_next) {
+                sub->live = true;
+                sub->want_gen = 0;
+                sub_answer(sub, sub->qos);
+            }
+        }
+}
+
+size_t router_filter_count(void)
+{
+    return R.n_filters;
+}
+
+size_t router_sub_count(void)
+{
+    return R.n_subs;
+}
+
+/* ---- fan-out ------------------------------------------------------------ */
+
+struct fvec {
+    struct rfilter **v;
+    size_t n, cap;
+    struct rfilter *inline_v[32];
+};
+
+static void fvec_push(struct fvec *fv, struct rfilter *f)
+{
+    if (fv->n == fv->cap) {
+        size_t cap = fv->cap * 2;
+        struct rfilter **v = fv->v == fv->inline_v
+                                 ? malloc(cap * sizeof(*v))
+                                 : realloc(fv->v, cap * sizeof(*v));
+
+        if (!v)
+            return; /* out of memory: this match is lost, and logged */
+        if (fv->v == fv->inline_v)
+            memcpy(v, fv->inline_v, sizeof(fv->inline_v));
+        fv->v = v;
+        fv->cap = cap;
+    }
+    fv->v[fv->n++] = f;
+}
+
+/* Collects the filters matching topic t[0..len), from the level at pos. */
+static void match_walk(const struct rnode *n, const char *t, size_t len,
+                       size_t pos, bool wild_ok, struct fvec *out)
+{
+    const struct rnode *k;
+    const char *slash;
+    size_t end;
+
+    if (n->hash && n->hash->filter && wild_ok)
+        fvec_push(out, n->hash->filter);
+    if (pos > len) {
+        if (n->filter)
+            fvec_push(out, n->filter);
+        return;
+    }
+    slash = memchr(t + pos, '/', len - pos);
+    end = slash ? (size_t)(slash - t) : len;
+    if ((k = kid_find(n, t + pos, end - pos)))
+        match_walk(k, t, len, end + 1, true, out);
+    if (n->plus && wild_ok)
+        match_walk(n->plus, t, len, end + 1, true, out);
+}
+
+static int cmp_subid(const void *a, const void *b)
+{
+    uint32_t x = (*(struct rfilter *const *)a)->subid;
+    uint32_t y = (*(struct rfilter *const *)b)->subid;
+
+    return x < y ? -1 : x > y;
+}
+
+/* {"op":"msg","topic":T,BODY,"qos":Q,"retain":R} for one mount. */
+static struct frame *msg_frame(const char *topic, size_t tlen,
+                               const uint8_t *p, size_t plen,
+                               enum payload_kind kind, int qos, bool retain)
+{
+    static const char head[] = "{\"op\":\"msg\",\"topic\":\"";
+    const char *key;
+    char tail[40];
+    size_t esc_t = json_escaped_len(topic, tlen), body, tail_len, klen;
+    struct frame *f;
+    char *w;
+
+    switch (kind) {
+    case PAYLOAD_JSON:
+        key = "\",\"payload\":";
+        body = plen;
+        break;
+    case PAYLOAD_TEXT:
+        key = "\",\"text\":\"";
+        body = json_escaped_len((const char *)p, plen) + 1;
+        break;
+    default:
+        key = "\",\"base64\":\"";
+        body = base64_encoded_len(plen) + 1;
+        break;
+    }
+    klen = strlen(key);
+    tail_len = (size_t)snprintf(tail, sizeof(tail),
+                                ",\"qos\":%d,\"retain\":%s}", qos,
+                                retain ? "true" : "false");
+    f = frame_new(sizeof(head) - 1 + esc_t + klen + body + tail_len);
+    if (!f)
+        return NULL;
+    w = (char *)f->payload;
+    memcpy(w, head, sizeof(head) - 1);
+    w += sizeof(head) - 1;
+    w += json_escape(topic, tlen, w);
+    memcpy(w, key, klen);
+    w += klen;
+    switch (kind) {
+    case PAYLOAD_JSON:
+        memcpy(w, p, plen);
+        w += plen;
+        break;
+    case PAYLOAD_TEXT:
+        w += json_escape((const char *)p, plen, w);
+        *w++ = '"';
+        break;
+    default:
+        w += base64_encode(p, plen, w);
+        *w++ = '"';
+        break;
+    }
+    memcpy(w, tail, tail_len);
+    return f;
+}
+
+/* Frames of one message, built lazily once per distinct mount. */
+struct frame_set {
+    const struct mb_event *ev;
+    enum payload_kind kind;
+    bool retain;
+    size_t n;
+    struct {
+        const char *mount;
+        size_t mount_len;
+        struct frame *f;
+    } e[16];
+};
+
+static struct frame *frame_for(struct frame_set *fs, const struct session *s)
+{
+    const struct mb_event *ev = fs->ev;
+    struct frame *f;
+    size_t i;
+
+    for (i = 0; i < fs->n; i++)
+        if (fs->e[i].mount_len == s->mount_len &&
+            (s->mount_len == 0 ||
+             memcmp(fs->e[i].mount, s->mount, s->mount_len) == 0))
+            return fs->e[i].f;
+    f = msg_frame(ev->topic + s->mount_len, ev->topic_len - s->mount_len,
+                  ev->payload, ev->payload_len, fs->kind, ev->qos,
+                  fs->retain);
+    if (!f)
+        return NULL;
+    if (fs->n == sizeof(fs->e) / sizeof(fs->e[0])) {
+        /* many tenants on one topic: keep only the unmounted frame */
+        frame_unref(fs->e[fs->n - 1].f);
+        fs->n--;
+    }
+    fs->e[fs->n].mount = s->mount;
+    fs->e[fs->n].mount_len = s->mount_len;
+    fs->e[fs->n].f = f;
+    fs->n++;
+    return f;
+}
+
+static void deliver(struct frame_set *fs, struct session *s)
+{
+    struct frame *f;
+
+    if (s->close_code)
+        return;
+    if (s->mount_len && (fs->ev->topic_len <= s->mount_len ||
+                         memcmp(fs->ev->topic, s->mount, s->mount_len)))
+        return;
+    if ((f = frame_for(fs, s)))
+        session_send(s, f);
+}
+
+static bool has_subid(const struct mb_event *ev, uint32_t id)
+{
+    for (uint8_t i = 0; i < ev->n_subids; i++)
+        if (ev->subids[i] == id)
+            return true;
+    return false;
+}
+
+void router_deliver(const struct mb_event *ev)
+{
+    struct fvec fv = {.v = fv.inline_v, .n = 0, .cap = 32};
+    struct frame_set fs = {.ev = ev, .retain = ev->retained};
+    bool by_id = ev->n_subids > 0;
+    uint64_t seq = ++G.seq;
+
+    G.m.msgs_in++;
+    G.m.bytes_in += ev->payload_len;
+    match_walk(R.root, ev->topic, ev->topic_len, 0, ev->topic[0] != '$',
+               &fv);
+    if (fv.n == 0)
+        goto out;
+    fs.kind = payload_classify(ev->payload, ev->payload_len);
+
+    if (ev->retained) {
+        /* A retained message is the replay after one of our SUBSCRIBEs:
+         * it goes only to the holders that asked for that replay. MQTT 5
+         * names the subscription; with 3.1.1 it follows the last SUBACK. */
+        bool last_matches = false;
+
+        for (size_t i = 0; i < fv.n && !by_id; i++)
+            last_matches |= fv.v[i] == R.last_acked;
+        for (size_t i = 0; i < fv.n; i++) {
+            struct rfilter *f = fv.v[i];
+
+            if (by_id ? !has_subid(ev, f->subid)
+                      : last_matches && f != R.last_acked)
+                continue;
+            for (struct sub *sub = f->subs; sub; sub = sub->f_next)
+                if (sub->want_gen && sub->want_gen == f->acked_gen)
+                    deliver(&fs, sub->s);
+        }
+        goto out;
+    }
+
+    /* With MQTT 5 the broker sends one copy per matching subscription,
+     * each naming its subscription. A session takes the copy of its
+     * lowest-numbered matching filter and ignores the others; with 3.1.1
+     * the one copy goes to everyone. */
+    if (by_id && fv.n > 1)
+        qsort(fv.v, fv.n, sizeof(*fv.v), cmp_subid);
+    for (size_t i = 0; i < fv.n; i++) {
+        struct rfilter *f = fv.v[i];
+        bool mine = !by_id || has_subid(ev, f->subid);
+
+        for (struct sub *sub = f->subs; sub; sub = sub->f_next) {
+            struct session *s = sub->s;
+
+            if (!sub->live || s->stamp == seq)
+                continue;
+            s->stamp = seq;
+            if (mine)
+                deliver(&fs, s);
+        }
+    }
+out:
+    for (size_t i = 0; i < fs.n; i++)
+        frame_unref(fs.e[i].f);
+    if (fv.v != fv.inline_v)
+        free(fv.v);
+}
+
+int router_init(void)
+{
+    memset(&R, 0, sizeof(R));
+    R.root = node_new(NULL, "", 0);
+    return R.root ? 0 : -1;
+}
+
+void router_destroy(void)
+{
+    for (size_t b = 0; b < ID_BUCKETS; b++) {
+        struct rfilter *f = R.by_id[b], *next;
+
+        for (; f; f = next) {
+            next = f->id_next;
+            free(f);
+        }
+    }
+    node_free_all(R.root);
+    memset(&R, 0, sizeof(R));
+}

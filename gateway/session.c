@@ -1,0 +1,686 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acl.h"
+#include "auth.h"
+#include "frame.h"
+#include "gateway.h"
+#include "listener.h"
+#include "log.h"
+#include "payload.h"
+#include "request.h"
+#include "router.h"
+#include "session.h"
+#include "tbucket.h"
+#include "topic.h"
+#include "upstream.h"
+#include "utf8.h"
+
+/* A publish waiting for the broker's PUBACK/PUBCOMP. Owned by the upstream
+ * request until MB_PUBDONE; s is cleared when the session goes first. */
+struct pub_ctx {
+    struct pub_ctx *prev, *next;
+    struct session *s;
+    size_t id_len;
+    char id[];
+};
+
+#define ERROR_WINDOW_MS 10000
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void queue_drop(struct session *s)
+{
+    while (s->q_count) {
+        frame_unref(s->q[s->q_head]);
+        s->q_head = (s->q_head + 1) % s->q_cap;
+        s->q_count--;
+    }
+    s->q_bytes = 0;
+}
+
+void session_close(struct session *s, int code, const char *reason)
+{
+    if (s->close_code)
+        return;
+    s->close_code = code;
+    snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+    s->state = SS_CLOSING;
+    lws_sul_cancel(&s->auth_timer);
+    /* a peer that never reads cannot hold the close up for long */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 10);
+    lws_callback_on_writable(s->wsi);
+    log_debug("session %llu: closing %d (%s)", (unsigned long long)s->serial,
+              code, reason);
+}
+
+void session_send(struct session *s, struct frame *f)
+{
+    if (s->close_code)
+        return;
+    if (s->q_bytes + f->len > (size_t)G.cfg->limits.max_queue_bytes) {
+        G.m.slow_closes++;
+        queue_drop(s);
+        session_close(s, 4408, "too slow");
+        return;
+    }
+    if (s->q_count == s->q_cap) {
+        uint32_t cap = s->q_cap ? s->q_cap * 2 : 4;
+        struct frame **q = malloc(cap * sizeof(*q));
+
+        if (!q) {
+            queue_drop(s);
+            session_close(s, 1011, "out of memory");
+            return;
+        }
+        for (uint32_t i = 0; i < s->q_count; i++)
+            q[i] = s->q[(s->q_head + i) % s->q_cap];
+        free(s->q);
+        s->q = q;
+        s->q_cap = cap;
+        s->q_head = 0;
+    }
+    s->q[(s->q_head + s->q_count) % s->q_cap] = frame_ref(f);
+    s->q_count++;
+    s->q_bytes += f->len;
+    G.m.msgs_out++;
+    G.m.bytes_out += f->len;
+    if (s->q_count == 1)
+        lws_callback_on_writable(s->wsi);
+}
+
+void session_send_json(struct session *s, const char *json, size_t len)
+{
+    struct frame *f = frame_new_text(json, len);
+
+    if (!f) {
+        session_close(s, 1011, "out of memory");
+        return;
+    }
+    session_send(s, f);
+    frame_unref(f);
+}
+
+void session_reply_ok(struct session *s, const char *id, size_t id_len,
+                      const char *extra)
+{
+    char buf[1024];
+    int n;
+
+    if (id_len)
+        n = snprintf(buf, sizeof(buf), "{\"op\":\"ok\",\"id\":%.*s%s}",
+                     (int)id_len, id, extra);
+    else
+        n = snprintf(buf, sizeof(buf), "{\"op\":\"ok\"%s}", extra);
+    session_send_json(s, buf, (size_t)n);
+}
+
+void session_reply_error(struct session *s, const char *id, size_t id_len,
+                         const char *code, const char *fmt, ...)
+{
+    char msg[256], esc[256 * 6], buf[2048];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof(msg))
+        n = sizeof(msg) - 1;
+    /* the message may quote client text: keep it valid UTF-8 */
+    while (n > 0 && !utf8_valid(msg, (size_t)n))
+        n--;
+    esc[json_escape(msg, (size_t)n, esc)] = '\0';
+    if (id_len)
+        n = snprintf(buf, sizeof(buf),
+                     "{\"op\":\"error\",\"id\":%.*s,\"code\":\"%s\","
+                     "\"message\":\"%s\"}",
+                     (int)id_len, id, code, esc);
+    else
+        n = snprintf(buf, sizeof(buf),
+                     "{\"op\":\"error\",\"code\":\"%s\",\"message\":\"%s\"}",
+                     code, esc);
+    session_send_json(s, buf, (size_t)n);
+}
+
+void session_send_status(struct session *s, bool up)
+{
+    static const char st_up[] = "{\"op\":\"status\",\"broker\":\"up\"}";
+    static const char st_down[] = "{\"op\":\"status\",\"broker\":\"down\"}";
+
+    if (up)
+        session_send_json(s, st_up, sizeof(st_up) - 1);
+    else
+        session_send_json(s, st_down, sizeof(st_down) - 1);
+}
+
+/* Writes what is queued: pre-framed frames coalesced into one write, or,
+ * on a connection with an extension (permessage-deflate), one frame at a
+ * time through libwebsockets' framing. Returns -1 to close. */
+static int flush(struct session *s)
+{
+    uint8_t *out = G.scratch + LWS_PRE;
+    size_t n = 0;
+
+    if (!s->raw_ok) {
+        struct frame *f = s->q[s->q_head];
+
+        if (f->payload_len > G.scratch_size)
+            return -1;
+        memcpy(out, f->payload, f->payload_len);
+        n = f->payload_len;
+        s->q_head = (s->q_head + 1) % s->q_cap;
+        s->q_count--;
+        s->q_bytes -= f->len;
+        frame_unref(f);
+        if (lws_write(s->wsi, out, n, LWS_WRITE_TEXT) < (int)n)
+            return -1;
+        goto more;
+    }
+    if (s->q[s->q_head]->len > G.scratch_size) {
+        /* too big to coalesce: written from its own buffer, which has
+         * LWS_PRE headroom */
+        struct frame *f = s->q[s->q_head];
+        int rc;
+
+        s->q_head = (s->q_head + 1) % s->q_cap;
+        s->q_count--;
+        s->q_bytes -= f->len;
+        rc = lws_write(s->wsi, f->data, f->len, LWS_WRITE_RAW);
+        frame_unref(f);
+        if (rc < 0)
+            return -1;
+        goto more;
+    }
+    while (s->q_count) {
+        struct frame *f = s->q[s->q_head];
+
+        if (n + f->len > G.scratch_size)
+            break;
+        memcpy(out + n, f->data, f->len);
+        n += f->len;
+        s->q_head = (s->q_head + 1) % s->q_cap;
+        s->q_count--;
+        s->q_bytes -= f->len;
+        frame_unref(f);
+    }
+    if (lws_write(s->wsi, out, n, LWS_WRITE_RAW) < 0)
+        return -1;
+more:
+    if (s->q_count || s->close_code)
+        lws_callback_on_writable(s->wsi);
+    else if (s->q_cap > 64) {
+        /* a burst is over: give its ring back */
+        free(s->q);
+        s->q = NULL;
+        s->q_cap = 0;
+        s->q_head = 0;
+    }
+    return 0;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+/* An error caused by the client's request: it counts toward the error
+ * budget (limits.max_errors in 10 s). */
+static void req_error(struct session *s, const char *id, size_t id_len,
+                      const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void req_error(struct session *s, const char *id, size_t id_len,
+                      const char *code, const char *fmt, ...)
+{
+    uint64_t now = gateway_now_ms();
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    session_reply_error(s, id, id_len, code, "%s", msg);
+    if (now - s->err_window_ms >= ERROR_WINDOW_MS) {
+        s->err_window_ms = now;
+        s->err_count = 0;
+    }
+    if (++s->err_count > (uint32_t)G.cfg->limits.max_errors) {
+        G.m.error_closes++;
+        session_close(s, 4429, "too many errors");
+    }
+}
+
+/* The broker-side topic: the session's mount, then the topic. Returns a
+ * pointer to use (t itself, or *buf which the caller frees), or NULL when
+ * the whole is too long. */
+static const char *mounted(const struct session *s, const char *t,
+                           size_t len, char **buf, size_t *out_len)
+{
+    *buf = NULL;
+    *out_len = s->mount_len + len;
+    if (!s->mount_len)
+        return t;
+    if (*out_len > TOPIC_MAX_LEN || !(*buf = malloc(*out_len + 1)))
+        return NULL;
+    memcpy(*buf, s->mount, s->mount_len);
+    memcpy(*buf + s->mount_len, t, len);
+    (*buf)[*out_len] = '\0';
+    return *buf;
+}
+
+static const char *role_names(const struct session *s, char *buf,
+                              size_t len)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < s->n_roles && o + 1 < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? "," : "",
+                              s->roles[i]->name);
+    if (!s->n_roles)
+        snprintf(buf, len, "(none)");
+    return buf;
+}
+
+static void do_sub(struct session *s, const struct request *r)
+{
+    char roles[128], *buf;
+    const char *full;
+    size_t full_len;
+    int maxq = acl_subscribe_qos(s->roles, s->n_roles, s->user, r->topic,
+                                 r->topic_len);
+
+    if (maxq < 0) {
+        req_error(s, r->id, r->id_len, "forbidden",
+                  "role %s may not subscribe to %.*s",
+                  role_names(s, roles, sizeof(roles)),
+                  (int)(r->topic_len > 128 ? 128 : r->topic_len), r->topic);
+        return;
+    }
+    if (!(full = mounted(s, r->topic, r->topic_len, &buf, &full_len))) {
+        req_error(s, r->id, r->id_len, "bad_topic",
+                  "the mount and the filter together are too long");
+        return;
+    }
+    if (!router_session_holds(s, full, full_len) &&
+        s->n_subs >= (size_t)G.cfg->limits.max_subscriptions) {
+        req_error(s, r->id, r->id_len, "limit_exceeded",
+                  "at most %ld subscriptions",
+                  G.cfg->limits.max_subscriptions);
+    } else {
+        router_subscribe(s, full, full_len, r->qos < maxq ? r->qos : maxq,
+                         r->id, r->id_len);
+    }
+    free(buf);
+}
+
+static void do_unsub(struct session *s, const struct request *r)
+{
+    char *buf;
+    size_t full_len;
+    const char *full = mounted(s, r->topic, r->topic_len, &buf, &full_len);
+
+    if (full)
+        router_unsubscribe(s, full, full_len);
+    if (r->id_len)
+        session_reply_ok(s, r->id, r->id_len, "");
+    free(buf);
+}
+
+static void do_pub(struct session *s, const struct request *r)
+{
+    char roles[128], *buf;
+    const char *full;
+    size_t full_len;
+    struct pub_ctx *ctx = NULL;
+    int maxq = acl_publish_qos(s->roles, s->n_roles, s->user, r->topic,
+                               r->topic_len);
+    int qos, rc;
+
+    if (maxq < 0) {
+        req_error(s, r->id, r->id_len, "forbidden",
+                  "role %s may not publish to %.*s",
+                  role_names(s, roles, sizeof(roles)),
+                  (int)(r->topic_len > 128 ? 128 : r->topic_len), r->topic);
+        return;
+    }
+    if (!tbucket_take(&s->bucket, G.cfg->limits.publish_rate,
+                      G.cfg->limits.publish_burst, gateway_now_ms())) {
+        req_error(s, r->id, r->id_len, "rate_limited",
+                  "more than %ld publishes a second",
+                  G.cfg->limits.publish_rate);
+        return;
+    }
+    if (!(full = mounted(s, r->topic, r->topic_len, &buf, &full_len))) {
+        req_error(s, r->id, r->id_len, "bad_topic",
+                  "the mount and the topic together are too long");
+        return;
+    }
+    qos = r->qos < maxq ? r->qos : maxq;
+    if (qos > 0) {
+        if (!(ctx = malloc(sizeof(*ctx) + r->id_len))) {
+            session_reply_error(s, r->id, r->id_len, "internal",
+                                "out of memory");
+            goto out;
+        }
+        ctx->s = s;
+        ctx->id_len = r->id_len;
+        memcpy(ctx->id, r->id, r->id_len);
+    }
+    rc = upstream_publish(G.up, full, r->payload, r->payload_len, qos,
+                          r->retain, ctx);
+    G.m.pubs++;
+    if (rc < 0) {
+        free(ctx);
+        G.m.pub_errors++;
+        session_reply_error(s, r->id, r->id_len, "broker_unavailable",
+                            rc == UPSTREAM_FULL
+                                ? "the broker is away and its buffer is full"
+                                : "the broker is not reachable");
+        goto out;
+    }
+    if (ctx) {
+        ctx->prev = NULL;
+        ctx->next = s->pubs;
+        if (s->pubs)
+            s->pubs->prev = ctx;
+        s->pubs = ctx;
+    } else if (r->id_len) {
+        session_reply_ok(s, r->id, r->id_len, "");
+    }
+out:
+    free(buf);
+}
+
+void session_pubdone(void *ctxp, int code)
+{
+    struct pub_ctx *ctx = ctxp;
+    struct session *s = ctx->s;
+
+    if (s) {
+        if (ctx->prev)
+            ctx->prev->next = ctx->next;
+        else
+            s->pubs = ctx->next;
+        if (ctx->next)
+            ctx->next->prev = ctx->prev;
+        if (code == PUBDONE_OK) {
+            if (ctx->id_len)
+                session_reply_ok(s, ctx->id, ctx->id_len, "");
+        } else {
+            G.m.pub_errors++;
+            if (code == PUBDONE_REJECTED)
+                session_reply_error(s, ctx->id, ctx->id_len,
+                                    "broker_rejected",
+                                    "the broker refused the message");
+            else
+                session_reply_error(s, ctx->id, ctx->id_len,
+                                    "broker_unavailable",
+                                    "the broker connection was lost before "
+                                    "it acknowledged the message");
+        }
+    }
+    free(ctx);
+}
+
+/* Makes s an authenticated session of user with the named roles; sends
+ * the ok (when id) and the status. Returns -1 (and replies) when the roles
+ * cannot be combined. */
+int session_authenticate(struct session *s, const char *user,
+                         const struct cfg_role **roles, size_t n_roles,
+                         const char *id, size_t id_len)
+{
+    char *mount = NULL, *u;
+    const struct cfg_role **r = NULL;
+
+    if (acl_mount(roles, n_roles, user, &mount) < 0) {
+        log_info("session %llu: user %s: roles with different mounts, or "
+                 "a user name a mount cannot carry",
+                 (unsigned long long)s->serial, user);
+        return -1;
+    }
+    if (!(u = strdup(user)) ||
+        (n_roles && !(r = malloc(n_roles * sizeof(*r))))) {
+        free(u);
+        free(mount);
+        return -1;
+    }
+    if (n_roles)
+        memcpy(r, roles, n_roles * sizeof(*r));
+    free(s->user);
+    free(s->mount);
+    free(s->roles);
+    s->user = u;
+    s->roles = r;
+    s->n_roles = n_roles;
+    s->mount = mount;
+    s->mount_len = mount ? strlen(mount) : 0;
+    s->state = SS_AUTHED;
+    lws_sul_cancel(&s->auth_timer);
+    if (id) {
+        char extra[2800], names[900];
+        size_t o = 0;
+
+        names[0] = '\0';
+        for (size_t i = 0; i < n_roles && o + 70 < sizeof(names); i++)
+            o += (size_t)snprintf(names + o, sizeof(names) - o, "%s\"%s\"",
+                                  i ? "," : "", roles[i]->name);
+        char ue[256 * 6];
+        size_t ul = strlen(user) > 255 ? 255 : strlen(user);
+
+        ue[json_escape(user, ul, ue)] = '\0';
+        snprintf(extra, sizeof(extra), ",\"user\":\"%s\",\"roles\":[%s]", ue,
+                 names);
+        session_reply_ok(s, id, id_len, extra);
+    }
+    session_send_status(s, G.broker_up);
+    return 0;
+}
+
+static void handle(struct session *s, const char *buf, size_t len)
+{
+    struct request r;
+    char msg[256];
+    enum req_err e = request_decode(buf, len, &r, msg, sizeof(msg));
+
+    if (e != RQ_OK) {
+        req_error(s, r.id, r.id_len, request_err_code(e), "%s", msg);
+        goto out;
+    }
+    if (r.op == OP_PING) {
+        char pong[512];
+        int n = r.id_len ? snprintf(pong, sizeof(pong),
+                                    "{\"op\":\"pong\",\"id\":%.*s}",
+                                    (int)r.id_len, r.id)
+                         : snprintf(pong, sizeof(pong), "{\"op\":\"pong\"}");
+
+        session_send_json(s, pong, (size_t)n);
+        goto out;
+    }
+    if (r.op == OP_AUTH) {
+        auth_request(s, &r);
+        goto out;
+    }
+    if (s->state != SS_AUTHED) {
+        req_error(s, r.id, r.id_len, "unauthenticated",
+                  "authenticate first");
+        goto out;
+    }
+    switch (r.op) {
+    case OP_SUB:
+        do_sub(s, &r);
+        break;
+    case OP_UNSUB:
+        do_unsub(s, &r);
+        break;
+    case OP_PUB:
+        do_pub(s, &r);
+        break;
+    default:
+        break;
+    }
+out:
+    request_clear(&r);
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static void receive(struct session *s, const char *in, size_t len)
+{
+    struct lws *wsi = s->wsi;
+    size_t max = (size_t)G.cfg->limits.max_message_bytes;
+    bool complete = lws_is_final_fragment(wsi);
+
+    if (s->close_code)
+        return;
+    if (lws_frame_is_binary(wsi)) {
+        session_close(s, 1003, "binary frames are not accepted");
+        return;
+    }
+    if (s->rx_len + len > max) {
+        session_close(s, 1009, "message too big");
+        return;
+    }
+    if (complete && s->rx_len == 0) {
+        if (!utf8_valid(in, len)) {
+            session_close(s, 1007, "invalid UTF-8");
+            return;
+        }
+        handle(s, in, len);
+        return;
+    }
+    if (s->rx_len + len > s->rx_cap) {
+        size_t cap = s->rx_cap ? s->rx_cap : 1024;
+        char *rx;
+
+        while (cap < s->rx_len + len)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        if (!(rx = realloc(s->rx, cap))) {
+            session_close(s, 1011, "out of memory");
+            return;
+        }
+        s->rx = rx;
+        s->rx_cap = cap;
+    }
+    memcpy(s->rx + s->rx_len, in, len);
+    s->rx_len += len;
+    if (!complete)
+        return;
+    if (!utf8_valid(s->rx, s->rx_len)) {
+        session_close(s, 1007, "invalid UTF-8");
+    } else {
+        handle(s, s->rx, s->rx_len);
+    }
+    s->rx_len = 0;
+    if (s->rx_cap > 4096) {
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_cap = 0;
+    }
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void auth_timeout(lws_sorted_usec_list_t *sul)
+{
+    struct session *s = lws_container_of(sul, struct session, auth_timer);
+
+    if (s->state == SS_OPENING)
+        session_close(s, 4401, "authentication timeout");
+}
+
+static void opened(struct session *s, struct lws *wsi)
+{
+    static uint64_t serial;
+    const struct listener *lis = lws_vhost_user(lws_get_vhost(wsi));
+
+    memset(s, 0, sizeof(*s));
+    s->wsi = wsi;
+    s->serial = ++serial;
+    s->state = SS_OPENING;
+    s->raw_ok = !(lis && lis->cfg->compression);
+    tbucket_init(&s->bucket, G.cfg->limits.publish_burst, gateway_now_ms());
+    s->next = G.sessions;
+    if (G.sessions)
+        G.sessions->prev = s;
+    G.sessions = s;
+    G.n_sessions++;
+    G.m.sessions_total++;
+
+    session_send_json(s, auth_hello(), strlen(auth_hello()));
+    if (auth_handshake(s) == 0)
+        return;
+    if (G.cfg->auth.anonymous_role) {
+        const struct cfg_role *role =
+            config_role(G.cfg, G.cfg->auth.anonymous_role);
+
+        if (role && session_authenticate(s, "anonymous", &role, 1, NULL,
+                                         0) == 0) {
+            s->anonymous = true;
+            return;
+        }
+    }
+    lws_sul_schedule(G.ctx, 0, &s->auth_timer, auth_timeout,
+                     (lws_usec_t)G.cfg->auth.timeout_s * LWS_US_PER_SEC);
+}
+
+static void closed(struct session *s)
+{
+    lws_sul_cancel(&s->auth_timer);
+    router_session_gone(s);
+    for (struct pub_ctx *p = s->pubs; p; p = p->next)
+        p->s = NULL;
+    s->pubs = NULL;
+    queue_drop(s);
+    free(s->q);
+    free(s->rx);
+    free(s->user);
+    free(s->roles);
+    free(s->mount);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        G.sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    G.n_sessions--;
+    s->wsi = NULL;
+}
+
+int session_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                     void *user, void *in, size_t len)
+{
+    struct session *s = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        opened(s, wsi);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        receive(s, in, len);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (s->q_count)
+            return flush(s);
+        if (s->close_code) {
+            lws_close_reason(wsi, (enum lws_close_status)s->close_code,
+                             (unsigned char *)s->close_reason,
+                             strlen(s->close_reason));
+            return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        if (s->wsi)
+            closed(s);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        gateway_drain();
+        return 0;
+    default:
+        return listener_http_callback(wsi, reason, user, in, len);
+    }
+}

@@ -1,0 +1,91 @@
+/* One browser session: its state, its roles, its subscriptions and its
+ * bounded send queue. Service thread only. */
+#ifndef MQG_SESSION_H
+#define MQG_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "config.h"
+#include "tbucket.h"
+
+struct frame;
+struct sub;
+struct pub_ctx;
+
+enum session_state { SS_OPENING, SS_AUTHED, SS_CLOSING };
+
+struct session {
+    struct lws *wsi;
+    struct session *prev, *next;      /* G.sessions */
+    uint64_t serial;
+    enum session_state state;
+    bool anonymous;
+    bool raw_ok;                      /* pre-framed writes allowed */
+    char *user;
+    const struct cfg_role **roles;    /* into G.cfg */
+    size_t n_roles;
+    char *mount;                      /* NULL: none */
+    size_t mount_len;
+    struct sub *subs;                 /* this session's subscriptions */
+    size_t n_subs;
+    struct pub_ctx *pubs;             /* publishes awaiting the broker */
+    /* send queue: a ring of shared frames */
+    struct frame **q;
+    uint32_t q_head, q_count, q_cap;
+    size_t q_bytes;
+    /* a message being assembled from fragments */
+    char *rx;
+    size_t rx_len, rx_cap;
+    bool rx_discard;
+    uint64_t stamp;                   /* G.seq of the last delivery */
+    uint64_t err_window_ms;
+    uint32_t err_count;
+    int close_code;                   /* 0: open */
+    char close_reason[96];
+    struct tbucket bucket;            /* publish rate */
+    lws_sorted_usec_list_t auth_timer;
+};
+
+/* The libwebsockets protocol callback of the "mqgate.v1" protocol. */
+int session_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                     void *user, void *in, size_t len);
+
+/* Queues frame for s, taking a new reference. Closes s with 4408 when its
+ * queue would pass limits.max_queue_bytes. */
+void session_send(struct session *s, struct frame *f);
+
+/* Queues a frame holding a copy of json[0..len). */
+void session_send_json(struct session *s, const char *json, size_t len);
+
+/* Queues {"op":"ok","id":ID,...extra}; extra is "" or starts with ','. */
+void session_reply_ok(struct session *s, const char *id, size_t id_len,
+                      const char *extra);
+
+/* Queues an error frame with code and a message. */
+void session_reply_error(struct session *s, const char *id, size_t id_len,
+                         const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Closes s with code after its queued frames are written. */
+void session_close(struct session *s, int code, const char *reason);
+
+/* Sends the status frame for the broker state. */
+void session_send_status(struct session *s, bool up);
+
+/* Makes s an authenticated session of user with roles (copied); replies ok
+ * with user and roles when id is not NULL, then sends the status. Returns
+ * -1, changing nothing, when the roles carry different mounts or the user
+ * cannot fill the mount's %u. */
+int session_authenticate(struct session *s, const char *user,
+                         const struct cfg_role **roles, size_t n_roles,
+                         const char *id, size_t id_len);
+
+/* A publish of s completed (MB_PUBDONE): ctx from the publish, code one of
+ * PUBDONE_*. Frees ctx. */
+void session_pubdone(void *ctx, int code);
+
+#endif

@@ -1,0 +1,57 @@
+/* The shared MQTT connection to the broker (Paho MQTTAsync). Requests are
+ * made from the service thread; every outcome arrives through the mailbox.
+ * Reconnects with backoff and jitter, walking broker.uris in order. */
+#ifndef MQG_UPSTREAM_H
+#define MQG_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct upstream;
+struct mailbox;
+
+/* Creates the client for cfg->broker; does not connect yet. NULL on
+ * failure (logged). */
+struct upstream *upstream_new(const struct config *cfg, struct mailbox *mb);
+
+/* Starts (or restarts after a loss) connecting. */
+void upstream_connect(struct upstream *up);
+
+/* The mailbox told of MB_CONNECT_FAILED or MB_CONN_LOST: returns the delay
+ * in ms before the next attempt, moving to the next URI. */
+uint32_t upstream_retry_delay(struct upstream *up, bool was_connected);
+
+/* The mailbox told of MB_CONNECTED. */
+void upstream_connected(struct upstream *up);
+
+bool upstream_is_v5(const struct upstream *up);
+
+/* SUBSCRIBE at QoS 2 with subscription identifier subid (MQTT 5). The
+ * outcome comes as MB_SUBACK with ctx. Returns -1 when the request could
+ * not be made (not connected). */
+int upstream_subscribe(struct upstream *up, const char *filter,
+                       uint32_t subid, void *ctx);
+
+void upstream_unsubscribe(struct upstream *up, const char *filter);
+
+/* Publishes; the outcome comes as MB_PUBDONE with ctx: code 0 when the
+ * broker has it (QoS 1: PUBACK, QoS 2: PUBCOMP), else an error. For QoS 0
+ * no event comes. Returns 0, UPSTREAM_FULL when the buffer for a missing
+ * broker is full, or -1 on another failure. */
+#define UPSTREAM_FULL (-2)
+int upstream_publish(struct upstream *up, const char *topic,
+                     const void *payload, size_t len, int qos, bool retain,
+                     void *ctx);
+
+/* Disconnects (waiting at most timeout_ms) and frees. */
+void upstream_free(struct upstream *up, int timeout_ms);
+
+/* Publish outcome codes carried in MB_PUBDONE. */
+#define PUBDONE_OK 0
+#define PUBDONE_REJECTED 1     /* MQTT 5 reason code >= 0x80 */
+#define PUBDONE_FAILED 2       /* lost with the connection */
+
+#endif
