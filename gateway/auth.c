@@ -1,20 +1,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth.h"
+#include "auth_jwt.h"
 #include "gateway.h"
 #include "log.h"
+#include "payload.h"
 #include "request.h"
 #include "session.h"
 
+#define HANDSHAKE_TOKEN_MAX 8192
+
 static char hello[256];
+static struct jwt_verifier *verifier;
 
 int auth_init(const struct config *cfg)
 {
     const char *methods[2];
     size_t n = 0, o;
 
+    if (cfg->auth.jwt && !(verifier = jwt_verifier_new(cfg->auth.jwt)))
+        return -1;
     if (cfg->auth.users_file)
         methods[n++] = "\"password\"";
     if (cfg->auth.jwt)
@@ -26,29 +34,172 @@ int auth_init(const struct config *cfg)
     for (size_t i = 0; i < n; i++)
         o += (size_t)snprintf(hello + o, sizeof(hello) - o, "%s%s",
                               i ? "," : "", methods[i]);
-    snprintf(hello + o, sizeof(hello) - o, "]}");
+    snprintf(hello + o, sizeof(hello) - o, "]");
     return 0;
 }
 
 void auth_destroy(void)
 {
+    jwt_verifier_free(verifier);
+    verifier = NULL;
 }
 
-const char *auth_hello(void)
+/* "user":U,"roles":[...] of an authenticated session, into out. */
+size_t auth_identity_json(const struct session *s, char *out, size_t len)
 {
-    return hello;
+    char ue[256 * 6 + 1];
+    size_t ul = strlen(s->user), o;
+
+    if (ul > 256)
+        ul = 256;
+    ue[json_escape(s->user, ul, ue)] = '\0';
+    o = (size_t)snprintf(out, len, "\"user\":\"%s\",\"roles\":[", ue);
+    for (size_t i = 0; i < s->n_roles && o < len; i++)
+        o += (size_t)snprintf(out + o, len - o, "%s\"%s\"", i ? "," : "",
+                              s->roles[i]->name);
+    if (o < len)
+        o += (size_t)snprintf(out + o, len - o, "]");
+    return o < len ? o : len - 1;
+}
+
+void auth_send_hello(struct session *s)
+{
+    char buf[4096];
+    size_t n = strlen(hello);
+
+    memcpy(buf, hello, n);
+    if (s->state == SS_AUTHED && !s->anonymous) {
+        buf[n++] = ',';
+        n += auth_identity_json(s, buf + n, sizeof(buf) - n - 2);
+    }
+    buf[n++] = '}';
+    session_send_json(s, buf, n);
+}
+
+static void expired(lws_sorted_usec_list_t *sul)
+{
+    struct session *s = lws_container_of(sul, struct session, exp_timer);
+
+    session_reply_error(s, NULL, 0, "token_expired",
+                        "the session's token expired");
+    session_close(s, 4401, "token expired");
+}
+
+static void arm_expiry(struct session *s, time_t exp)
+{
+    time_t now = time(NULL);
+    lws_usec_t us = exp > now ? (lws_usec_t)(exp - now) * LWS_US_PER_SEC : 0;
+
+    s->token_exp = exp;
+    lws_sul_schedule(G.ctx, 0, &s->exp_timer, expired, us);
+}
+
+/* The token the handshake carries: Authorization: Bearer, the cookie,
+ * or (when allowed) ?token=. */
+static int handshake_token(struct lws *wsi, char *buf, size_t len)
+{
+    size_t max = len;
+    int n;
+
+    n = lws_hdr_copy(wsi, buf, (int)len, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 7 && strncasecmp(buf, "Bearer ", 7) == 0) {
+        memmove(buf, buf + 7, (size_t)n - 6);
+        return 0;
+    }
+    if (lws_http_cookie_get(wsi, G.cfg->auth.cookie, buf, &max) == 0 &&
+        max > 0)
+        return 0;
+    if (G.cfg->auth.allow_query_token &&
+        lws_get_urlarg_by_name(wsi, "token=", buf, (int)len))
+        return 0;
+    return -1;
 }
 
 int auth_handshake(struct session *s)
 {
-    (void)s;
-    return -1;
+    struct jwt_identity id;
+    char *token, why[128];
+    int rc = -1;
+
+    if (!verifier)
+        return -1;
+    if (!(token = malloc(HANDSHAKE_TOKEN_MAX)))
+        return -1;
+    if (handshake_token(s->wsi, token, HANDSHAKE_TOKEN_MAX) < 0)
+        goto out;
+    if (jwt_verify_token(verifier, G.cfg, token, &id, why, sizeof(why)) < 0) {
+        log_info("session %llu: handshake token refused: %s",
+                 (unsigned long long)s->serial, why);
+        goto out;
+    }
+    rc = session_set_identity(s, id.user, id.roles, id.n_roles);
+    if (rc == 0)
+        arm_expiry(s, id.exp);
+    jwt_identity_clear(&id);
+out:
+    free(token);
+    return rc;
+}
+
+static void refuse(struct session *s, const struct request *r,
+                   const char *why)
+{
+    session_reply_error(s, r->id, r->id_len, "auth_failed", "%s", why);
+    session_close(s, 4401, "authentication failed");
 }
 
 void auth_request(struct session *s, const struct request *r)
 {
-    session_reply_error(s, r->id, r->id_len, "auth_failed",
-                        "no authentication method is configured");
-    if (s->state != SS_AUTHED)
-        session_close(s, 4401, "authentication failed");
+    struct jwt_identity id;
+    char why[128];
+
+    if (r->token) {
+        if (!verifier) {
+            refuse(s, r, "token authentication is not configured");
+            return;
+        }
+        if (jwt_verify_token(verifier, G.cfg, r->token, &id, why,
+                             sizeof(why)) < 0) {
+            log_info("session %llu: token refused: %s",
+                     (unsigned long long)s->serial, why);
+            refuse(s, r, why);
+            return;
+        }
+        if (s->state == SS_AUTHED && !s->anonymous) {
+            /* a refresh: the same user only */
+            if (strcmp(id.user, s->user) != 0) {
+                session_reply_error(s, r->id, r->id_len, "forbidden",
+                                    "a token for another user");
+            } else {
+                arm_expiry(s, id.exp);
+                if (r->id_len) {
+                    char extra[3000];
+
+                    extra[0] = ',';
+                    auth_identity_json(s, extra + 1, sizeof(extra) - 1);
+                    session_reply_ok(s, r->id, r->id_len, extra);
+                }
+            }
+            jwt_identity_clear(&id);
+            return;
+        }
+        if (session_set_identity(s, id.user, id.roles, id.n_roles) < 0) {
+            jwt_identity_clear(&id);
+            refuse(s, r, "the roles of this user cannot be combined");
+            return;
+        }
+        s->anonymous = false;
+        arm_expiry(s, id.exp);
+        jwt_identity_clear(&id);
+        session_authenticated(s, r->id, r->id_len);
+        log_info("session %llu: user %s authenticated by token",
+                 (unsigned long long)s->serial, s->user);
+        return;
+    }
+    if (r->user || r->password) {
+        refuse(s, r, "password authentication is not configured");
+        return;
+    }
+    session_reply_error(s, r->id, r->id_len, "bad_request",
+                        "auth needs token, or user and password");
 }

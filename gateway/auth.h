@@ -1,7 +1,9 @@
-/* Session authentication (protocol.md § Authentication). The methods
- * themselves (JWT, users file with TOTP) plug in here. Service thread. */
+/* Session authentication (protocol.md § Authentication): the hello, the
+ * handshake token, auth requests, token expiry. Service thread. */
 #ifndef MQG_AUTH_H
 #define MQG_AUTH_H
+
+#include <stddef.h>
 
 struct session;
 struct request;
@@ -11,16 +13,20 @@ struct config;
 int auth_init(const struct config *cfg);
 void auth_destroy(void);
 
-/* The hello frame for this configuration. */
-const char *auth_hello(void);
+/* Sends the hello frame; with "user" and "roles" when the handshake
+ * authenticated s. */
+void auth_send_hello(struct session *s);
 
-/* Authenticates s from its handshake (cookie, Authorization header, query
- * token) when it carries credentials. Returns 0 when s is authenticated,
- * -1 otherwise. */
+/* Writes "user":U,"roles":[...] for s into out. Returns its length. */
+size_t auth_identity_json(const struct session *s, char *out, size_t len);
+
+/* Authenticates s from its handshake (Authorization: Bearer, cookie, query
+ * token when allowed). Returns 0 when s now has an identity, -1 when the
+ * handshake carried no valid token. */
 int auth_handshake(struct session *s);
 
-/* Handles an auth request: replies ok or error (auth_failed, then close
- * 4401; forbidden for another user's token). */
+/* Handles an auth request: ok, or error auth_failed then close 4401, or
+ * forbidden for another user's token on an authenticated session. */
 void auth_request(struct session *s, const struct request *r);
 
 #endif

@@ -49,6 +49,7 @@ void session_close(struct session *s, int code, const char *reason)
     snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
     s->state = SS_CLOSING;
     lws_sul_cancel(&s->auth_timer);
+    lws_sul_cancel(&s->exp_timer);
     /* a peer that never reads cannot hold the close up for long */
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 10);
     lws_callback_on_writable(s->wsi);
@@ -425,12 +426,8 @@ void session_pubdone(void *ctxp, int code)
     free(ctx);
 }
 
-/* Makes s an authenticated session of user with the named roles; sends
- * the ok (when id) and the status. Returns -1 (and replies) when the roles
- * cannot be combined. */
-int session_authenticate(struct session *s, const char *user,
-                         const struct cfg_role **roles, size_t n_roles,
-                         const char *id, size_t id_len)
+int session_set_identity(struct session *s, const char *user,
+                         const struct cfg_role **roles, size_t n_roles)
 {
     char *mount = NULL, *u;
     const struct cfg_role **r = NULL;
@@ -449,6 +446,10 @@ int session_authenticate(struct session *s, const char *user,
     }
     if (n_roles)
         memcpy(r, roles, n_roles * sizeof(*r));
+    /* Filters held under another identity belong to it. */
+    if (s->subs && (!s->user || strcmp(s->user, u) != 0 ||
+                    (s->mount && (!mount || strcmp(s->mount, mount)))))
+        router_session_gone(s);
     free(s->user);
     free(s->mount);
     free(s->roles);
@@ -459,24 +460,19 @@ int session_authenticate(struct session *s, const char *user,
     s->mount_len = mount ? strlen(mount) : 0;
     s->state = SS_AUTHED;
     lws_sul_cancel(&s->auth_timer);
-    if (id) {
-        char extra[2800], names[900];
-        size_t o = 0;
+    return 0;
+}
 
-        names[0] = '\0';
-        for (size_t i = 0; i < n_roles && o + 70 < sizeof(names); i++)
-            o += (size_t)snprintf(names + o, sizeof(names) - o, "%s\"%s\"",
-                                  i ? "," : "", roles[i]->name);
-        char ue[256 * 6];
-        size_t ul = strlen(user) > 255 ? 255 : strlen(user);
+void session_authenticated(struct session *s, const char *id, size_t id_len)
+{
+    if (id_len) {
+        char extra[3000];
 
-        ue[json_escape(user, ul, ue)] = '\0';
-        snprintf(extra, sizeof(extra), ",\"user\":\"%s\",\"roles\":[%s]", ue,
-                 names);
+        extra[0] = ',';
+        auth_identity_json(s, extra + 1, sizeof(extra) - 1);
         session_reply_ok(s, id, id_len, extra);
     }
     session_send_status(s, G.broker_up);
-    return 0;
 }
 
 static void handle(struct session *s, const char *buf, size_t len)
@@ -611,19 +607,23 @@ static void opened(struct session *s, struct lws *wsi)
     G.n_sessions++;
     G.m.sessions_total++;
 
-    session_send_json(s, auth_hello(), strlen(auth_hello()));
-    if (auth_handshake(s) == 0)
+    if (auth_handshake(s) == 0) {
+        auth_send_hello(s);
+        session_send_status(s, G.broker_up);
         return;
+    }
     if (G.cfg->auth.anonymous_role) {
         const struct cfg_role *role =
             config_role(G.cfg, G.cfg->auth.anonymous_role);
 
-        if (role && session_authenticate(s, "anonymous", &role, 1, NULL,
-                                         0) == 0) {
+        if (role && session_set_identity(s, "anonymous", &role, 1) == 0) {
             s->anonymous = true;
+            auth_send_hello(s);
+            session_send_status(s, G.broker_up);
             return;
         }
     }
+    auth_send_hello(s);
     lws_sul_schedule(G.ctx, 0, &s->auth_timer, auth_timeout,
                      (lws_usec_t)G.cfg->auth.timeout_s * LWS_US_PER_SEC);
 }
@@ -631,6 +631,7 @@ static void opened(struct session *s, struct lws *wsi)
 static void closed(struct session *s)
 {
     lws_sul_cancel(&s->auth_timer);
+    lws_sul_cancel(&s->exp_timer);
     router_session_gone(s);
     for (struct pub_ctx *p = s->pubs; p; p = p->next)
         p->s = NULL;

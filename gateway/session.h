@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <libwebsockets.h>
 
@@ -48,6 +49,8 @@ struct session {
     char close_reason[96];
     struct tbucket bucket;            /* publish rate */
     lws_sorted_usec_list_t auth_timer;
+    lws_sorted_usec_list_t exp_timer;  /* token expiry */
+    time_t token_exp;
 };
 
 /* The libwebsockets protocol callback of the "mqgate.v1" protocol. */
@@ -76,13 +79,15 @@ void session_close(struct session *s, int code, const char *reason);
 /* Sends the status frame for the broker state. */
 void session_send_status(struct session *s, bool up);
 
-/* Makes s an authenticated session of user with roles (copied); replies ok
- * with user and roles when id is not NULL, then sends the status. Returns
- * -1, changing nothing, when the roles carry different mounts or the user
- * cannot fill the mount's %u. */
-int session_authenticate(struct session *s, const char *user,
-                         const struct cfg_role **roles, size_t n_roles,
-                         const char *id, size_t id_len);
+/* Gives s the identity user with roles (copied) and marks it
+ * authenticated, sending nothing. Returns -1, changing nothing, when the
+ * roles carry different mounts or the user cannot fill the mount's %u. */
+int session_set_identity(struct session *s, const char *user,
+                         const struct cfg_role **roles, size_t n_roles);
+
+/* Replies ok with user and roles (when id_len) and sends the status. */
+void session_authenticated(struct session *s, const char *id,
+                           size_t id_len);
 
 /* A publish of s completed (MB_PUBDONE): ctx from the publish, code one of
  * PUBDONE_*. Frees ctx. */
