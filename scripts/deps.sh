@@ -1,0 +1,32 @@
+# Debian 12 packages mqgate needs to build, run its demo and run its tests.
+# Sourced by demo.sh and test.sh.
+MQG_BUILD_DEPS="build-essential autoconf automake libtool pkg-config \
+libwebsockets-dev libpaho-mqtt-dev libjansson-dev check libjwt-dev \
+liboath-dev libcrypt-dev libsystemd-dev libssl-dev"
+MQG_RUN_DEPS="mosquitto mosquitto-clients python3 python3-paho-mqtt openssl"
+MQG_TEST_DEPS="valgrind curl"
+
+mqg_install() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "run as root (it installs Debian packages with apt-get)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends "$@"
+}
+
+# Builds into the source tree with the given configure flags, once per set
+# of flags.
+mqg_build() {
+    if [ ! -x configure ] || [ configure.ac -nt configure ] ||
+       [ Makefile.am -nt configure ]; then
+        autoreconf -fi
+    fi
+    if [ ! -f Makefile ] || [ "$(cat .mqg-configured 2>/dev/null)" != "$*" ]; then
+        ./configure "$@"
+        echo "$*" > .mqg-configured
+    fi
+    make -j"$(nproc)"
+}
