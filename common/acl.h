@@ -8,13 +8,15 @@
 
 #include "config.h"
 
-/* True when user may replace %u: not empty, no '/', '+', '#' or U+0000. */
+/* True when user may replace %u: not empty, no '/', '+', '#' or U+0000,
+ * and valid UTF-8. */
 int acl_user_safe(const char *user, size_t len);
 
 /* The highest max_qos among roles with a subscribe pattern that covers the
  * (mount-relative, valid) filter, or -1 when none does. A pattern using %u
- * never matches when the user is unsafe. "$share/..." is covered only by a
- * pattern that itself starts with "$share/". */
+ * never matches when the user is unsafe, or when the expansion starts
+ * with '$' only because the user name does. "$share/..." is covered only
+ * by a pattern that itself starts with "$share/". */
 int acl_subscribe_qos(const struct cfg_role *const *roles, size_t n,
                       const char *user, const char *filter, size_t flen);
 
@@ -25,14 +27,15 @@ int acl_publish_qos(const struct cfg_role *const *roles, size_t n,
 
 /* The session's mount with %u expanded. Returns 0 and sets *mount to a
  * malloc'd string (caller frees) or NULL when no role has a mount; returns
- * -1 when the roles carry different mounts or the mount uses %u and the
- * user is unsafe. */
+ * -1 when the roles carry different mounts (a role without one counts as
+ * ""), or the mount uses %u and the user is unsafe (or makes it start with
+ * '$'), or out of memory. */
 int acl_mount(const struct cfg_role *const *roles, size_t n,
               const char *user, char **mount);
 
-/* Expands %u in pattern with user into out (outlen bytes). Returns the
- * length written, or -1 when it does not fit or the user is unsafe and the
- * pattern uses %u. */
+/* Expands %u in pattern with user into out (outlen bytes, NUL-terminated).
+ * Returns the length written (without the NUL), or -1 when it does not fit
+ * or the user is unsafe and the pattern uses %u. */
 long acl_expand(const char *pattern, const char *user, char *out,
                 size_t outlen);
 

@@ -200,7 +200,7 @@ enum req_err request_decode(const char *frame, size_t len,
     size_t i;
 
     memset(req, 0, sizeof(*req));
-    root = json_loadb(frame, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+    root = json_loadb(frame, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
                       &jerr);
     if (!root) {
         /* jansson refuses some valid JSON texts (duplicate keys, integers

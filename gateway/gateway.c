@@ -7,6 +7,7 @@
 
 #include "auth.h"
 #include "gateway.h"
+#include "ipcount.h"
 #include "listener.h"
 #include "log.h"
 #include "router.h"
@@ -152,7 +153,8 @@ int gateway_run(struct config *cfg, const char *config_path)
 
     G.scratch_size = 64 * 1024;
     if (!(G.scratch = malloc(LWS_PRE + G.scratch_size)) ||
-        mailbox_init(&G.mbox) < 0 || router_init() < 0 ||
+        !(G.ipc = ipcount_new()) || mailbox_init(&G.mbox) < 0 ||
+        router_init() < 0 ||
         auth_init(cfg) < 0 || install_signals() < 0) {
         log_error("cannot initialise");
         goto out;
@@ -207,6 +209,7 @@ out:
     auth_destroy();
     mailbox_destroy(&G.mbox);
     free(G.scratch);
+    ipcount_free(G.ipc);
     config_free(G.cfg);
     return rc;
 }

@@ -13,6 +13,7 @@
 struct lws_context;
 struct session;
 struct upstream;
+struct ipcount;
 
 #define MQG_SERVER "mqgate/" PACKAGE_VERSION
 
@@ -33,6 +34,7 @@ struct gateway {
     struct upstream *up;
     struct session *sessions;        /* every open session */
     long n_sessions;
+    struct ipcount *ipc;             /* sessions per client address */
     bool broker_up;
     uint64_t seq;                    /* per delivered broker message */
     uint8_t *scratch;                /* write coalescing, LWS_PRE + size */

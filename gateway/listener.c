@@ -5,8 +5,10 @@
 
 #include "gateway.h"
 #include "listener.h"
+#include "ipcount.h"
 #include "log.h"
 #include "metrics.h"
+#include "origin.h"
 #include "router.h"
 #include "session.h"
 
@@ -209,16 +211,39 @@ static bool protocol_offered(struct lws *wsi)
 
 static int confirm_upgrade(struct lws *wsi, const struct listener *l)
 {
-    char uri[1024];
+    const struct config *cfg = G.cfg;
+    char uri[1024], origin[512], host[512], ip[IPCOUNT_KEY_MAX];
     int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 
     if (n <= 0 || strcmp(uri, l->cfg->path) != 0) {
         respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
         return 1;
     }
+    /* A browser always sends Origin; a client without one is not a
+     * browser and cannot be driven by another site. */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0) {
+        if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0 ||
+            !origin_allowed(origin,
+                            lws_hdr_copy(wsi, host, sizeof(host),
+                                         WSI_TOKEN_HOST) > 0
+                                ? host
+                                : NULL,
+                            l->cfg->tls != NULL, cfg->origins,
+                            cfg->n_origins, cfg->origins_set)) {
+            respond_text(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed\n");
+            return 1;
+        }
+    }
     if (!protocol_offered(wsi)) {
         respond_text(wsi, HTTP_STATUS_BAD_REQUEST,
                      "subprotocol " WS_PROTOCOL " required\n");
+        return 1;
+    }
+    lws_get_peer_simple(wsi, ip, sizeof(ip));
+    if (G.n_sessions >= cfg->limits.max_connections ||
+        ipcount_get(G.ipc, ip) >= (uint32_t)cfg->limits.max_connections_per_ip) {
+        respond_text(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                     "too many connections\n");
         return 1;
     }
     return 0;

@@ -6,6 +6,7 @@
 #include "acl.h"
 #include "auth.h"
 #include "frame.h"
+#include "ipcount.h"
 #include "gateway.h"
 #include "listener.h"
 #include "log.h"
@@ -606,6 +607,8 @@ static void opened(struct session *s, struct lws *wsi)
     G.sessions = s;
     G.n_sessions++;
     G.m.sessions_total++;
+    lws_get_peer_simple(wsi, s->ip, sizeof(s->ip));
+    ipcount_inc(G.ipc, s->ip);
 
     if (auth_handshake(s) == 0) {
         auth_send_hello(s);
@@ -649,6 +652,7 @@ static void closed(struct session *s)
     if (s->next)
         s->next->prev = s->prev;
     G.n_sessions--;
+    ipcount_dec(G.ipc, s->ip);
     s->wsi = NULL;
 }
 

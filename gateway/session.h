@@ -23,6 +23,7 @@ struct session {
     struct lws *wsi;
     struct session *prev, *next;      /* G.sessions */
     uint64_t serial;
+    char ip[64];                      /* peer address, for the per-IP count */
     enum session_state state;
     bool anonymous;
     bool raw_ok;                      /* pre-framed writes allowed */
