@@ -11,7 +11,7 @@
  *
  * jansson does not remember where keys stand, so a small scanner over the
  * raw text finds the line of a key's value when an error needs it (only
- * then: the good path scans nothing twice).
+ * then: a valid file is never scanned).
  *
  * Bounds (the ones config.md leaves open are chosen here):
  *
@@ -560,10 +560,11 @@ static void cfg_err(struct ctx *c, const struct path *p, bool got,
     found = locate(c, p, &line, &start, &end);
     err_put_escaped(c, c->name, strlen(c->name));
     err_printf(c, ":%d: ", line);
-    if (p) {
+    if (p)
         err_path(c, p);
-        err_puts(c, ": ");
-    }
+    else
+        err_puts(c, "(top level)");
+    err_puts(c, ": ");
     va_start(ap, fmt);
     err_vprintf(c, fmt, ap);
     va_end(ap);
@@ -1435,8 +1436,8 @@ void config_free(struct config *cfg)
 int config_parse(const char *name, const char *text, size_t len,
                  struct config **out, char *err, size_t errlen)
 {
-    struct ctx c = { name, text ? text : "", text ? len : 0, err, errlen,
-                     0, 0, false };
+    struct ctx c = { name ? name : "(config)", text ? text : "",
+                     text ? len : 0, err, errlen, 0, 0, false };
     struct config *cfg = NULL;
     json_t *root;
     json_error_t je;
@@ -1452,12 +1453,12 @@ int config_parse(const char *name, const char *text, size_t len,
         if (code == json_error_out_of_memory || je.text[0] == '\0') {
             c.oom = true;
         } else if (code == json_error_duplicate_key) {
-            err_put_escaped(&c, name, strlen(name));
+            err_put_escaped(&c, c.name, strlen(c.name));
             err_printf(&c, ":%d: ", je.line);
             err_path_at(&c, (size_t)je.position);
             err_puts(&c, ": duplicate key\n");
         } else {
-            err_put_escaped(&c, name, strlen(name));
+            err_put_escaped(&c, c.name, strlen(c.name));
             err_printf(&c, ":%d: syntax error: ", je.line);
             err_put_escaped(&c, je.text, strlen(je.text));
             err_puts(&c, "\n");
@@ -1465,11 +1466,11 @@ int config_parse(const char *name, const char *text, size_t len,
         goto fail;
     }
     if (!json_is_object(root)) {
-        cfg_err(&c, NULL, true, "expected an object at the top level");
+        cfg_err(&c, NULL, true, "expected object");
         goto fail;
     }
     cfg = mem_zalloc(1, sizeof *cfg);
-    if (!cfg || !(cfg->path = mem_strdup(name))) {
+    if (!cfg || !(cfg->path = mem_strdup(c.name))) {
         c.oom = true;
         goto fail;
     }

@@ -3,7 +3,9 @@
  * are written to the caller's buffer, one per line, each as
  *   FILE:LINE: KEY: message
  * e.g. "mqgate.json:12: limits.max_message_bytes: expected integer
- * 1..16777216, got \"big\"". */
+ * 64..16777216, got \"big\"". Types and bounds are checked first (all
+ * errors reported); the rules across keys only when those pass. Memory
+ * comes from jansson's allocator (json_set_alloc_funcs). */
 #ifndef MQG_CONFIG_H
 #define MQG_CONFIG_H
 

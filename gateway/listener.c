@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gateway.h"
 #include "listener.h"
@@ -195,6 +196,26 @@ static int serve_static(struct lws *wsi, const struct listener *l,
     return 0;
 }
 
+/* Refuses a WebSocket upgrade with a plain HTTP answer. libwebsockets has
+ * not read the request's HTTP version at this point (its status line would
+ * say HTTP/1.0), so the answer is written whole; the connection closes
+ * after it. Returns 1: answered. */
+static int refuse_upgrade(struct lws *wsi, unsigned status, const char *why,
+                          const char *text)
+{
+    char buf[LWS_PRE + 512];
+    int n = snprintf(buf + LWS_PRE, sizeof(buf) - LWS_PRE,
+                     "HTTP/1.1 %u %s\r\n"
+                     "content-type: text/plain; charset=utf-8\r\n"
+                     "content-length: %zu\r\n"
+                     "connection: close\r\n\r\n%s",
+                     status, why, strlen(text), text);
+
+    lws_write(wsi, (unsigned char *)buf + LWS_PRE, (size_t)n,
+              LWS_WRITE_HTTP_HEADERS);
+    return 1;
+}
+
 static bool protocol_offered(struct lws *wsi)
 {
     char buf[256], *tok, *save;
@@ -215,10 +236,8 @@ static int confirm_upgrade(struct lws *wsi, const struct listener *l)
     char uri[1024], origin[512], host[512], ip[IPCOUNT_KEY_MAX];
     int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 
-    if (n <= 0 || strcmp(uri, l->cfg->path) != 0) {
-        respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
-        return 1;
-    }
+    if (n <= 0 || strcmp(uri, l->cfg->path) != 0)
+        return refuse_upgrade(wsi, 404, "Not Found", "not found\n");
     /* A browser always sends Origin; a client without one is not a
      * browser and cannot be driven by another site. */
     if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0) {
@@ -229,23 +248,18 @@ static int confirm_upgrade(struct lws *wsi, const struct listener *l)
                                 ? host
                                 : NULL,
                             l->cfg->tls != NULL, cfg->origins,
-                            cfg->n_origins, cfg->origins_set)) {
-            respond_text(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed\n");
-            return 1;
-        }
+                            cfg->n_origins, cfg->origins_set))
+            return refuse_upgrade(wsi, 403, "Forbidden",
+                                  "origin not allowed\n");
     }
-    if (!protocol_offered(wsi)) {
-        respond_text(wsi, HTTP_STATUS_BAD_REQUEST,
-                     "subprotocol " WS_PROTOCOL " required\n");
-        return 1;
-    }
+    if (!protocol_offered(wsi))
+        return refuse_upgrade(wsi, 400, "Bad Request",
+                              "subprotocol " WS_PROTOCOL " required\n");
     lws_get_peer_simple(wsi, ip, sizeof(ip));
     if (G.n_sessions >= cfg->limits.max_connections ||
-        ipcount_get(G.ipc, ip) >= (uint32_t)cfg->limits.max_connections_per_ip) {
-        respond_text(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
-                     "too many connections\n");
-        return 1;
-    }
+        ipcount_get(G.ipc, ip) >= (uint32_t)cfg->limits.max_connections_per_ip)
+        return refuse_upgrade(wsi, 503, "Service Unavailable",
+                              "too many connections\n");
     return 0;
 }
 
@@ -257,10 +271,8 @@ int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         l = lws_vhost_user(lws_get_vhost(wsi));
-        if (strcmp(in, "websocket") != 0) {
-            respond_text(wsi, HTTP_STATUS_BAD_REQUEST, "bad upgrade\n");
-            return 1;
-        }
+        if (strcasecmp(in, "websocket") != 0)
+            return refuse_upgrade(wsi, 400, "Bad Request", "bad upgrade\n");
         return confirm_upgrade(wsi, l);
     case LWS_CALLBACK_HTTP: {
         const char *uri = in;

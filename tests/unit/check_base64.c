@@ -71,29 +71,29 @@ static uint64_t rng_next(uint64_t *s)
     return *s;
 }
 
-/* Buffers of exactly the documented sizes, so ASan sees any overrun. */
-static void round_trip(const unsigned char *raw, size_t n)
+static bool alphabet(char c)
 {
-    size_t elen = base64_encoded_len(n);
-    char *enc = malloc(elen ? elen : 1);
-    unsigned char *back = malloc(elen / 4 * 3 + 1);
-    size_t got = (size_t)-1;
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
 
-    ck_assert_ptr_nonnull(enc);
-    ck_assert_ptr_nonnull(back);
-    ck_assert_uint_eq(base64_encode(raw, n, enc), elen);
+/* enc holds exactly base64_encoded_len(n) bytes and back exactly
+ * base64_encoded_len(n) / 4 * 3, the documented sizes, so that ASan sees
+ * any overrun. */
+static void round_trip(const unsigned char *raw, size_t n, char *enc,
+                       unsigned char *back)
+{
+    size_t elen = base64_encoded_len(n), got = (size_t)-1;
+
+    if (base64_encode(raw, n, enc) != elen)
+        ck_abort_msg("encoding %zu bytes: wrong length", n);
     for (size_t i = 0; i < elen; i++)
-        if (!(enc[i] >= 'A' && enc[i] <= 'Z') &&
-            !(enc[i] >= 'a' && enc[i] <= 'z') &&
-            !(enc[i] >= '0' && enc[i] <= '9') && enc[i] != '+' &&
-            enc[i] != '/' && !(enc[i] == '=' && i + 2 >= elen))
+        if (!alphabet(enc[i]) && !(enc[i] == '=' && i + 2 >= elen))
             ck_abort_msg("byte %zu of %zu is '%c'", i, elen, enc[i]);
     if (base64_decode(enc, elen, back, &got) != 0)
         ck_abort_msg("own output of %zu bytes refused", n);
     if (got != n || memcmp(back, raw, n) != 0)
         ck_abort_msg("round trip of %zu bytes differs", n);
-    free(back);
-    free(enc);
 }
 
 START_TEST(test_round_trip_random)
@@ -102,26 +102,40 @@ START_TEST(test_round_trip_random)
     unsigned char raw[1024] = { 0 };
 
     for (size_t n = 0; n <= sizeof raw; n++) {
+        size_t elen = base64_encoded_len(n);
+        char *enc = malloc(elen + !elen);
+        unsigned char *back = malloc(elen / 4 * 3 + !elen);
+        ck_assert_ptr_nonnull(enc);
+        ck_assert_ptr_nonnull(back);
         for (size_t i = 0; i < n; i++)
             raw[i] = (unsigned char)(rng_next(&seed) >> 56);
-        round_trip(raw, n);
+        round_trip(raw, n, enc, back);
+        free(back);
+        free(enc);
     }
 }
 END_TEST
 
 START_TEST(test_round_trip_short)
 {
+    /* every 1- and 2-byte input */
     unsigned char raw[2];
+    char *enc = malloc(4);
+    unsigned char *back = malloc(3);
 
+    ck_assert_ptr_nonnull(enc);
+    ck_assert_ptr_nonnull(back);
     for (unsigned x = 0; x < 256; x++) {
         raw[0] = (unsigned char)x;
-        round_trip(raw, 1);
+        round_trip(raw, 1, enc, back);
     }
     for (unsigned x = 0; x < 0x10000; x++) {
         raw[0] = (unsigned char)(x >> 8);
         raw[1] = (unsigned char)x;
-        round_trip(raw, 2);
+        round_trip(raw, 2, enc, back);
     }
+    free(back);
+    free(enc);
 }
 END_TEST
 
@@ -191,9 +205,7 @@ START_TEST(test_bad_byte_everywhere)
     ck_assert_int_eq(base64_decode(good, 8, out, &n), 0);
     ck_assert_uint_eq(n, 5);
     for (unsigned c = 0; c < 256; c++) {
-        bool in_alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                           (c >= '0' && c <= '9') || c == '+' || c == '/';
-        if (in_alphabet)
+        if (alphabet((char)c))
             continue;
         for (size_t at = 0; at < 8; at++) {
             char buf[8];
