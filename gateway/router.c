@@ -598,24 +598,28 @@ struct frame_set {
     struct {
         const char *mount;
         size_t mount_len;
+        int qos;
         struct frame *f;
     } e[16];
 };
 
-static struct frame *frame_for(struct frame_set *fs, const struct session *s)
+/* The frame for s, which holds the message's filter at sub_qos: a
+ * subscriber receives at most at the QoS it was granted, as in MQTT. */
+static struct frame *frame_for(struct frame_set *fs, const struct session *s,
+                               int sub_qos)
 {
     const struct mb_event *ev = fs->ev;
+    int qos = ev->qos < sub_qos ? ev->qos : sub_qos;
     struct frame *f;
     size_t i;
 
     for (i = 0; i < fs->n; i++)
-        if (fs->e[i].mount_len == s->mount_len &&
+        if (fs->e[i].qos == qos && fs->e[i].mount_len == s->mount_len &&
             (s->mount_len == 0 ||
              memcmp(fs->e[i].mount, s->mount, s->mount_len) == 0))
             return fs->e[i].f;
     f = msg_frame(ev->topic + s->mount_len, ev->topic_len - s->mount_len,
-                  ev->payload, ev->payload_len, fs->kind, ev->qos,
-                  fs->retain);
+                  ev->payload, ev->payload_len, fs->kind, qos, fs->retain);
     if (!f)
         return NULL;
     if (fs->n == sizeof(fs->e) / sizeof(fs->e[0])) {
@@ -625,13 +629,15 @@ static struct frame *frame_for(struct frame_set *fs, const struct session *s)
     }
     fs->e[fs->n].mount = s->mount;
     fs->e[fs->n].mount_len = s->mount_len;
+    fs->e[fs->n].qos = qos;
     fs->e[fs->n].f = f;
     fs->n++;
     return f;
 }
 
-static void deliver(struct frame_set *fs, struct session *s)
+static void deliver(struct frame_set *fs, const struct sub *sub)
 {
+    struct session *s = sub->s;
     struct frame *f;
 
     if (s->close_code)
@@ -639,7 +645,7 @@ static void deliver(struct frame_set *fs, struct session *s)
     if (s->mount_len && (fs->ev->topic_len <= s->mount_len ||
                          memcmp(fs->ev->topic, s->mount, s->mount_len)))
         return;
-    if ((f = frame_for(fs, s)))
+    if ((f = frame_for(fs, s, sub->qos)))
         session_send(s, f);
 }
 
@@ -682,7 +688,7 @@ void router_deliver(const struct mb_event *ev)
                 continue;
             for (struct sub *sub = f->subs; sub; sub = sub->f_next)
                 if (sub->want_gen && sub->want_gen == f->acked_gen)
-                    deliver(&fs, sub->s);
+                    deliver(&fs, sub);
         }
         goto out;
     }
@@ -704,7 +710,7 @@ void router_deliver(const struct mb_event *ev)
                 continue;
             s->stamp = seq;
             if (mine)
-                deliver(&fs, s);
+                deliver(&fs, sub);
         }
     }
 out:

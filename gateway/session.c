@@ -2,6 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+
+#include <linux/sockios.h>
 
 #include "acl.h"
 #include "auth.h"
@@ -62,7 +65,8 @@ void session_send(struct session *s, struct frame *f)
 {
     if (s->close_code)
         return;
-    if (s->q_bytes + f->len > (size_t)G.cfg->limits.max_queue_bytes) {
+    if (s->q_bytes + s->k_bytes + f->len >
+        (size_t)G.cfg->limits.max_queue_bytes) {
         G.m.slow_closes++;
         queue_drop(s);
         session_close(s, 4408, "too slow");
@@ -193,6 +197,7 @@ static int flush(struct session *s)
         s->q_count--;
         s->q_bytes -= f->len;
         rc = lws_write(s->wsi, f->data, f->len, LWS_WRITE_RAW);
+        n = f->len;
         frame_unref(f);
         if (rc < 0)
             return -1;
@@ -213,6 +218,16 @@ static int flush(struct session *s)
     if (lws_write(s->wsi, out, n, LWS_WRITE_RAW) < 0)
         return -1;
 more:
+    /* What the kernel holds unsent counts toward the session's queue: a
+     * peer that stops reading fills the socket buffer (megabytes on
+     * loopback) long before it fills ours. Asked only after big writes,
+     * which is when a backlog builds, and until it has drained. */
+    if (n >= 8192 || s->k_bytes) {
+        int outq;
+
+        if (ioctl(lws_get_socket_fd(s->wsi), SIOCOUTQ, &outq) == 0)
+            s->k_bytes = outq > 0 ? (size_t)outq : 0;
+    }
     if (s->q_count || s->close_code)
         lws_callback_on_writable(s->wsi);
     else if (s->q_cap > 64) {
