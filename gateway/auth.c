@@ -19,10 +19,14 @@ static struct jwt_verifier *verifier;
 int auth_init(const struct config *cfg)
 {
     const char *methods[2];
+    struct jwt_verifier *v = NULL;
     size_t n = 0, o;
 
-    if (cfg->auth.jwt && !(verifier = jwt_verifier_new(cfg->auth.jwt)))
+    /* built aside, so that a reload that fails changes nothing */
+    if (cfg->auth.jwt && !(v = jwt_verifier_new(cfg->auth.jwt)))
         return -1;
+    jwt_verifier_free(verifier);
+    verifier = v;
     if (cfg->auth.users_file)
         methods[n++] = "\"password\"";
     if (cfg->auth.jwt)
@@ -109,9 +113,14 @@ static int handshake_token(struct lws *wsi, char *buf, size_t len)
     if (lws_http_cookie_get(wsi, G.cfg->auth.cookie, buf, &max) == 0 &&
         max > 0)
         return 0;
-    if (G.cfg->auth.allow_query_token &&
-        lws_get_urlarg_by_name(wsi, "token=", buf, (int)len))
-        return 0;
+    if (G.cfg->auth.allow_query_token) {
+        const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, (int)len);
+
+        if (v) {
+            memmove(buf, v, strlen(v) + 1);
+            return 0;
+        }
+    }
     return -1;
 }
 
@@ -202,4 +211,9 @@ void auth_request(struct session *s, const struct request *r)
     }
     session_reply_error(s, r->id, r->id_len, "bad_request",
                         "auth needs token, or user and password");
+}
+
+void auth_password_done(void *job)
+{
+    (void)job; /* no password method yet: no job is ever queued */
 }

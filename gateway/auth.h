@@ -9,7 +9,8 @@ struct session;
 struct request;
 struct config;
 
-/* Prepares the methods of cfg (keys, users). Returns 0 or -1 (logged). */
+/* Prepares the methods of cfg (keys, users); again on reload, when a
+ * failure (-1, logged) keeps what was there. */
 int auth_init(const struct config *cfg);
 void auth_destroy(void);
 
@@ -28,5 +29,8 @@ int auth_handshake(struct session *s);
 /* Handles an auth request: ok, or error auth_failed then close 4401, or
  * forbidden for another user's token on an authenticated session. */
 void auth_request(struct session *s, const struct request *r);
+
+/* A password check of the worker finished (MB_AUTHDONE). */
+void auth_password_done(void *job);
 
 #endif

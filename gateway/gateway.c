@@ -10,6 +10,7 @@
 #include "ipcount.h"
 #include "listener.h"
 #include "log.h"
+#include "preflight.h"
 #include "router.h"
 #include "session.h"
 #include "upstream.h"
@@ -85,6 +86,9 @@ void gateway_drain(void)
         case MB_PUBDONE:
             session_pubdone(ev->ctx, ev->code);
             break;
+        case MB_AUTHDONE:
+            auth_password_done(ev->ctx);
+            break;
         }
         free(ev);
     }
@@ -101,6 +105,63 @@ static void drain_discard(void)
             session_pubdone(ev->ctx, ev->code);
         free(ev);
     }
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Listeners and the broker connection keep their settings until a
+ * restart: say so when the file changed them. */
+static void warn_restart_only(const struct config *o, const struct config *n)
+{
+    bool same = o->n_listeners == n->n_listeners &&
+                o->broker.n_uris == n->broker.n_uris &&
+                o->broker.mqtt_version == n->broker.mqtt_version &&
+                o->broker.keepalive_s == n->broker.keepalive_s &&
+                str_eq(o->broker.client_id, n->broker.client_id) &&
+                str_eq(o->broker.username, n->broker.username) &&
+                str_eq(o->broker.password_file, n->broker.password_file);
+
+    for (size_t i = 0; same && i < o->n_listeners; i++)
+        same = str_eq(o->listeners[i].bind, n->listeners[i].bind) &&
+               o->listeners[i].port == n->listeners[i].port &&
+               str_eq(o->listeners[i].path, n->listeners[i].path) &&
+               str_eq(o->listeners[i].static_dir, n->listeners[i].static_dir) &&
+               o->listeners[i].compression == n->listeners[i].compression;
+    for (size_t i = 0; same && i < o->broker.n_uris; i++)
+        same = str_eq(o->broker.uris[i], n->broker.uris[i]);
+    if (!same)
+        log_warn("reload: changes to listeners or broker take effect at the "
+                 "next restart");
+}
+
+static void reload(void)
+{
+    struct config *ncfg, *old = G.cfg;
+    char err[8192];
+
+    log_info("SIGHUP: reloading %s", G.config_path);
+    if (config_load(G.config_path, &ncfg, err, sizeof(err)) < 0) {
+        for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+            log_error("%s", line);
+        log_error("reload refused: the running configuration stays");
+        return;
+    }
+    if (preflight_check(ncfg, G.config_path, false) < 0 ||
+        auth_init(ncfg) < 0) {
+        log_error("reload refused: the running configuration stays");
+        config_free(ncfg);
+        return;
+    }
+    warn_restart_only(old, ncfg);
+    G.cfg = ncfg;
+    log_threshold = ncfg->log_level;
+    for (struct session *s = G.sessions; s; s = s->next)
+        session_reload(s);
+    config_free(old);
+    log_info("configuration reloaded");
 }
 
 static void on_signal(int sig)
@@ -183,7 +244,7 @@ int gateway_run(struct config *cfg, const char *config_path)
             break;
         if (G.reload) {
             G.reload = 0;
-            log_warn("SIGHUP: reload is not implemented yet; ignored");
+            reload();
         }
     }
 

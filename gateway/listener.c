@@ -51,7 +51,10 @@ int listener_start_all(const struct config *cfg, struct lws_context *ctx)
         char name[32];
 
         memset(&info, 0, sizeof(info));
-        l->cfg = lc;
+        l->compression = lc->compression;
+        l->tls = lc->tls != NULL;
+        if (!(l->path = strdup(lc->path)))
+            return -1;
         snprintf(name, sizeof(name), "listener%zu", i);
         info.vhost_name = name;
         info.port = lc->port;
@@ -104,8 +107,10 @@ int listener_start_all(const struct config *cfg, struct lws_context *ctx)
 
 void listener_free_all(void)
 {
-    for (size_t i = 0; i < n_listeners; i++)
+    for (size_t i = 0; i < n_listeners; i++) {
+        free(listeners[i].path);
         free(listeners[i].static_real);
+    }
     free(listeners);
     listeners = NULL;
     n_listeners = 0;
@@ -236,7 +241,7 @@ static int confirm_upgrade(struct lws *wsi, const struct listener *l)
     char uri[1024], origin[512], host[512], ip[IPCOUNT_KEY_MAX];
     int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 
-    if (n <= 0 || strcmp(uri, l->cfg->path) != 0)
+    if (n <= 0 || strcmp(uri, l->path) != 0)
         return refuse_upgrade(wsi, 404, "Not Found", "not found\n");
     /* A browser always sends Origin; a client without one is not a
      * browser and cannot be driven by another site. */
@@ -247,7 +252,7 @@ static int confirm_upgrade(struct lws *wsi, const struct listener *l)
                                          WSI_TOKEN_HOST) > 0
                                 ? host
                                 : NULL,
-                            l->cfg->tls != NULL, cfg->origins,
+                            l->tls, cfg->origins,
                             cfg->n_origins, cfg->origins_set))
             return refuse_upgrade(wsi, 403, "Forbidden",
                                   "origin not allowed\n");

@@ -4,12 +4,18 @@
 #ifndef MQG_LISTENER_H
 #define MQG_LISTENER_H
 
+#include <stdbool.h>
+
 #include <libwebsockets.h>
 
 #include "config.h"
 
+/* What a listener keeps of its configuration: listeners are not changed
+ * by a reload, so nothing here points into G.cfg. */
 struct listener {
-    const struct cfg_listener *cfg;  /* into G.cfg */
+    char *path;                      /* the WebSocket path */
+    bool compression;
+    bool tls;
     struct lws_vhost *vh;
     char *static_real;               /* realpath of static_dir, or NULL */
 };

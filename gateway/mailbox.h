@@ -18,6 +18,7 @@ enum mb_type {
     MB_CONN_LOST,      /* an established connection dropped */
     MB_SUBACK,         /* a SUBSCRIBE completed (code: granted qos, or <0) */
     MB_PUBDONE,        /* a publish completed (code: 0 or a protocol error) */
+    MB_AUTHDONE,       /* a password check finished on the worker (ctx) */
 };
 
 #define MB_MAX_SUBIDS 8

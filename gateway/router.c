@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "base64.h"
 #include "frame.h"
 #include "gateway.h"
@@ -58,6 +59,7 @@ struct rfilter {
 
 static struct {
     struct rnode *root;
+    struct rnode *shared;         /* "$share/GROUP/filter" as GROUP/filter */
     struct rfilter *by_id[ID_BUCKETS];
     uint32_t next_subid;
     size_t n_filters, n_subs;
@@ -123,6 +125,13 @@ static struct rnode *node_path(const char *f, size_t len, bool create)
     struct rnode *n = R.root;
     size_t pos = 0;
 
+    if (len > 7 && memcmp(f, "$share/", 7) == 0) {
+        /* a shared subscription matches topics by the filter after its
+         * group: kept in a trie of its own, first level the group */
+        n = R.shared;
+        f += 7;
+        len -= 7;
+    }
     while (n && pos <= len) {
         const char *slash = memchr(f + pos, '/', len - pos);
         size_t end = slash ? (size_t)(slash - f) : len;
@@ -144,7 +153,7 @@ static struct rnode *node_path(const char *f, size_t len, bool create)
 
 static void node_prune(struct rnode *n)
 {
-    while (n && n != R.root && !n->filter && !n->n_kids && !n->plus &&
+    while (n && n->parent && !n->filter && !n->n_kids && !n->plus &&
            !n->hash) {
         struct rnode *p = n->parent;
 
@@ -465,6 +474,29 @@ void router_broker_down(void)
         }
 }
 
+void router_session_recheck(struct session *s)
+{
+    struct sub *sub = s->subs, *next;
+
+    for (; sub; sub = next) {
+        const char *rel = sub->f->str + s->mount_len;
+        size_t rlen = sub->f->len - s->mount_len;
+        int q = acl_subscribe_qos(s->roles, s->n_roles, s->user, rel, rlen);
+
+        next = sub->s_next;
+        if (q < 0) {
+            session_reply_error(s, NULL, 0, "forbidden",
+                                "subscription to %.*s withdrawn: the roles "
+                                "no longer allow it",
+                                (int)(rlen > 200 ? 200 : rlen), rel);
+            sub_answer(sub, sub->qos);
+            sub_unlink(sub);
+        } else if (sub->qos > q) {
+            sub->qos = (uint8_t)q;
+        }
+    }
+}
+
 size_t router_filter_count(void)
 {
     return R.n_filters;
@@ -668,6 +700,9 @@ void router_deliver(const struct mb_event *ev)
     G.m.bytes_in += ev->payload_len;
     match_walk(R.root, ev->topic, ev->topic_len, 0, ev->topic[0] != '$',
                &fv);
+    for (uint32_t g = 0; g < R.shared->n_kids; g++)
+        match_walk(R.shared->kids[g], ev->topic, ev->topic_len, 0,
+                   ev->topic[0] != '$', &fv);
     if (fv.n == 0)
         goto out;
     fs.kind = payload_classify(ev->payload, ev->payload_len);
@@ -724,7 +759,8 @@ int router_init(void)
 {
     memset(&R, 0, sizeof(R));
     R.root = node_new(NULL, "", 0);
-    return R.root ? 0 : -1;
+    R.shared = node_new(NULL, "", 0);
+    return R.root && R.shared ? 0 : -1;
 }
 
 void router_destroy(void)
@@ -738,5 +774,6 @@ void router_destroy(void)
         }
     }
     node_free_all(R.root);
+    node_free_all(R.shared);
     memset(&R, 0, sizeof(R));
 }

@@ -47,6 +47,10 @@ void router_broker_up(void);
 /* The broker connection went down: settle pending subscriptions. */
 void router_broker_down(void);
 
+/* After a reload: drops, with an error frame, every filter of s that its
+ * roles no longer cover, and lowers QoS to the new max_qos. */
+void router_session_recheck(struct session *s);
+
 /* Counts for /metrics. */
 size_t router_filter_count(void);
 size_t router_sub_count(void);

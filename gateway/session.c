@@ -537,6 +537,49 @@ out:
     request_clear(&r);
 }
 
+void session_reload(struct session *s)
+{
+    const struct cfg_role *roles[64];
+    size_t n = 0, had = s->n_roles;
+    char *mount = NULL;
+    bool same_mount;
+
+    if (s->state != SS_AUTHED)
+        return;
+    /* s->roles still point into the old configuration: take the names
+     * over to the new one */
+    if (s->anonymous) {
+        const char *a = G.cfg->auth.anonymous_role;
+        const struct cfg_role *r = a ? config_role(G.cfg, a) : NULL;
+
+        if (r)
+            roles[n++] = r;
+    } else {
+        for (size_t i = 0; i < s->n_roles && n < 64; i++) {
+            const struct cfg_role *r = config_role(G.cfg, s->roles[i]->name);
+
+            if (r)
+                roles[n++] = r;
+        }
+    }
+    if ((had && !n) || acl_mount(roles, n, s->user, &mount) < 0) {
+        s->n_roles = 0;
+        session_close(s, 4401, "roles withdrawn by a reload");
+        return;
+    }
+    same_mount = (!mount && !s->mount) ||
+                 (mount && s->mount && strcmp(mount, s->mount) == 0);
+    free(mount);
+    if (!same_mount) {
+        s->n_roles = 0;
+        session_close(s, 4401, "mount changed by a reload");
+        return;
+    }
+    memcpy(s->roles, roles, n * sizeof(*roles));
+    s->n_roles = n;
+    router_session_recheck(s);
+}
+
 /* ---- receiving ---------------------------------------------------------- */
 
 static void receive(struct session *s, const char *in, size_t len)
@@ -614,7 +657,7 @@ static void opened(struct session *s, struct lws *wsi)
     s->wsi = wsi;
     s->serial = ++serial;
     s->state = SS_OPENING;
-    s->raw_ok = !(lis && lis->cfg->compression);
+    s->raw_ok = !(lis && lis->compression);
     tbucket_init(&s->bucket, G.cfg->limits.publish_burst, gateway_now_ms());
     s->next = G.sessions;
     if (G.sessions)

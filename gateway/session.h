@@ -91,6 +91,11 @@ int session_set_identity(struct session *s, const char *user,
 void session_authenticated(struct session *s, const char *id,
                            size_t id_len);
 
+/* After a reload swapped G.cfg: maps s's roles by name onto the new
+ * configuration, closing s with 4401 when none is left or its mount
+ * changed, then re-checks its subscriptions. */
+void session_reload(struct session *s);
+
 /* A publish of s completed (MB_PUBDONE): ctx from the publish, code one of
  * PUBDONE_*. Frees ctx. */
 void session_pubdone(void *ctx, int code);
