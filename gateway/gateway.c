@@ -10,6 +10,7 @@
 #include "ipcount.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "preflight.h"
 #include "router.h"
 #include "session.h"
@@ -33,6 +34,8 @@ static void broker_state(bool up)
     if (G.broker_up == up)
         return;
     G.broker_up = up;
+    notify_status("broker %s, %ld sessions", up ? "up" : "down",
+                  G.n_sessions);
     for (struct session *s = G.sessions; s; s = s->next)
         if (s->state == SS_AUTHED)
             session_send_status(s, up);
@@ -156,12 +159,14 @@ static void reload(void)
         return;
     }
     warn_restart_only(old, ncfg);
+    notify_reloading();
     G.cfg = ncfg;
     log_threshold = ncfg->log_level;
     for (struct session *s = G.sessions; s; s = s->next)
         session_reload(s);
     config_free(old);
     log_info("configuration reloaded");
+    notify_ready(NULL);
 }
 
 static void on_signal(int sig)
@@ -238,6 +243,8 @@ int gateway_run(struct config *cfg, const char *config_path)
         goto out;
     upstream_connect(G.up);
     log_info("%s running", MQG_SERVER);
+    notify_ready(G.ctx);
+    notify_status("broker connecting");
 
     while (!G.stop) {
         if (lws_service(G.ctx, 0) < 0)
@@ -249,6 +256,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     }
 
     log_info("shutting down");
+    notify_stopping();
     close_all(LWS_CLOSE_STATUS_GOINGAWAY, "gateway shutting down");
     /* let the close frames go out */
     for (int i = 0; i < 20 && G.sessions; i++)
