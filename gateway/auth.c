@@ -7,6 +7,7 @@
 #include "auth_jwt.h"
 #include "gateway.h"
 #include "log.h"
+#include "metrics.h"
 #include "payload.h"
 #include "request.h"
 #include "session.h"
@@ -137,11 +138,13 @@ int auth_handshake(struct session *s)
     if (handshake_token(s->wsi, token, HANDSHAKE_TOKEN_MAX) < 0)
         goto out;
     if (jwt_verify_token(verifier, G.cfg, token, &id, why, sizeof(why)) < 0) {
+        metrics_auth(AUTH_HANDSHAKE, false);
         log_info("session %llu: handshake token refused: %s",
                  (unsigned long long)s->serial, why);
         goto out;
     }
     rc = session_set_identity(s, id.user, id.roles, id.n_roles);
+    metrics_auth(AUTH_HANDSHAKE, rc == 0);
     if (rc == 0)
         arm_expiry(s, id.exp);
     jwt_identity_clear(&id);
@@ -169,6 +172,7 @@ void auth_request(struct session *s, const struct request *r)
         }
         if (jwt_verify_token(verifier, G.cfg, r->token, &id, why,
                              sizeof(why)) < 0) {
+            metrics_auth(AUTH_TOKEN, false);
             log_info("session %llu: token refused: %s",
                      (unsigned long long)s->serial, why);
             refuse(s, r, why);
@@ -193,10 +197,12 @@ void auth_request(struct session *s, const struct request *r)
             return;
         }
         if (session_set_identity(s, id.user, id.roles, id.n_roles) < 0) {
+            metrics_auth(AUTH_TOKEN, false);
             jwt_identity_clear(&id);
             refuse(s, r, "the roles of this user cannot be combined");
             return;
         }
+        metrics_auth(AUTH_TOKEN, true);
         s->anonymous = false;
         arm_expiry(s, id.exp);
         jwt_identity_clear(&id);

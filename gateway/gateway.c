@@ -18,15 +18,22 @@
 
 struct gateway G;
 
+#define SHUTDOWN_WAIT_MS 5000
+
 static lws_sorted_usec_list_t reconnect_timer;
 static bool ever_connected;
 
-uint64_t gateway_now_ms(void)
+uint64_t gateway_now_us(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t gateway_now_ms(void)
+{
+    return gateway_now_us() / 1000;
 }
 
 static void broker_state(bool up)
@@ -258,9 +265,19 @@ int gateway_run(struct config *cfg, const char *config_path)
     log_info("shutting down");
     notify_stopping();
     close_all(LWS_CLOSE_STATUS_GOINGAWAY, "gateway shutting down");
-    /* let the close frames go out */
-    for (int i = 0; i < 20 && G.sessions; i++)
-        lws_service(G.ctx, 0);
+    G.stopping = true;
+    /* Let the close frames go out, and give the broker up to 5 s to
+     * acknowledge the QoS 1/2 publishes it has not yet. */
+    {
+        uint64_t deadline = gateway_now_ms() + SHUTDOWN_WAIT_MS;
+
+        while ((G.sessions || G.pubs_pending > 0) &&
+               gateway_now_ms() < deadline)
+            lws_service(G.ctx, 0);
+        if (G.pubs_pending > 0)
+            log_warn("%ld publishes still unacknowledged at exit",
+                     G.pubs_pending);
+    }
     rc = 0;
 out:
     if (G.up)

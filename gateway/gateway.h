@@ -21,7 +21,7 @@ struct metrics {
     uint64_t msgs_in, bytes_in;      /* from the broker */
     uint64_t msgs_out, bytes_out;    /* frames queued to sessions */
     uint64_t pubs, pub_errors;       /* publishes from sessions */
-    uint64_t slow_closes, error_closes;
+    uint64_t slow_closes, error_closes, frames_dropped;
     uint64_t sessions_total;
     uint64_t reconnects;
 };
@@ -36,6 +36,8 @@ struct gateway {
     long n_sessions;
     struct ipcount *ipc;             /* sessions per client address */
     bool broker_up;
+    bool stopping;                   /* shutting down: no new sessions */
+    long pubs_pending;               /* QoS 1/2 publishes not yet acked */
     uint64_t seq;                    /* per delivered broker message */
     uint8_t *scratch;                /* write coalescing, LWS_PRE + size */
     size_t scratch_size;
@@ -49,8 +51,9 @@ extern struct gateway G;
  * or SIGINT. Returns the process exit status. */
 int gateway_run(struct config *cfg, const char *config_path);
 
-/* Milliseconds of a monotonic clock. */
+/* Milliseconds, and microseconds, of a monotonic clock. */
 uint64_t gateway_now_ms(void);
+uint64_t gateway_now_us(void);
 
 /* Takes and handles every mailbox event. Service thread. */
 void gateway_drain(void);

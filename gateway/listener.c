@@ -261,6 +261,9 @@ static int confirm_upgrade(struct lws *wsi, const struct listener *l)
         return refuse_upgrade(wsi, 400, "Bad Request",
                               "subprotocol " WS_PROTOCOL " required\n");
     lws_get_peer_simple(wsi, ip, sizeof(ip));
+    if (G.stopping)
+        return refuse_upgrade(wsi, 503, "Service Unavailable",
+                              "shutting down\n");
     if (G.n_sessions >= cfg->limits.max_connections ||
         ipcount_get(G.ipc, ip) >= (uint32_t)cfg->limits.max_connections_per_ip)
         return refuse_upgrade(wsi, 503, "Service Unavailable",

@@ -1,11 +1,57 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gateway.h"
 #include "metrics.h"
 #include "router.h"
 #include "session.h"
+
+static const char *const method_names[AUTH_METHODS] = {
+    "token", "password", "handshake", "anonymous"};
+static uint64_t auth_counts[AUTH_METHODS][2];
+
+static const char *const error_codes[] = {
+    "bad_json", "bad_request", "unknown_op", "unauthenticated",
+    "auth_failed", "token_expired", "forbidden", "bad_topic",
+    "limit_exceeded", "rate_limited", "broker_unavailable",
+    "broker_rejected", "internal"};
+#define N_CODES (sizeof(error_codes) / sizeof(error_codes[0]))
+static uint64_t error_counts[N_CODES];
+
+/* fan-out latency buckets, upper bounds in microseconds */
+static const uint64_t bucket_us[] = {50, 100, 250, 500, 1000, 2500, 5000,
+                                     10000, 25000, 50000, 100000, 250000,
+                                     1000000};
+#define N_BUCKETS (sizeof(bucket_us) / sizeof(bucket_us[0]))
+static uint64_t bucket_counts[N_BUCKETS + 1];
+static uint64_t latency_sum_us, latency_count;
+
+void metrics_auth(enum auth_method m, bool ok)
+{
+    auth_counts[m][ok]++;
+}
+
+void metrics_error(const char *code)
+{
+    for (size_t i = 0; i < N_CODES; i++)
+        if (strcmp(code, error_codes[i]) == 0) {
+            error_counts[i]++;
+            return;
+        }
+}
+
+void metrics_fanout_us(uint64_t us)
+{
+    size_t i = 0;
+
+    while (i < N_BUCKETS && us > bucket_us[i])
+        i++;
+    bucket_counts[i]++;
+    latency_sum_us += us;
+    latency_count++;
+}
 
 struct sbuf {
     char *p;
@@ -104,6 +150,39 @@ int metrics_render(char **out, size_t *len)
     metric(&b, "mqgate_broker_reconnects_total", "counter",
            "Broker connections established after the first.",
            G.m.reconnects);
+    put(&b, "# HELP mqgate_auth_total Authentication outcomes by method.\n"
+            "# TYPE mqgate_auth_total counter\n");
+    for (size_t m = 0; m < AUTH_METHODS; m++)
+        for (int ok = 1; ok >= 0; ok--)
+            put(&b, "mqgate_auth_total{method=\"%s\",result=\"%s\"} %llu\n",
+                method_names[m], ok ? "success" : "failure",
+                (unsigned long long)auth_counts[m][ok]);
+    put(&b, "# HELP mqgate_errors_total Error frames sent, by code.\n"
+            "# TYPE mqgate_errors_total counter\n");
+    for (size_t i = 0; i < N_CODES; i++)
+        put(&b, "mqgate_errors_total{code=\"%s\"} %llu\n", error_codes[i],
+            (unsigned long long)error_counts[i]);
+    metric(&b, "mqgate_frames_dropped_total", "counter",
+           "Frames dropped from the queues of sessions closed as too slow.",
+           G.m.frames_dropped);
+    put(&b, "# HELP mqgate_fanout_latency_seconds Time from a broker "
+            "message's arrival to its frames being queued to every session.\n"
+            "# TYPE mqgate_fanout_latency_seconds histogram\n");
+    {
+        unsigned long long cum = 0;
+
+        for (size_t i = 0; i < N_BUCKETS; i++) {
+            cum += bucket_counts[i];
+            put(&b, "mqgate_fanout_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                (double)bucket_us[i] / 1e6, cum);
+        }
+        cum += bucket_counts[N_BUCKETS];
+        put(&b, "mqgate_fanout_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+                "mqgate_fanout_latency_seconds_sum %.6f\n"
+                "mqgate_fanout_latency_seconds_count %llu\n",
+            cum, (double)latency_sum_us / 1e6,
+            (unsigned long long)latency_count);
+    }
     if (b.err) {
         free(b.p);
         return -1;

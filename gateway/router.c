@@ -7,6 +7,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "mailbox.h"
+#include "metrics.h"
 #include "payload.h"
 #include "router.h"
 #include "session.h"
@@ -749,6 +750,7 @@ void router_deliver(const struct mb_event *ev)
         }
     }
 out:
+    metrics_fanout_us(gateway_now_us() - ev->t_us);
     for (size_t i = 0; i < fs.n; i++)
         frame_unref(fs.e[i].f);
     if (fv.v != fv.inline_v)

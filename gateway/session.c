@@ -13,6 +13,7 @@
 #include "gateway.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "payload.h"
 #include "request.h"
 #include "router.h"
@@ -68,6 +69,7 @@ void session_send(struct session *s, struct frame *f)
     if (s->q_bytes + s->k_bytes + f->len >
         (size_t)G.cfg->limits.max_queue_bytes) {
         G.m.slow_closes++;
+        G.m.frames_dropped += s->q_count + 1;
         queue_drop(s);
         session_close(s, 4408, "too slow");
         return;
@@ -130,6 +132,7 @@ void session_reply_error(struct session *s, const char *id, size_t id_len,
     va_list ap;
     int n;
 
+    metrics_error(code);
     va_start(ap, fmt);
     n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
@@ -383,6 +386,7 @@ static void do_pub(struct session *s, const struct request *r)
             goto out;
         }
         ctx->s = s;
+        G.pubs_pending++;
         ctx->id_len = r->id_len;
         memcpy(ctx->id, r->id, r->id_len);
     }
@@ -390,6 +394,8 @@ static void do_pub(struct session *s, const struct request *r)
                           r->retain, ctx);
     G.m.pubs++;
     if (rc < 0) {
+        if (ctx)
+            G.pubs_pending--;
         free(ctx);
         G.m.pub_errors++;
         session_reply_error(s, r->id, r->id_len, "broker_unavailable",
@@ -416,6 +422,7 @@ void session_pubdone(void *ctxp, int code)
     struct pub_ctx *ctx = ctxp;
     struct session *s = ctx->s;
 
+    G.pubs_pending--;
     if (s) {
         if (ctx->prev)
             ctx->prev->next = ctx->next;
@@ -678,6 +685,7 @@ static void opened(struct session *s, struct lws *wsi)
             config_role(G.cfg, G.cfg->auth.anonymous_role);
 
         if (role && session_set_identity(s, "anonymous", &role, 1) == 0) {
+            metrics_auth(AUTH_ANONYMOUS, true);
             s->anonymous = true;
             auth_send_hello(s);
             session_send_status(s, G.broker_up);

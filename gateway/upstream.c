@@ -7,6 +7,7 @@
 #include <MQTTAsync.h>
 
 #include "backoff.h"
+#include "gateway.h"
 #include "log.h"
 #include "mailbox.h"
 #include "upstream.h"
@@ -69,6 +70,7 @@ static int on_message(void *context, char *topic, int topic_len,
     ev->payload_len = plen;
     ev->qos = (uint8_t)m->qos;
     ev->retained = m->retained != 0;
+    ev->t_us = gateway_now_us();
     if (up->version == 5) {
         int n = MQTTProperties_propertyCount(
             &m->properties, MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER);
