@@ -6,7 +6,7 @@ real MQTT (Debian's python3-paho-mqtt 1.6.1) to them.  Each test script builds
 a Suite, registers test functions and calls Suite.run(), which prints TAP for
 Automake's tap-driver.sh.
 
-Environment: MQGATED (the daemon to test), MQG_SRCDIR (the source tree),
+Environment: MQGATED (the daemon to test, default ../../mqgated),
 MOSQUITTO (default /usr/sbin/mosquitto), MQG_TIME_SCALE (multiplies every
 timeout, for slow builds such as valgrind), MQG_KEEP_TMP=1 (keep the
 temporary directories), MQG_SCRIPT_TIMEOUT (seconds, default 150).
@@ -40,6 +40,17 @@ try:
     import paho.mqtt.client as paho
 except ImportError:  # reported by Suite.run() as a SKIP
     paho = None
+
+
+def _bail_hook(etype, value, tb):
+    """A test script that crashes outside Suite.run() still speaks TAP."""
+    print("Bail out! %s: %s" % (etype.__name__, value), flush=True)
+    for line in traceback.format_exception(etype, value, tb):
+        for l in line.rstrip("\n").splitlines():
+            print("# " + l, flush=True)
+
+
+sys.excepthook = _bail_hook
 
 MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
 TIME_SCALE = float(os.environ.get("MQG_TIME_SCALE", "1") or 1)
@@ -758,10 +769,6 @@ class WS(object):
         self.backlog.clear()
         return out
 
-    def ping(self, rid="alive", timeout=5.0):
-        """Check the session answers a ping; returns frames seen before the pong."""
-        return self.sync(timeout) if rid == "alive" else self.request({"op": "ping", "id": rid}, timeout)
-
     def collect(self, duration, until=None):
         """All JSON frames within duration seconds (backlog first); stops
         early at a close (see .closed) or when until(frames) is true."""
@@ -870,9 +877,6 @@ class WS(object):
         self._mark_closed(self.close_code, "")
         return self.close_code
 
-    def fileno(self):
-        return self.sock.fileno()
-
 
 # ---------------------------------------------------------------------------
 # MQTT side (paho 1.6.1)
@@ -903,7 +907,6 @@ class Mqtt(object):
         self.c.on_connect = self._on_connect
         self.c.on_message = self._on_message
         self.c.on_subscribe = self._on_subscribe
-        self.c.on_unsubscribe = self._on_unsubscribe
         self.c.max_inflight_messages_set(100)
         self.c.connect("127.0.0.1", port, keepalive=30)
         self.c.loop_start()
@@ -927,11 +930,6 @@ class Mqtt(object):
             self.subacks[mid] = granted
             self.cond.notify_all()
 
-    def _on_unsubscribe(self, c, u, mid, props=None, rc=None):
-        with self.cond:
-            self.subacks[mid] = True
-            self.cond.notify_all()
-
     def subscribe(self, topic, qos=0, timeout=5.0):
         rc, mid = self.c.subscribe(topic, qos)
         check(rc == 0, "paho subscribe failed: %d" % rc)
@@ -939,13 +937,6 @@ class Mqtt(object):
             if not self.cond.wait_for(lambda: mid in self.subacks, scaled(timeout)):
                 fail("no SUBACK for %s" % topic)
             return self.subacks.pop(mid)
-
-    def unsubscribe(self, topic, timeout=5.0):
-        rc, mid = self.c.unsubscribe(topic)
-        with self.cond:
-            if not self.cond.wait_for(lambda: mid in self.subacks, scaled(timeout)):
-                fail("no UNSUBACK for %s" % topic)
-            self.subacks.pop(mid)
 
     def publish(self, topic, payload=b"", qos=0, retain=False, wait=True, timeout=5.0):
         if isinstance(payload, str):
@@ -979,12 +970,6 @@ class Mqtt(object):
             out.append(m)
             if pred(m):
                 return out
-
-    def drain(self):
-        with self.cond:
-            out = list(self.msgs)
-            self.msgs.clear()
-            return out
 
     def close(self):
         try:
@@ -1191,12 +1176,6 @@ class Gateway(object):
         except OSError:
             return 0
 
-    def wait_log(self, pattern, timeout=5.0):
-        """Wait until the log (since the test began) matches regex pattern."""
-        rx = re.compile(pattern)
-        return wait_for(lambda: rx.search(self.log_text(True)), timeout,
-                        what="log line /%s/" % pattern)
-
     # --- clients ------------------------------------------------------------
     def ws(self, path=None, listener=0, **kw):
         """A raw WebSocket session (nothing read yet); protocols default to
@@ -1317,6 +1296,7 @@ class Suite(object):
         self._tmp = None
         self._gw_n = 0
         self.jwt_secret = b"mqgtest-" + b64url(os.urandom(24)).encode()
+        self.minted = []       # every token made by token()
         self.mqgated = None
 
     # --- registration -------------------------------------------------------
@@ -1338,7 +1318,15 @@ class Suite(object):
     def new_mosquitto(self, name=None, acl=None, extra=""):
         """Another mosquitto, for tests that stop or restart it."""
         name = name or "mosquitto%d" % (len(self.mosquittos) + 1)
-        m = Mosquitto(os.path.join(self.root, name), acl=acl, extra=extra).start()
+        for attempt in range(3):
+            m = Mosquitto(os.path.join(self.root, name), acl=acl, extra=extra)
+            try:
+                m.start()
+                break
+            except RuntimeError:
+                # another process took the free port we picked: pick again
+                if attempt == 2 or "Address already in use" not in read_text(m.outpath) + m.log_text():
+                    raise
         self.mosquittos.append(m)
         return m
 
@@ -1366,24 +1354,29 @@ class Suite(object):
         if gw is not None and gw.running() and not gw.stopped:
             gw.touched = True
             return gw
-        full = deep_merge(self.base_config(mosq), cfg)
-        for lst in full["listeners"]:
-            lst.setdefault("bind", "127.0.0.1")
-            lst.setdefault("path", "/ws")
-            if not lst.get("port"):
-                lst["port"] = free_port()
         self._gw_n += 1
-        gw = Gateway(self, name or "gw%d" % self._gw_n, full, mosq)
-        gw.mark = 0
-        self.all_gateways.append(gw)
+        name = name or "gw%d" % self._gw_n
+        for attempt in range(3):
+            full = deep_merge(self.base_config(mosq), cfg)
+            for lst in full["listeners"]:
+                lst.setdefault("bind", "127.0.0.1")
+                lst.setdefault("path", "/ws")
+                if not lst.get("port"):
+                    lst["port"] = free_port()
+            gw = Gateway(self, name if attempt == 0 else "%s-try%d" % (name, attempt + 1), full, mosq)
+            gw.touched = True
+            self.all_gateways.append(gw)
+            try:
+                gw.start()
+                break
+            except GatewayError:
+                gw.stop()
+                # another process took the free port we picked: pick again
+                if attempt == 2 or not re.search(r"\(-1 98\)|in use|cannot listen", gw.log_text()):
+                    raise
+                diag("%s: port taken, starting again" % gw.name)
         if not fresh:
             self.gateways[key] = gw
-        gw.touched = True
-        try:
-            gw.start()
-        except GatewayError:
-            gw.stop()
-            raise
         return gw
 
     def write_file(self, name, content, mode=0o600):
@@ -1413,7 +1406,9 @@ class Suite(object):
         c.update(claims or {})
         for k in [k for k, v in c.items() if v is DELETE]:
             del c[k]
-        return jwt_encode(c, self.jwt_secret if secret is None else secret, alg, **kw)
+        tok = jwt_encode(c, self.jwt_secret if secret is None else secret, alg, **kw)
+        self.minted.append(tok)
+        return tok
 
     # --- running ------------------------------------------------------------
     def _result(self, ok, name, diagnostics=None, directive=""):
@@ -1519,13 +1514,11 @@ class Suite(object):
         try:
             if self.need_broker:
                 try:
-                    self._mosq = Mosquitto(os.path.join(self.root, "mosquitto"),
-                                           acl=getattr(self, "mosquitto_acl", None)).start()
+                    self._mosq = self.new_mosquitto("mosquitto", acl=getattr(self, "mosquitto_acl", None))
                 except Exception as e:
                     self._bail("cannot start mosquitto: %s" % str(e).splitlines()[0])
                     diag(str(e))
                     return 1
-                self.mosquittos.append(self._mosq)
             for name, fn, timeout in self.tests:
                 self._run_one(name, fn, timeout)
             live = [gw for gw in self.all_gateways if not gw.stopped]

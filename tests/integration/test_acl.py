@@ -449,6 +449,17 @@ def _():
     eq(sub_codes(ws, ["#", "x"]), {"#": "forbidden", "x": "forbidden"}, "sub codes")
 
 
+@t.test("the log holds no password and no token")
+def _():
+    log = gw().log_text()
+    for pw in PASSWORDS.values():
+        check(pw not in log, "password %r in the log" % pw)
+    sigs = [tok.rsplit(".", 1)[1] for tok in t.minted if not tok.endswith(".")]
+    check(sigs, "no tokens were used")
+    leaked = [s for s in sigs if s in log]
+    check(not leaked, "%d token signature(s) in the log, e.g. %s" % (len(leaked), leaked[:1]))
+
+
 # --- reload -----------------------------------------------------------------
 
 @t.test("SIGHUP: a session whose role vanished is closed 4401; a bad file changes nothing", timeout=30)

@@ -267,6 +267,11 @@ def _():
     for o in ("http://evil.example.com", "http://localhost:%d" % p, "http://127.0.0.1:%d" % (p + 1),
               "http://127.0.0.1", "null"):
         eq(handshake_status(gw, origin=o), 403, "status for Origin %s" % o)
+    # same origin means the Host header's host and port, whatever the listener's address
+    eq(handshake_status(gw, host_header="dash.local:8080", origin="https://dash.local:8080"), 101,
+       "Origin matching the Host header")
+    eq(handshake_status(gw, host_header="dash.local:8080", origin="http://127.0.0.1:%d" % p), 403,
+       "Origin matching the listener but not the Host header")
 
 
 @t.test("origins list: exact match only")
