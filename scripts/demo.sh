@@ -46,7 +46,7 @@ PY
 fi
 ./mqgated -c "$cfg" &
 pids="$pids $!"
-python3 scripts/sensor-sim.py --port 1883 &
+/usr/bin/python3 scripts/sensor-sim.py --port 1883 &
 pids="$pids $!"
 
 for _ in 1 2 3 4 5 6 7 8 9 10; do port_open 8080 && break; sleep 0.3; done
