@@ -44,8 +44,13 @@ json.dump(cfg, open(sys.argv[2], "w"), indent=2)
 PY
     cfg="$run/demo.json"
 fi
+if port_open 8080; then
+    echo "127.0.0.1:8080 is taken by another program: stop it and run the demo again" >&2
+    exit 1
+fi
 ./mqgated -c "$cfg" &
-pids="$pids $!"
+gw=$!
+pids="$pids $gw"
 /usr/bin/python3 scripts/sensor-sim.py --port 1883 &
 pids="$pids $!"
 
@@ -60,4 +65,5 @@ cat <<TXT
   Ctrl-C stops the demo.
 
 TXT
-wait
+# the demo lasts as long as the gateway
+wait "$gw"
