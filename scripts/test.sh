@@ -7,19 +7,42 @@ set -eu
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 # shellcheck disable=SC2086
-mqg_install $MQG_BUILD_DEPS $MQG_RUN_DEPS $MQG_TEST_DEPS
+mqg_install $MQG_BUILD_DEPS $MQG_RUN_DEPS $MQG_TEST_DEPS $MQG_PACKAGE_DEPS
 mqg_build --enable-sanitizers --enable-werror
+# Prints the logs of the test programs that failed a case, under dir $1.
+show_failures() {
+    for log in $(find "$1" -name '*.log' ! -name test-suite.log | sort); do
+        if grep -q '^not ok\|^ERROR\|Bail out' "$log"; then
+            echo "==== $log"
+            cat "$log"
+        fi
+    done
+}
+
 status=0
 make -j"$(nproc)" check || status=$?
-for log in $(find tests -name '*.log' ! -name test-suite.log | sort); do
-    case "$(grep -c '^not ok\|^ERROR\|Bail out' "$log" || true)" in
-    0) ;;
-    *) echo "==== $log"; cat "$log" ;;
-    esac
-done
-pass=$(find tests -name '*.trs' -exec grep -h '^:test-result: \(PASS\|XFAIL\)' {} + | wc -l)
-fail=$(find tests -name '*.trs' -exec grep -h '^:test-result: \(FAIL\|XPASS\|ERROR\)' {} + | wc -l)
-skip=$(find tests -name '*.trs' -exec grep -h '^:test-result: SKIP' {} + | wc -l)
+show_failures tests
+# --- the same suite under valgrind, on a plain build of a copy of the tree --
+echo "==== valgrind"
+rm -rf _valgrind && mkdir _valgrind
+git ls-files -co --exclude-standard | grep -v '^_valgrind/' |
+    tar -cf - -T - | tar -xf - -C _valgrind
+(
+    cd _valgrind && autoreconf -fi >/dev/null 2>&1 &&
+    ./configure -q CFLAGS='-O1 -g' && make -j"$(nproc)" >/dev/null &&
+    MQGATED_REAL="$PWD/mqgated" make -j"$(nproc)" check CK_FORK=no \
+        LOG_COMPILER="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$PWD/tests/valgrind.supp" \
+        MQGATED_CMD="$PWD/scripts/valgrind-mqgated"
+) || status=$?
+show_failures _valgrind/tests
+# --- Debian package: build, lint, install, run, purge (package-test.sh) -----
+# The suite has just run: the package build skips it.
+echo "==== scripts/package-test.sh"
+DEB_BUILD_OPTIONS=nocheck ./scripts/package-test.sh || status=$?
+# ----------------------------------------------------------------------------
+pass=$(find tests _valgrind/tests -name '*.trs' -exec grep -h '^:test-result: \(PASS\|XFAIL\)' {} + | wc -l)
+fail=$(find tests _valgrind/tests -name '*.trs' -exec grep -h '^:test-result: \(FAIL\|XPASS\|ERROR\)' {} + | wc -l)
+skip=$(find tests _valgrind/tests -name '*.trs' -exec grep -h '^:test-result: SKIP' {} + | wc -l)
 if [ "$status" != 0 ] && [ "$fail" = 0 ]; then
     fail=1 # the harness failed without a counted result
 fi

@@ -1,0 +1,585 @@
+/* The password method's verifier (auth_users.h).
+ *
+ * Jobs are single allocations holding copies of everything the worker
+ * needs (name, the user's hash, the TOTP key, password, code), so the
+ * worker never reads the users table, which reload may swap at any time.
+ * The MB_AUTHDONE event of a job is allocated with it, so the worker has
+ * no failure path: every job it takes reaches the mailbox.
+ *
+ * Decisions:
+ *   - The client learns one thing only: "wrong user, password or code",
+ *     whatever failed (unknown user, wrong password, missing, wrong or
+ *     replayed code). Saying "otp required" or "code already used" would
+ *     tell whoever guesses that the password is right, an oracle that
+ *     turns two factors into two separate guessing games. The precise
+ *     cause is in auth_result.detail, for the log.
+ *   - An unknown user is checked against a stand-in hash: the first hash
+ *     of the file that this libcrypt can compute (else a fixed yescrypt
+ *     one), so that a file of bcrypt or SHA-512 users does not make
+ *     unknown names answer at a different speed than known ones.
+ *   - A TOTP code is computed (HMAC-SHA-1, 30 s, 6 digits, one step either
+ *     side) even when the password is wrong, so timing does not tell
+ *     a right password either; the code must be exactly six digits
+ *     (liboath would take strlen(otp) digits, and one digit is a 1 in 10
+ *     guess).
+ *   - A password longer than AUTH_USERS_PASSWORD_MAX bytes still costs a
+ *     crypt_r of its first bytes, then fails.
+ *   - A job that finishes after a reload changed or removed its user
+ *     fails: it was checked against the old hash or key. */
+#include <crypt.h>
+#include <oath.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth_users.h"
+#include "log.h"
+#include "mailbox.h"
+#include "users.h"
+
+#define ERR_MAX (64 * 1024)
+#define OTP_DIGITS 6
+#define OTP_STEP_S 30
+#define OTP_WINDOW 1
+
+#define REASON_FAILED "wrong user, password or code"
+#define REASON_OOM "the gateway is short of memory"
+
+/* Made with mkpasswd -m yescrypt from random bytes: no password matches
+ * it that anybody knows. */
+static const char dummy_yescrypt[] =
+    "$y$j9T$UfWSz/h3BI.Rsew9gzdYW0$"
+    "1jYZOGFbiVbMcFmxHdAWmpYHq4eWYITWqcRs4WNgG84";
+
+struct auth_job {
+    struct auth_job *next, *prev;   /* the queue {A.lock} */
+    struct auth_job *lnext, *lprev; /* A.live; service thread */
+    bool queued;                    /* {A.lock} */
+    bool disowned;                  /* service thread */
+    void *owner;                    /* service thread */
+    struct mb_event *ev;            /* MB_AUTHDONE, ctx = this job */
+
+    /* Written by auth_users_submit() before the job is queued. */
+    bool known, too_long, otp_given, otp_wellformed;
+    char user[USERS_NAME_MAX + 1];
+    char hash[USERS_HASH_MAX + 1];
+    char password[AUTH_USERS_PASSWORD_MAX + 1];
+    char otp[OTP_DIGITS + 1];
+    unsigned char key[USERS_TOTP_MAX];
+    size_t key_len;
+
+    /* Written by the worker before it posts the event. */
+    bool crypt_failed, pw_match, otp_match;
+    uint64_t step;                  /* the TOTP step otp matched */
+};
+
+static struct {
+    /* service thread */
+    struct users *users;
+    uint64_t *last_step;            /* per user index: last accepted step */
+    char dummy[USERS_HASH_MAX + 1];
+    struct mailbox *mb;
+    struct auth_job *live;          /* every job not yet finished */
+    bool started;
+    pthread_t thread;
+    struct crypt_data *cd;          /* the worker's, ~32 KiB */
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct auth_job *qhead, *qtail; /* {lock} */
+    size_t queued;                  /* {lock} */
+    bool stop;                      /* {lock} */
+} A = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
+};
+
+/* ------------------------------------------------------------------------ */
+/* The worker */
+
+static bool ct_streq(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+    unsigned char d = 0;
+
+    /* The length of a hash is public (its method); only bytes are not. */
+    if (strlen(a) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+/* liboath's comparison callback: 0 when test_otp (the code liboath made
+ * for one step of the window) is the one the user gave. */
+static int otp_cmp(void *handle, const char *test_otp)
+{
+    const char *given = handle;
+    unsigned char d = 0;
+
+    for (size_t i = 0; i < OTP_DIGITS; i++)
+        d |= (unsigned char)(given[i] ^ test_otp[i]);
+    return d != 0;
+}
+
+static void check_job(struct auth_job *job, struct crypt_data *cd)
+{
+    const char *out = crypt_r(job->password, job->hash, cd);
+
+    if (!out || out[0] == '*')
+        job->crypt_failed = true;
+    else
+        job->pw_match = ct_streq(out, job->hash);
+    explicit_bzero(cd, sizeof(*cd));
+    explicit_bzero(job->password, sizeof(job->password));
+
+    if (job->key_len && job->otp_wellformed) {
+        uint64_t step = 0;
+        int rc = oath_totp_validate3_callback(
+            (const char *)job->key, job->key_len, time(NULL), OTP_STEP_S,
+            OATH_TOTP_DEFAULT_START_TIME, OTP_DIGITS, OTP_WINDOW, NULL,
+            &step, otp_cmp, job->otp);
+
+        if (rc >= 0) {
+            job->otp_match = true;
+            job->step = step;
+        }
+    }
+    explicit_bzero(job->otp, sizeof(job->otp));
+}
+
+static void *worker_main(void *arg)
+{
+    struct crypt_data *cd = arg;
+
+    for (;;) {
+        struct auth_job *job;
+
+        pthread_mutex_lock(&A.lock);
+        while (!A.qhead && !A.stop)
+            pthread_cond_wait(&A.cond, &A.lock);
+        if (A.stop) {
+            pthread_mutex_unlock(&A.lock);
+            break;
+        }
+        job = A.qhead;
+        A.qhead = job->next;
+        if (A.qhead)
+            A.qhead->prev = NULL;
+        else
+            A.qtail = NULL;
+        A.queued--;
+        job->queued = false;
+        pthread_mutex_unlock(&A.lock);
+
+        check_job(job, cd);
+        /* From here on the service thread may free job. */
+        mailbox_push(A.mb, job->ev);
+    }
+    return NULL;
+}
+
+static int start_worker(void)
+{
+    sigset_t all, old;
+    int rc;
+
+    if (A.started)
+        return 0;
+    if (oath_init() != OATH_OK) {
+        log_error("auth.users_file: liboath cannot start");
+        return -1;
+    }
+    if (!(A.cd = calloc(1, sizeof(*A.cd)))) {
+        log_error("auth.users_file: out of memory");
+        goto fail;
+    }
+    A.stop = false;
+    /* The worker inherits a full mask: SIGHUP and SIGTERM must reach the
+     * service thread, whose poll they interrupt. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&A.thread, NULL, worker_main, A.cd);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        log_error("auth.users_file: cannot start the password worker: %s",
+                  strerror(rc));
+        goto fail;
+    }
+    A.started = true;
+    return 0;
+fail:
+    free(A.cd);
+    A.cd = NULL;
+    oath_done();
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Jobs (service thread) */
+
+static void job_free(struct auth_job *job)
+{
+    explicit_bzero(job, sizeof(*job));
+    free(job);
+}
+
+static void live_unlink(struct auth_job *job)
+{
+    if (job->lprev)
+        job->lprev->lnext = job->lnext;
+    else
+        A.live = job->lnext;
+    if (job->lnext)
+        job->lnext->lprev = job->lprev;
+}
+
+static void copy_capped(char *dst, size_t cap, const char *src, bool *cut)
+{
+    size_t n = src ? strnlen(src, cap) : 0;
+
+    *cut = n == cap;
+    if (*cut)
+        n = cap - 1;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
+struct auth_job *auth_users_submit(const char *user, const char *password,
+                                   const char *otp, void *owner)
+{
+    const struct user_entry *e = NULL;
+    struct auth_job *job;
+    bool cut;
+
+    if (!A.users || !A.started)
+        return NULL;
+    if (!(job = calloc(1, sizeof(*job))))
+        return NULL;
+    if (!(job->ev = mb_event_new(MB_AUTHDONE, 0))) {
+        free(job);
+        return NULL;
+    }
+    job->ev->ctx = job;
+    job->owner = owner;
+
+    copy_capped(job->user, sizeof(job->user), user, &cut);
+    if (!cut)
+        e = users_find(A.users, job->user);
+    job->known = e != NULL;
+    snprintf(job->hash, sizeof(job->hash), "%s", e ? e->hash : A.dummy);
+    if (e && e->totp_key) {
+        memcpy(job->key, e->totp_key, e->totp_key_len);
+        job->key_len = e->totp_key_len;
+    }
+    copy_capped(job->password, sizeof(job->password), password,
+                &job->too_long);
+    job->otp_given = otp && otp[0];
+    if (job->otp_given && strnlen(otp, OTP_DIGITS + 1) == OTP_DIGITS &&
+        strspn(otp, "0123456789") == OTP_DIGITS) {
+        memcpy(job->otp, otp, OTP_DIGITS);
+        job->otp_wellformed = true;
+    }
+
+    pthread_mutex_lock(&A.lock);
+    if (A.queued >= AUTH_USERS_QUEUE_MAX) {
+        pthread_mutex_unlock(&A.lock);
+        free(job->ev);
+        job_free(job);
+        return NULL;
+    }
+    job->prev = A.qtail;
+    if (A.qtail)
+        A.qtail->next = job;
+    else
+        A.qhead = job;
+    A.qtail = job;
+    A.queued++;
+    job->queued = true;
+    pthread_cond_signal(&A.cond);
+    pthread_mutex_unlock(&A.lock);
+
+    job->lnext = A.live;
+    if (A.live)
+        A.live->lprev = job;
+    A.live = job;
+    return job;
+}
+
+void auth_job_disown(struct auth_job *job)
+{
+    bool was_queued;
+
+    if (!job)
+        return;
+    pthread_mutex_lock(&A.lock);
+    was_queued = job->queued;
+    if (was_queued) {
+        if (job->prev)
+            job->prev->next = job->next;
+        else
+            A.qhead = job->next;
+        if (job->next)
+            job->next->prev = job->prev;
+        else
+            A.qtail = job->prev;
+        A.queued--;
+    }
+    pthread_mutex_unlock(&A.lock);
+    if (was_queued) {
+        live_unlink(job);
+        free(job->ev);
+        job_free(job);
+        return;
+    }
+    job->disowned = true;
+    job->owner = NULL;
+}
+
+/* Why job fails, for the log; NULL when it passes. Sets *ep to the user's
+ * current entry. */
+static const char *judge(const struct auth_job *job,
+                         const struct user_entry **ep)
+{
+    const struct user_entry *e;
+
+    if (!job->known)
+        return "unknown user";
+    if (job->too_long)
+        return "password too long";
+    if (job->crypt_failed)
+        return "libcrypt cannot compute the user's hash";
+    if (!job->pw_match)
+        return "wrong password";
+    if (job->key_len && !job->otp_given)
+        return "otp missing";
+    if (job->key_len && !job->otp_match)
+        return "wrong otp";
+    e = users_find(A.users, job->user);
+    if (!e || strcmp(e->hash, job->hash) != 0 ||
+        e->totp_key_len != job->key_len ||
+        (job->key_len && memcmp(e->totp_key, job->key, job->key_len) != 0))
+        return "user removed or changed by a reload";
+    if (job->key_len && job->step <= A.last_step[e->index])
+        return "otp already used";
+    *ep = e;
+    return NULL;
+}
+
+int auth_users_finish(struct auth_job *job, const struct config *cfg,
+                      struct auth_result *res)
+{
+    const struct user_entry *e = NULL;
+    const char *why;
+
+    memset(res, 0, sizeof(*res));
+    live_unlink(job);
+    if (job->disowned) {
+        res->reason = REASON_FAILED;
+        res->detail = "the session went away";
+        job_free(job);
+        return -1;
+    }
+    res->owner = job->owner;
+    res->user = strdup(job->user);
+    why = judge(job, &e);
+    if (!why && !res->user)
+        why = "out of memory";
+    if (!why && !(res->roles = calloc(e->n_roles + 1, sizeof(*res->roles))))
+        why = "out of memory";
+    if (why) {
+        res->reason = strcmp(why, "out of memory") ? REASON_FAILED
+                                                   : REASON_OOM;
+        res->detail = why;
+        job_free(job);
+        return -1;
+    }
+    if (job->key_len)
+        A.last_step[e->index] = job->step;
+    for (size_t i = 0; i < e->n_roles; i++) {
+        const struct cfg_role *r = config_role(cfg, e->roles[i]);
+        size_t k;
+
+        for (k = 0; r && k < res->n_roles && res->roles[k] != r; k++)
+            ;
+        if (r && k == res->n_roles)
+            res->roles[res->n_roles++] = r;
+    }
+    job_free(job);
+    return 0;
+}
+
+void auth_result_clear(struct auth_result *res)
+{
+    free(res->user);
+    free(res->roles);
+    memset(res, 0, sizeof(*res));
+}
+
+/* ------------------------------------------------------------------------ */
+/* The table */
+
+/* Logs each line of err, which users_load() filled (size bytes). */
+static void log_lines(const char *err, size_t size)
+{
+    const char *line = err, *nl;
+
+    while (*line) {
+        nl = strchr(line, '\n');
+        log_error("%.*s", (int)(nl ? (size_t)(nl - line) : strlen(line)),
+                  line);
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    if (strlen(err) + 1 >= size)
+        log_error("(more errors not shown)");
+}
+
+/* Loads path into *out with one last_step slot per user, copying the steps
+ * of users the current table has. Returns 0 or -1 (logged). */
+static int load_table(const char *path, struct users **out, uint64_t **steps)
+{
+    char *err = malloc(ERR_MAX);
+    struct users *u = NULL;
+    size_t n;
+
+    *out = NULL;
+    *steps = NULL;
+    if (!err) {
+        log_error("%s: out of memory", path);
+        return -1;
+    }
+    if (users_load(path, &u, err, ERR_MAX) < 0) {
+        log_lines(err, ERR_MAX);
+        free(err);
+        return -1;
+    }
+    free(err);
+    n = users_count(u);
+    if (!(*steps = calloc(n ? n : 1, sizeof(**steps)))) {
+        log_error("%s: out of memory", path);
+        users_free(u);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct user_entry *e = users_get(u, i);
+        const struct user_entry *old = users_find(A.users, e->name);
+
+        if (old)
+            (*steps)[i] = A.last_step[old->index];
+        if (crypt_checksalt(e->hash) != CRYPT_SALT_OK)
+            log_warn("%s:%u: user \"%s\": this libcrypt cannot compute "
+                     "the hash: the user cannot log in",
+                     path, e->line, e->name);
+    }
+    *out = u;
+    return 0;
+}
+
+/* The stand-in hash for unknown users (see the top of the file). */
+static void pick_dummy(void)
+{
+    for (size_t i = 0; i < users_count(A.users); i++) {
+        const struct user_entry *e = users_get(A.users, i);
+
+        if (crypt_checksalt(e->hash) == CRYPT_SALT_OK) {
+            snprintf(A.dummy, sizeof(A.dummy), "%s", e->hash);
+            return;
+        }
+    }
+    snprintf(A.dummy, sizeof(A.dummy), "%s", dummy_yescrypt);
+}
+
+static void swap_table(struct users *u, uint64_t *steps)
+{
+    users_free(A.users);
+    free(A.last_step);
+    A.users = u;
+    A.last_step = steps;
+    pick_dummy();
+}
+
+bool auth_users_enabled(void)
+{
+    return A.users != NULL;
+}
+
+int auth_users_init(const struct config *cfg, struct mailbox *mb)
+{
+    struct users *u;
+    uint64_t *steps;
+
+    A.mb = mb;
+    if (!cfg->auth.users_file)
+        return 0;
+    if (load_table(cfg->auth.users_file, &u, &steps) < 0)
+        return -1;
+    if (start_worker() < 0) {
+        users_free(u);
+        free(steps);
+        return -1;
+    }
+    swap_table(u, steps);
+    log_info("%s: %zu users", cfg->auth.users_file, users_count(u));
+    return 0;
+}
+
+int auth_users_reload(const struct config *cfg)
+{
+    struct users *u;
+    uint64_t *steps;
+
+    if (!cfg->auth.users_file) {
+        if (A.users)
+            log_info("password authentication turned off");
+        swap_table(NULL, NULL);
+        return 0;
+    }
+    if (load_table(cfg->auth.users_file, &u, &steps) < 0)
+        return -1;
+    if (start_worker() < 0) {
+        users_free(u);
+        free(steps);
+        return -1;
+    }
+    swap_table(u, steps);
+    log_info("%s: %zu users", cfg->auth.users_file, users_count(u));
+    return 0;
+}
+
+void auth_users_destroy(void)
+{
+    struct auth_job *job, *next;
+
+    if (A.started) {
+        pthread_mutex_lock(&A.lock);
+        A.stop = true;
+        pthread_cond_broadcast(&A.cond);
+        pthread_mutex_unlock(&A.lock);
+        pthread_join(A.thread, NULL);
+        A.started = false;
+        explicit_bzero(A.cd, sizeof(*A.cd));
+        free(A.cd);
+        A.cd = NULL;
+        oath_done();
+    }
+    /* The worker is gone: every job it took is in the mailbox, with its
+     * event; the others still own theirs. */
+    for (job = A.live; job; job = next) {
+        next = job->lnext;
+        if (job->queued)
+            free(job->ev);
+        job_free(job);
+    }
+    A.live = NULL;
+    A.qhead = A.qtail = NULL;
+    A.queued = 0;
+    A.stop = false;
+    swap_table(NULL, NULL);
+    A.mb = NULL;
+}

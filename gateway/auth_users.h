@@ -1,0 +1,86 @@
+/* The password method (config.md § auth.users_file): crypt(3) hashes and
+ * TOTP codes, checked on a worker thread so that a slow hash never stalls
+ * the service thread.
+ *
+ *   service thread                       worker
+ *   auth_users_submit() --job queue-->   crypt_r, TOTP
+ *   auth_users_finish() <--MB_AUTHDONE-- (ev->ctx is the job)
+ *
+ * Every function here is for the service thread only. The worker never
+ * touches sessions or the users table: it gets copies of what it needs in
+ * the job. The replay rule (an accepted TOTP code is never accepted again
+ * for the same user) is applied in auth_users_finish(), on the service
+ * thread, so that two jobs racing with one code cannot both pass. */
+#ifndef MQG_AUTH_USERS_H
+#define MQG_AUTH_USERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct mailbox;
+struct auth_job;
+
+#define AUTH_USERS_QUEUE_MAX 1024   /* jobs waiting for the worker */
+#define AUTH_USERS_PASSWORD_MAX 511 /* libcrypt takes no longer phrase */
+
+/* Loads cfg->auth.users_file when set and starts the worker, which posts
+ * its results to mb. Returns 0, or -1 with every reason logged. Without a
+ * users file it starts nothing and auth_users_submit() returns NULL. */
+int auth_users_init(const struct config *cfg, struct mailbox *mb);
+
+/* Stops and joins the worker and frees every job not yet finished: those
+ * still queued and those whose MB_AUTHDONE event is in the mailbox. Call it
+ * before mailbox_destroy(); afterwards an MB_AUTHDONE event's ctx is
+ * dangling, so free such events without calling auth_users_finish(). */
+void auth_users_destroy(void);
+
+/* SIGHUP: loads cfg->auth.users_file aside. On any error logs each error
+ * line and returns -1, changing nothing. On success swaps the table in,
+ * keeping the last accepted TOTP step of each user still present (by
+ * name), and returns 0. Without a users file in cfg, drops the table:
+ * password authentication is then off. Jobs in flight are checked again
+ * against the new table when they finish. */
+int auth_users_reload(const struct config *cfg);
+
+/* True when a users file is loaded (password authentication is on). */
+bool auth_users_enabled(void);
+
+/* Queues a check of user/password/otp for owner; the strings are copied.
+ * NULL reads as ""; a name over USERS_NAME_MAX (users.h) bytes is unknown
+ * and a password over AUTH_USERS_PASSWORD_MAX bytes fails, after the same
+ * work. Returns the job, which the MB_AUTHDONE event will carry as its
+ * ctx, or NULL when no users file is loaded, the queue holds
+ * AUTH_USERS_QUEUE_MAX jobs, or memory is short. */
+struct auth_job *auth_users_submit(const char *user, const char *password,
+                                   const char *otp, void *owner);
+
+/* The owner is going away: its result will be dropped. A job still queued
+ * is freed now (it never reaches the mailbox); one the worker has taken is
+ * freed by auth_users_finish(), whose result then has owner NULL. Either
+ * way the caller must forget job. */
+void auth_job_disown(struct auth_job *job);
+
+struct auth_result {
+    void *owner;                   /* as submitted; NULL when disowned */
+    char *user;                    /* malloc'd; the name as submitted (its
+                                      first USERS_NAME_MAX bytes), also on
+                                      failure; NULL when disowned */
+    const struct cfg_role **roles; /* malloc'd, into cfg; success only */
+    size_t n_roles;                /* unknown role names are left out */
+    const char *reason;            /* failure: static text for the client;
+                                      never says whether the user exists */
+    const char *detail;            /* failure: static text for the log */
+};
+
+/* Consumes the MB_AUTHDONE event's job: applies the replay rule, resolves
+ * the roles of the user with config_role(cfg, name), fills res (release
+ * with auth_result_clear()) and frees job. Returns 0 when the user is
+ * authenticated, else -1 (res->reason says why to the client). */
+int auth_users_finish(struct auth_job *job, const struct config *cfg,
+                      struct auth_result *res);
+
+void auth_result_clear(struct auth_result *res);
+
+#endif
