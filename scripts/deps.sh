@@ -5,6 +5,9 @@ libwebsockets-dev libpaho-mqtt-dev libjansson-dev check libjwt-dev \
 liboath-dev libcrypt-dev libsystemd-dev libssl-dev"
 MQG_RUN_DEPS="mosquitto mosquitto-clients python3 python3-paho-mqtt openssl"
 MQG_TEST_DEPS="valgrind curl"
+# scripts/package-test.sh: builds, lints, installs and runs the .deb
+# (systemd for systemd-analyze and systemd-sysusers, not as PID 1).
+MQG_PACKAGE_DEPS="dpkg-dev debhelper lintian man-db systemd strace procps"
 
 mqg_install() {
     if [ "$(id -u)" != 0 ]; then

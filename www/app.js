@@ -1,0 +1,784 @@
+// The mqgate dashboard: sign in, watch topics, chart numeric values, publish.
+// Plain ES module over mqgate.js. Messages only update the model; the page is
+// drawn on requestAnimationFrame, so hundreds of messages a second cost one
+// repaint per frame, not one per message.
+
+import { MqGate } from "./mqgate.js";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const WS_URL = params.get("ws") || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+const FILTERS_KEY = "mqgate.filters";
+
+const MAX_ROWS = 500;          // topics shown in the table
+const MAX_CHARTS = 24;         // numeric series charted
+const SERIES_POINTS = 600;     // points kept per series
+const CHART_WINDOW_MS = 60000; // time shown by a chart
+const AGE_EVERY_MS = 500;      // how often ages are refreshed
+const CHART_EVERY_MS = 1000;   // charts scroll at least this often
+
+// ---------------------------------------------------------------------------
+// model
+
+const topics = new Map();      // topic → entry
+const sortedTopics = [];       // topic names, sorted, of entries that have a row
+const series = new Map();      // "topic\u0000field" → series
+const dirtyTopics = new Set();
+const dirtySeries = new Set();
+let seriesDropped = 0;
+let topicsDropped = 0;
+let msgTotal = 0;
+let msgWindow = 0;
+
+function onMessage(msg) {
+  msgTotal++;
+  msgWindow++;
+  let e = topics.get(msg.topic);
+  if (!e) {
+    e = { topic: msg.topic, text: "", format: "", at: 0, count: 0, retain: false, row: null, ageText: "" };
+    topics.set(msg.topic, e);
+  }
+  e.format = msg.format;
+  e.value = msg.value;
+  e.text = null; // formatted lazily, once per frame
+  e.at = Date.now();
+  e.count++;
+  e.retain = msg.retain;
+  dirtyTopics.add(e);
+  if (msg.format === "json") recordNumbers(msg.topic, msg.value, e.at);
+}
+
+// Numbers in a payload: the value itself, or each numeric field of an object
+// (nested objects as dotted paths, two levels down).
+function recordNumbers(topic, v, at) {
+  if (typeof v === "number") {
+    addPoint(topic, "", v, at);
+  } else if (v && typeof v === "object" && !Array.isArray(v)) {
+    walk(v, "", 0);
+  }
+  function walk(o, prefix, depth) {
+    for (const k in o) {
+      const x = o[k];
+      if (typeof x === "number" && Number.isFinite(x)) addPoint(topic, prefix + k, x, at);
+      else if (depth < 2 && x && typeof x === "object" && !Array.isArray(x)) walk(x, `${prefix}${k}.`, depth + 1);
+    }
+  }
+}
+
+function addPoint(topic, field, value, at) {
+  const key = `${topic}\u0000${field}`;
+  let s = series.get(key);
+  if (!s) {
+    if (series.size >= MAX_CHARTS) {
+      seriesDropped++;
+      return;
+    }
+    s = {
+      key, topic, field,
+      t: new Float64Array(SERIES_POINTS), v: new Float64Array(SERIES_POINTS),
+      start: 0, len: 0, last: value, card: null,
+    };
+    series.set(key, s);
+  }
+  const i = (s.start + s.len) % SERIES_POINTS;
+  s.t[i] = at;
+  s.v[i] = value;
+  if (s.len < SERIES_POINTS) s.len++;
+  else s.start = (s.start + 1) % SERIES_POINTS;
+  s.last = value;
+  dirtySeries.add(s);
+}
+
+// ---------------------------------------------------------------------------
+// rendering, once per animation frame
+
+let frames = 0;
+let rateSince = performance.now();
+let lastAges = 0;
+let lastCharts = 0;
+let topicFilter = "";
+
+function frame(now) {
+  frames++;
+  if (now - rateSince >= 1000) {
+    const secs = (now - rateSince) / 1000;
+    const fps = Math.round(frames / secs), mps = Math.round(msgWindow / secs);
+    setReadout($("fps"), fps);
+    setReadout($("mps"), mps);
+    const peak = window.mqgateApp.peak;
+    if (mps > peak.mps) peak.mps = mps;
+    if (mps > 0 && (peak.minFpsUnderLoad === null || fps < peak.minFpsUnderLoad)) peak.minFpsUnderLoad = fps;
+    frames = 0;
+    msgWindow = 0;
+    rateSince = now;
+  }
+  setReadout($("msg-total"), msgTotal);
+  setReadout($("topic-count"), topics.size);
+
+  if (dirtyTopics.size) {
+    for (const e of dirtyTopics) renderTopic(e);
+    dirtyTopics.clear();
+    $("topics-empty").hidden = topics.size > 0;
+    const more = $("topics-more");
+    more.hidden = topicsDropped === 0;
+    if (topicsDropped) more.textContent = `${topicsDropped} more topics are not listed.`;
+  }
+  const wall = Date.now();
+  if (now - lastAges >= AGE_EVERY_MS) {
+    lastAges = now;
+    for (const e of topics.values()) if (e.row) renderAge(e, wall);
+  }
+  if (now - lastCharts >= CHART_EVERY_MS) {
+    lastCharts = now;
+    for (const s of series.values()) dirtySeries.add(s);
+  }
+  if (dirtySeries.size) {
+    for (const s of dirtySeries) drawSeries(s, wall);
+    dirtySeries.clear();
+    $("charts-empty").hidden = series.size > 0;
+    const more = $("charts-more");
+    more.hidden = seriesDropped === 0;
+    if (seriesDropped) more.textContent = `Only the first ${MAX_CHARTS} numeric series are charted.`;
+  }
+  requestAnimationFrame(frame);
+}
+
+function setReadout(el, n) {
+  const s = String(n);
+  if (el.dataset.value !== s) {
+    el.dataset.value = s;
+    el.textContent = s;
+  }
+}
+
+function formatValue(e) {
+  switch (e.format) {
+    case "json":
+      return JSON.stringify(e.value) ?? "";
+    case "text":
+      return e.value === "" ? "(empty)" : e.value;
+    case "binary": {
+      const b = e.value;
+      let hex = "";
+      for (let i = 0; i < Math.min(b.length, 24); i++) hex += b[i].toString(16).padStart(2, "0") + " ";
+      return `(${b.length} bytes) ${hex.trim()}${b.length > 24 ? " …" : ""}`;
+    }
+    default:
+      return "";
+  }
+}
+
+function renderTopic(e) {
+  if (!e.row) {
+    if (sortedTopics.length >= MAX_ROWS) {
+      if (!e.dropped) {
+        e.dropped = true;
+        topicsDropped++;
+      }
+      return;
+    }
+    e.row = makeRow(e);
+  }
+  let text = formatValue(e);
+  if (text.length > 300) text = text.slice(0, 300) + "…";
+  const cell = e.row.cells[1];
+  if (cell.firstChild.textContent !== text) cell.firstChild.textContent = text;
+  cell.dataset.format = e.format;
+  e.row.dataset.retain = e.retain ? "true" : "false";
+  e.row.dataset.count = String(e.count);
+  renderAge(e, Date.now());
+  // Alternating between two identical animations restarts the highlight
+  // without forcing a layout.
+  e.row.dataset.flash = e.row.dataset.flash === "a" ? "b" : "a";
+}
+
+function makeRow(e) {
+  const tr = document.createElement("tr");
+  tr.dataset.topic = e.topic;
+  const th = document.createElement("th");
+  th.scope = "row";
+  th.textContent = e.topic;
+  const val = document.createElement("td");
+  val.className = "value";
+  val.appendChild(document.createElement("span"));
+  const age = document.createElement("td");
+  age.className = "age";
+  tr.append(th, val, age);
+  tr.hidden = !matchesFilter(e.topic);
+  // sorted insertion
+  let lo = 0, hi = sortedTopics.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sortedTopics[mid] < e.topic) lo = mid + 1;
+    else hi = mid;
+  }
+  const before = lo < sortedTopics.length ? topics.get(sortedTopics[lo]).row : null;
+  sortedTopics.splice(lo, 0, e.topic);
+  $("topic-rows").insertBefore(tr, before);
+  return tr;
+}
+
+function renderAge(e, wall) {
+  const s = formatAge(wall - e.at);
+  if (s !== e.ageText) {
+    e.ageText = s;
+    e.row.cells[2].textContent = s;
+  }
+}
+
+function formatAge(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86400)} d`;
+}
+
+function matchesFilter(topic) {
+  return topicFilter === "" || topic.toLowerCase().includes(topicFilter);
+}
+
+// --- charts ---
+
+let chartColors = null;
+
+function colors() {
+  if (!chartColors) {
+    const cs = getComputedStyle(document.documentElement);
+    chartColors = {
+      line: cs.getPropertyValue("--chart-line").trim() || "#1565c0",
+      grid: cs.getPropertyValue("--chart-grid").trim() || "#ddd",
+      text: cs.getPropertyValue("--muted").trim() || "#555",
+    };
+  }
+  return chartColors;
+}
+matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+  chartColors = null;
+  for (const s of series.values()) dirtySeries.add(s);
+});
+
+function makeCard(s) {
+  const fig = document.createElement("figure");
+  fig.className = "chart";
+  fig.dataset.topic = s.topic;
+  fig.dataset.field = s.field;
+  const cap = document.createElement("figcaption");
+  const name = document.createElement("span");
+  name.className = "chart-name";
+  name.textContent = s.field ? `${s.topic} · ${s.field}` : s.topic;
+  const last = document.createElement("span");
+  last.className = "chart-last";
+  cap.append(name, last);
+  const canvas = document.createElement("canvas");
+  canvas.setAttribute("role", "img");
+  const range = document.createElement("span");
+  range.className = "chart-range";
+  fig.append(cap, canvas, range);
+  $("chart-grid").appendChild(fig);
+  return { fig, canvas, last, range, label: name.textContent, w: 0, h: 0 };
+}
+
+function fmtNum(x) {
+  if (Number.isInteger(x)) return String(x);
+  const a = Math.abs(x);
+  return a !== 0 && (a < 0.01 || a >= 1e6) ? x.toPrecision(3) : String(+x.toFixed(2));
+}
+
+function drawSeries(s, wall) {
+  if (!s.card) s.card = makeCard(s);
+  const c = s.card;
+  const lastText = fmtNum(s.last);
+  if (c.last.textContent !== lastText) c.last.textContent = lastText;
+
+  const dpr = window.devicePixelRatio || 1;
+  const cssW = c.canvas.clientWidth || 280;
+  const cssH = c.canvas.clientHeight || 72;
+  const W = Math.round(cssW * dpr), H = Math.round(cssH * dpr);
+  if (c.canvas.width !== W || c.canvas.height !== H) {
+    c.canvas.width = W;
+    c.canvas.height = H;
+  }
+  const ctx = c.canvas.getContext("2d");
+  ctx.clearRect(0, 0, W, H);
+  let t0 = wall - CHART_WINDOW_MS;
+  let min = Infinity, max = -Infinity, first = -1;
+  for (let k = 0; k < s.len; k++) {
+    const i = (s.start + k) % SERIES_POINTS;
+    if (s.t[i] < t0) continue;
+    if (first < 0) first = k;
+    const v = s.v[i];
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const col = colors();
+  ctx.strokeStyle = col.grid;
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.moveTo(0, H - 0.5);
+  ctx.lineTo(W, H - 0.5);
+  ctx.stroke();
+  if (first < 0) {
+    c.range.textContent = "no values in the last minute";
+    c.canvas.setAttribute("aria-label", `${c.label}: no values in the last minute`);
+    return;
+  }
+  if (min === max) {
+    min -= 1;
+    max += 1;
+  }
+  // Less than a minute of data: show its own span (at least 10 s).
+  t0 = Math.max(t0, Math.min(s.t[(s.start + first) % SERIES_POINTS], wall - 10000));
+  const span = wall - t0;
+  const pad = 4 * dpr;
+  const x = (t) => ((t - t0) / span) * (W - 2 * pad) + pad;
+  const y = (v) => H - pad - ((v - min) / (max - min)) * (H - 2 * pad);
+  ctx.strokeStyle = col.line;
+  ctx.lineWidth = 1.5 * dpr;
+  ctx.lineJoin = "round";
+  ctx.beginPath();
+  // Several points on one pixel column are drawn as that column's vertical span.
+  let colX = -1, colMin = 0, colMax = 0, started = false;
+  const flush = () => {
+    if (colX < 0) return;
+    if (!started) {
+      ctx.moveTo(colX, y(colMin));
+      started = true;
+    } else ctx.lineTo(colX, y(colMin));
+    if (colMax !== colMin) ctx.lineTo(colX, y(colMax));
+  };
+  for (let k = first; k < s.len; k++) {
+    const i = (s.start + k) % SERIES_POINTS;
+    const px = Math.round(x(s.t[i]));
+    const v = s.v[i];
+    if (px !== colX) {
+      flush();
+      colX = px;
+      colMin = colMax = v;
+    } else {
+      if (v < colMin) colMin = v;
+      if (v > colMax) colMax = v;
+    }
+  }
+  flush();
+  ctx.stroke();
+  const lastI = (s.start + s.len - 1) % SERIES_POINTS;
+  ctx.fillStyle = col.line;
+  ctx.beginPath();
+  ctx.arc(x(s.t[lastI]), y(s.v[lastI]), 2.5 * dpr, 0, Math.PI * 2);
+  ctx.fill();
+  const rangeText = `min ${fmtNum(min === max - 2 ? min + 1 : min)} · max ${fmtNum(min === max - 2 ? max - 1 : max)}`;
+  if (c.range.textContent !== rangeText) {
+    c.range.textContent = rangeText;
+    c.canvas.setAttribute("aria-label", `${c.label}: latest ${lastText}, ${rangeText} over the last minute`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// session
+
+let gw = null;
+let entered = null;      // credentials typed by the user: memory only, never stored
+let pendingAsk = null;   // {resolve} while the library waits for the form
+let inDashboard = false;
+let anonymousAllowed = false;
+
+function credentialSource({ attempt, reason, resumable }) {
+  if (reason === "auth_failed") {
+    return ask(entered ? "Sign-in failed: check your credentials." : "The gateway refused the session; sign in.", true);
+  }
+  if (reason === "token_expired") {
+    return ask("Your session expired. Sign in again.", true);
+  }
+  if (attempt > 0 && entered && entered.otp && !resumable) {
+    // One-time codes are single use: reconnecting needs a fresh one.
+    return ask("The connection was lost. Enter a new one-time code to reconnect.", false, true);
+  }
+  return entered || null;
+}
+
+// Shows the sign-in form and resolves the credentials submitted with it.
+function ask(message, isError, otpOnly = false) {
+  showSignIn(message, isError);
+  if (otpOnly && entered) {
+    $("user").value = entered.user || "";
+    $("password").value = entered.password || "";
+    $("otp").value = "";
+    setMethod("password");
+    $("otp").focus();
+  }
+  if (pendingAsk) pendingAsk.resolve(undefined);
+  return new Promise((resolve) => {
+    pendingAsk = { resolve };
+  });
+}
+
+function start() {
+  const session = new MqGate(WS_URL, credentialSource, {
+    backoff: { min: 500, max: 15000 },
+  });
+  gw = session;
+  window.mqgateApp.gw = session;
+  session.on("state", (state, d) => session === gw && onState(state, d));
+  session.on("broker", (b) => session === gw && onBroker(b));
+  session.on("authenticated", (who) => session === gw && onAuthenticated(who));
+  session.on("hello", (h) => session === gw && onHello(h));
+  session.on("error", (e) => session === gw && console.warn("mqgate:", e.code || "", e.message));
+  session.on("message", onMessage);
+  connectSession(session);
+}
+
+function connectSession(session) {
+  session.connect().catch((e) => {
+    if (session !== gw) return;
+    if (e.code === "auth_required") {
+      if (entered) connectSession(session);
+      else showSignIn("");
+    } else if (e.code !== "closed") {
+      showSignIn(errorText(e), true);
+    }
+  });
+}
+
+function onHello(h) {
+  const methods = Array.isArray(h.auth) ? h.auth : [];
+  const radios = document.querySelectorAll('input[name="method"]');
+  let firstAllowed = null;
+  for (const r of radios) {
+    const ok = methods.length === 0 || methods.includes(r.value);
+    r.closest("label").hidden = !ok;
+    if (ok && !firstAllowed) firstAllowed = r.value;
+  }
+  const current = document.querySelector('input[name="method"]:checked');
+  if (current && current.closest("label").hidden && firstAllowed) setMethod(firstAllowed);
+  $("method-choice").hidden = methods.filter((m) => m === "password" || m === "token").length < 2;
+}
+
+function onState(state, d) {
+  const el = $("conn-status");
+  el.dataset.state = state;
+  let text;
+  switch (state) {
+    case "connecting":
+      text = d.attempt ? `Reconnecting (attempt ${d.attempt + 1})…` : "Connecting…";
+      break;
+    case "open":
+      text = "Connected, signing in…";
+      break;
+    case "authenticated":
+      text = gw.anonymous ? "Connected without signing in" : "Connected";
+      break;
+    case "closed":
+      if (d.reconnectIn != null) {
+        text = `Disconnected${d.code ? ` (${d.code})` : ""}; retrying in ${Math.max(1, Math.round(d.reconnectIn / 1000))} s`;
+        if (!inDashboard && $("signin").hidden && !d.authReason) showSignIn("The gateway is not reachable yet; retrying.");
+      }
+      else if (d.authReason === "auth_required") text = "Sign in to continue";
+      else text = "Disconnected";
+      break;
+    default:
+      text = state;
+  }
+  el.textContent = text;
+  if (state !== "authenticated") onBroker(null);
+}
+
+function onBroker(b) {
+  const banner = $("broker-banner");
+  banner.hidden = b !== "down";
+  document.body.dataset.broker = b || "unknown";
+  const live = $("broker-status");
+  const text = b === "down" ? "" : b === "up" ? "Broker connected." : "";
+  if (live.textContent !== text && b !== null) live.textContent = text;
+}
+
+function onAuthenticated(who) {
+  const id = $("identity");
+  id.hidden = false;
+  id.textContent = who.anonymous ? "Guest" : `${who.user}${who.roles.length ? ` (${who.roles.join(", ")})` : ""}`;
+  $("sign-out").hidden = false;
+  $("sign-out").textContent = who.anonymous ? "Sign in" : "Sign out";
+  if (who.anonymous) {
+    anonymousAllowed = true;
+    $("continue-anon").hidden = false;
+    if (!inDashboard) showSignIn("You may sign in, or continue without signing in.");
+    return;
+  }
+  enterDashboard();
+}
+
+function enterDashboard() {
+  hideSignIn();
+  $("main").hidden = false;
+  if (!inDashboard) {
+    inDashboard = true;
+    for (const f of initialFilters()) addFilter(f.filter, f.qos);
+  }
+}
+
+function showSignIn(message, isError = false) {
+  $("signin").hidden = false;
+  const m = $("signin-message");
+  m.textContent = message || "";
+  m.classList.toggle("error", !!isError);
+  $("signin-submit").disabled = false;
+  if (!inDashboard) $("main").hidden = true;
+  const first = document.querySelector('input[name="method"]:checked').value === "token" ? $("token") : $("user");
+  if (!first.value) first.focus();
+}
+
+function hideSignIn() {
+  $("signin").hidden = true;
+  $("signin-message").textContent = "";
+}
+
+function setMethod(m) {
+  const r = document.querySelector(`input[name="method"][value="${m}"]`);
+  if (r) r.checked = true;
+  $("password-fields").hidden = m !== "password";
+  $("token-fields").hidden = m !== "token";
+}
+
+function readCredentials() {
+  const method = document.querySelector('input[name="method"]:checked').value;
+  if (method === "token") {
+    const token = $("token").value.trim();
+    return token ? { token } : null;
+  }
+  const user = $("user").value.trim();
+  if (!user) return null;
+  const c = { user, password: $("password").value };
+  const otp = $("otp").value.trim();
+  if (otp) c.otp = otp;
+  return c;
+}
+
+function onSignIn(ev) {
+  ev.preventDefault();
+  const creds = readCredentials();
+  if (!creds) {
+    showSignIn("Enter a user name, or a token.", true);
+    return;
+  }
+  entered = creds;
+  $("password").value = "";
+  $("otp").value = "";
+  $("signin-message").textContent = "Signing in…";
+  $("signin-message").classList.remove("error");
+  $("signin-submit").disabled = true;
+  if (pendingAsk) {
+    const p = pendingAsk;
+    pendingAsk = null;
+    p.resolve(creds);
+  } else if (gw.ready) {
+    // An anonymous session: upgrade it in place. A refusal closes it (4401)
+    // and the credential source asks again.
+    gw.authenticate(creds).catch(() => {});
+  } else if (gw.state === "closed" || gw.state === "idle") {
+    connectSession(gw); // restarts a stopped session; joins a pending retry
+  }
+  // Otherwise a connection is under way and the credential source hands it
+  // `entered` on the next attempt.
+}
+
+function signOut() {
+  const old = gw;
+  gw = null;
+  entered = null;
+  inDashboard = false;
+  if (pendingAsk) {
+    pendingAsk.resolve(null);
+    pendingAsk = null;
+  }
+  old.close();
+  clearData();
+  $("identity").hidden = true;
+  $("sign-out").hidden = true;
+  $("main").hidden = true;
+  $("sub-list").textContent = "";
+  start();
+}
+
+function clearData() {
+  topics.clear();
+  series.clear();
+  sortedTopics.length = 0;
+  dirtyTopics.clear();
+  dirtySeries.clear();
+  topicsDropped = seriesDropped = msgTotal = 0;
+  $("topic-rows").textContent = "";
+  $("chart-grid").textContent = "";
+  $("topics-empty").hidden = false;
+  $("charts-empty").hidden = false;
+}
+
+function errorText(e) {
+  const code = e && e.code ? e.code : "error";
+  const msg = e && e.message && e.message !== code ? `: ${e.message}` : "";
+  return `${code}${msg}`;
+}
+
+// ---------------------------------------------------------------------------
+// subscriptions
+
+function initialFilters() {
+  let list = params.get("sub");
+  if (list === null) list = localStorage.getItem(FILTERS_KEY);
+  if (list === null) list = "#";
+  return list.split(",").map((s) => s.trim()).filter(Boolean).map((s) => {
+    const m = /^(.*)@([012])$/.exec(s);
+    return m ? { filter: m[1], qos: +m[2] } : { filter: s, qos: 0 };
+  });
+}
+
+function saveFilters() {
+  const items = [...$("sub-list").children].filter((li) => li.dataset.status !== "error");
+  localStorage.setItem(FILTERS_KEY, items.map((li) => `${li.dataset.filter}@${li.dataset.qos}`).join(","));
+}
+
+const noop = () => {};
+
+function addFilter(filter, qos) {
+  const list = $("sub-list");
+  let li = [...list.children].find((x) => x.dataset.filter === filter);
+  if (!li) {
+    li = document.createElement("li");
+    li.dataset.filter = filter;
+    const name = document.createElement("code");
+    name.textContent = filter;
+    const status = document.createElement("span");
+    status.className = "sub-status";
+    const rm = document.createElement("button");
+    rm.type = "button";
+    rm.className = "link";
+    rm.textContent = "Remove";
+    rm.setAttribute("aria-label", `Unsubscribe from ${filter}`);
+    rm.addEventListener("click", () => {
+      gw.unsubscribe(filter).catch(noop);
+      li.remove();
+      saveFilters();
+    });
+    li.append(name, status, rm);
+    list.appendChild(li);
+  }
+  li.dataset.qos = String(qos);
+  li.dataset.status = "pending";
+  li.children[1].textContent = "subscribing…";
+  gw.subscribe(filter, noop, { qos }).then(
+    (granted) => {
+      li.dataset.status = "ok";
+      li.children[1].textContent = `QoS ${granted}`;
+      saveFilters();
+    },
+    (e) => {
+      li.dataset.status = "error";
+      li.dataset.code = e.code || "";
+      li.children[1].textContent = e.code === "forbidden" ? "not allowed for your role" : errorText(e);
+      saveFilters();
+    }
+  );
+}
+
+// ---------------------------------------------------------------------------
+// publishing
+
+let pubCount = 0;
+
+function onPublish(ev) {
+  ev.preventDefault();
+  const out = $("pub-result");
+  const topic = $("pub-topic").value.trim();
+  const raw = $("pub-body").value;
+  const format = $("pub-format").value;
+  const qos = +$("pub-qos").value;
+  const retain = $("pub-retain").checked;
+  if (!topic) {
+    showResult("error", "bad_topic", "Enter a topic.");
+    return;
+  }
+  let body;
+  if (format === "json") {
+    if (raw.trim() === "") body = undefined;
+    else {
+      try {
+        body = JSON.parse(raw);
+      } catch (e) {
+        showResult("error", "bad_json", `The body is not valid JSON (${e.message}). Choose "Text" to send it as it is.`);
+        return;
+      }
+    }
+  } else body = raw;
+  const n = ++pubCount;
+  const t0 = performance.now();
+  out.dataset.result = "pending";
+  out.textContent = `Publishing #${n} to ${topic}…`;
+  gw.publish(topic, body, { qos, retain, text: format === "text" }).then(
+    () => {
+      const ms = Math.round(performance.now() - t0);
+      showResult("ok", "", `#${n} acknowledged: ${topic} (QoS ${qos}${retain ? ", retained" : ""}) in ${ms} ms.`);
+      logPublish(n, topic, "ok", "ack");
+    },
+    (e) => {
+      showResult("error", e.code || "error", `#${n} refused: ${errorText(e)}`);
+      logPublish(n, topic, "error", e.code || "error");
+    }
+  );
+}
+
+function showResult(result, code, text) {
+  const out = $("pub-result");
+  out.dataset.result = result;
+  out.dataset.code = code;
+  out.textContent = text;
+}
+
+function logPublish(n, topic, result, code) {
+  const li = document.createElement("li");
+  li.dataset.result = result;
+  li.textContent = `#${n} ${topic}: ${code}`;
+  const log = $("pub-log");
+  log.prepend(li);
+  while (log.children.length > 5) log.lastChild.remove();
+}
+
+// ---------------------------------------------------------------------------
+// wiring
+
+function init() {
+  // For tests and curious people at the console.
+  window.mqgateApp = { gw: null, topics, series, peak: { mps: 0, minFpsUnderLoad: null } };
+  $("gateway-url").textContent = `Gateway: ${WS_URL}`;
+  $("signin-form").addEventListener("submit", onSignIn);
+  for (const r of document.querySelectorAll('input[name="method"]')) {
+    r.addEventListener("change", () => setMethod(r.value));
+  }
+  $("continue-anon").addEventListener("click", () => {
+    if (gw.ready && gw.anonymous) enterDashboard();
+    else if (pendingAsk) {
+      // After a refused sign-in: start over as a guest.
+      entered = null;
+      signOut();
+    }
+  });
+  $("sign-out").addEventListener("click", () => {
+    if (gw && gw.ready && gw.anonymous) showSignIn("Sign in to do more than a guest may.");
+    else signOut();
+  });
+  $("sub-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = $("sub-filter").value.trim();
+    if (!f) return;
+    addFilter(f, +$("sub-qos").value);
+    $("sub-filter").value = "";
+  });
+  $("topic-filter").addEventListener("input", (ev) => {
+    topicFilter = ev.target.value.trim().toLowerCase();
+    for (const e of topics.values()) if (e.row) e.row.hidden = !matchesFilter(e.topic);
+  });
+  $("pub-form").addEventListener("submit", onPublish);
+  setMethod("password");
+  start();
+  requestAnimationFrame(frame);
+}
+
+init();

@@ -1,0 +1,908 @@
+// mqgate.js: browser (and Node >= 20) client for the mqgate JSON-over-WebSocket
+// protocol, version 1. An ES module with no dependencies and no build step.
+//
+//   import { MqGate } from "./mqgate.js";
+//   const gw = new MqGate("wss://gw.example.com/ws", { user: "alice", password: "…" });
+//   gw.on("broker", (s) => console.log("broker", s));
+//   await gw.connect();
+//   await gw.subscribe("sensor/+/temp", (msg) => console.log(msg.topic, msg.value));
+//   await gw.publish("device/7/cmd", { on: true }, { qos: 1 });
+//
+// The wire contract is docs/protocol.md; this file only speaks it.
+
+export const SUBPROTOCOL = "mqgate.v1";
+
+/** States a session goes through; "authenticated" means usable (also anonymously). */
+export const STATES = Object.freeze(["idle", "connecting", "open", "authenticated", "closed"]);
+
+/** An error carrying the gateway's error code (or a client-side one). */
+export class MqGateError extends Error {
+  constructor(code, message, extra) {
+    super(message || code);
+    this.name = "MqGateError";
+    this.code = code;
+    if (extra) Object.assign(this, extra);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Topic matching
+
+/**
+ * Does MQTT topic filter `filter` match topic name `topic`?
+ * '+' is one whole level, '#' the last level and everything below (also the
+ * parent: "a/#" matches "a"), and a filter whose first level is a wildcard
+ * does not match topics that begin with '$'. "$share/GROUP/" is stripped.
+ */
+export function topicMatches(filter, topic) {
+  return compileFilter(filter)(topic);
+}
+
+/** Returns a function (topic) => boolean for one filter; cheaper when reused. */
+export function compileFilter(filter) {
+  let f = String(filter);
+  if (f.startsWith("$share/")) {
+    const rest = f.indexOf("/", 7);
+    f = rest < 0 ? "" : f.slice(rest + 1);
+  }
+  const levels = f.split("/");
+  const wildFirst = levels[0] === "+" || levels[0] === "#";
+  if (f.indexOf("+") < 0 && f.indexOf("#") < 0) return (topic) => topic === f;
+  return (topic) => {
+    if (wildFirst && topic.charCodeAt(0) === 36 /* $ */) return false;
+    const t = topic.split("/");
+    for (let i = 0; i < levels.length; i++) {
+      const l = levels[i];
+      if (l === "#") return true;
+      if (i >= t.length) return false;
+      if (l !== "+" && l !== t[i]) return false;
+    }
+    return levels.length === t.length;
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Base64 (standard alphabet, padding optional on input)
+
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const B64_INV = (() => {
+  const t = new Int16Array(128).fill(-1);
+  for (let i = 0; i < 64; i++) t[B64.charCodeAt(i)] = i;
+  return t;
+})();
+
+/** Decodes standard base64 into a Uint8Array; throws MqGateError("bad_base64"). */
+export function base64ToBytes(s) {
+  s = String(s);
+  let end = s.length;
+  while (end > 0 && s.charCodeAt(end - 1) === 61 /* = */) end--;
+  if (s.length - end > 2 || end % 4 === 1) throw new MqGateError("bad_base64", "invalid base64 length");
+  if (s.length % 4 !== 0 && s.length !== end) throw new MqGateError("bad_base64", "invalid base64 padding");
+  const out = new Uint8Array(Math.floor((end * 3) / 4));
+  let acc = 0, bits = 0, o = 0;
+  for (let i = 0; i < end; i++) {
+    const c = s.charCodeAt(i);
+    const v = c < 128 ? B64_INV[c] : -1;
+    if (v < 0) throw new MqGateError("bad_base64", `invalid base64 character at ${i}`);
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  return out;
+}
+
+/** Encodes bytes (Uint8Array, ArrayBuffer or any ArrayBufferView) as padded base64. */
+export function bytesToBase64(bytes) {
+  const b = toBytes(bytes);
+  let s = "";
+  let i = 0;
+  for (; i + 2 < b.length; i += 3) {
+    const n = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2];
+    s += B64[n >> 18] + B64[(n >> 12) & 63] + B64[(n >> 6) & 63] + B64[n & 63];
+  }
+  if (i < b.length) {
+    const n = (b[i] << 16) | ((i + 1 < b.length ? b[i + 1] : 0) << 8);
+    s += B64[n >> 18] + B64[(n >> 12) & 63];
+    s += i + 1 < b.length ? B64[(n >> 6) & 63] + "=" : "==";
+  }
+  return s;
+}
+
+function isBinary(v) {
+  return v instanceof ArrayBuffer || ArrayBuffer.isView(v);
+}
+
+function toBytes(v) {
+  if (v instanceof Uint8Array) return v;
+  if (v instanceof ArrayBuffer) return new Uint8Array(v);
+  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  throw new TypeError("expected bytes");
+}
+
+// ---------------------------------------------------------------------------
+// Message bodies
+
+/**
+ * Turns an incoming "msg" frame into a message object:
+ *   { topic, qos, retain, format: "json"|"text"|"binary", value }
+ * value is the JSON value, the string, or a Uint8Array.
+ */
+export function decodeMessage(frame) {
+  let format, value;
+  if (Object.prototype.hasOwnProperty.call(frame, "payload")) {
+    format = "json";
+    value = frame.payload;
+  } else if (typeof frame.base64 === "string") {
+    format = "binary";
+    value = base64ToBytes(frame.base64);
+  } else {
+    format = "text";
+    value = typeof frame.text === "string" ? frame.text : "";
+  }
+  return {
+    topic: frame.topic,
+    qos: frame.qos | 0,
+    retain: frame.retain === true,
+    format,
+    value,
+  };
+}
+
+/**
+ * Builds the body fields of a "pub" request from (body, options):
+ *   options.text === true   → body (a string) is sent as its UTF-8 bytes
+ *   options.base64 === true → body is a base64 string, or bytes to encode
+ *   bytes (Uint8Array, ArrayBuffer, views) → base64
+ *   undefined               → empty payload (with retain: clears it)
+ *   anything else           → "payload": the JSON value
+ */
+export function encodeBody(body, options = {}) {
+  if (options.text && options.base64) throw new TypeError("publish: text and base64 are exclusive");
+  if (options.text) {
+    if (typeof body !== "string") throw new TypeError("publish: text body must be a string");
+    return { text: body };
+  }
+  if (options.base64) {
+    if (typeof body === "string") return { base64: body };
+    if (isBinary(body)) return { base64: bytesToBase64(body) };
+    throw new TypeError("publish: base64 body must be a string or bytes");
+  }
+  if (body === undefined) return {};
+  if (isBinary(body)) return { base64: bytesToBase64(body) };
+  return { payload: body };
+}
+
+// ---------------------------------------------------------------------------
+// Backoff
+
+/**
+ * Delay before reconnect attempt number `attempt` (0-based): exponential from
+ * `min` ms by `factor` up to `max` ms, with "equal jitter": a random delay in
+ * [d·(1−jitter), d]. `random` is injectable for tests.
+ */
+export function backoffDelay(attempt, { min = 500, max = 30000, factor = 2, jitter = 0.5 } = {}, random = Math.random) {
+  const d = Math.min(max, min * Math.pow(factor, Math.min(attempt, 64)));
+  return Math.round(d * (1 - jitter * random()));
+}
+
+// ---------------------------------------------------------------------------
+// The client
+
+const DEFAULTS = {
+  reconnect: true,
+  backoff: { min: 500, max: 30000, factor: 2, jitter: 0.5 },
+  requestTimeout: 0,       // ms, 0: none (publishes may wait out a broker outage)
+  anonymousWait: 3000,     // ms to wait for proof of anonymous access after hello
+  offlineQueue: 256,       // requests held while (re)connecting; 0 disables
+  connectTimeout: 15000,   // ms from opening the socket to the gateway's hello; 0: none
+  protocols: [SUBPROTOCOL],
+  WebSocket: undefined,    // a WebSocket constructor; default globalThis.WebSocket
+};
+
+function resolveUrl(url) {
+  const g = globalThis;
+  let u = String(url);
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(u) && g.location && g.location.href) {
+    u = new URL(u, g.location.href).href;
+  }
+  return u.replace(/^http(s?):/i, "ws$1:");
+}
+
+function hasCreds(c) {
+  return !!c && (typeof c.token === "string" || typeof c.user === "string");
+}
+
+/**
+ * A gateway session that survives disconnects.
+ *
+ * new MqGate(url, credentials?, options?)
+ *   credentials: {token} | {user, password, otp?} | null (anonymous, or a
+ *   token the handshake carries as a cookie) | a function
+ *   (ctx) => credentials | Promise<credentials> called before every
+ *   connection attempt, ctx = {attempt, reason, hello, resumable}; reason is
+ *   null, or "auth_failed" / "token_expired" after the gateway refused the
+ *   last ones, and returning null then stops reconnecting. Returning
+ *   undefined keeps the previous credentials (and a resume token, when the
+ *   gateway handed one out: resumable is true then; useful with one-time
+ *   codes, which cannot be sent twice).
+ */
+export class MqGate {
+  constructor(url, credentials = null, options = {}) {
+    this.url = resolveUrl(url);
+    this.options = { ...DEFAULTS, ...options, backoff: { ...DEFAULTS.backoff, ...(options.backoff || {}) } };
+    this._credSource = typeof credentials === "function" ? credentials : null;
+    this._creds = typeof credentials === "function" ? null : credentials;
+    this._resumeToken = null;    // a token the gateway may hand out in auth's ok
+
+    this.state = "idle";
+    this.user = null;
+    this.roles = [];
+    this.anonymous = false;
+    this.broker = null;          // "up" | "down" | null (unknown)
+    this.hello = null;           // the last hello frame
+    this.authMethods = [];       // from hello
+    this.lastClose = null;       // {code, reason, wasClean}
+    this.stats = { received: 0, sent: 0, messages: 0, reconnects: 0 };
+
+    this._ws = null;
+    this._gen = 0;               // increments per socket: stale callbacks are ignored
+    this._listeners = new Map();
+    this._nextId = 1;
+    this._pending = new Map();   // id → {kind, resolve, reject, timer}
+    this._queue = [];            // requests held while not ready
+    this._subs = new Map();      // filter → Sub
+    this._attempt = 0;
+    this._timer = null;
+    this._anonTimer = null;
+    this._connectTimer = null;
+    this._stopped = true;
+    this._errorCode = null;      // last error code that came without an id
+    this._authVia = null;        // "resume" | "creds" while an auth is in flight
+    this._authRequired = false;
+    this._connectWaiters = [];
+  }
+
+  // --- events -----------------------------------------------------------------
+
+  /**
+   * Events: "state" (state, detail), "broker" ("up"|"down"), "error"
+   * (MqGateError), "hello" (frame), "authenticated" ({user, roles, anonymous}),
+   * "message" (msg) for every msg frame, "close" ({code, reason, reconnectIn,
+   * authReason}). Returns a function that removes the listener.
+   */
+  on(type, fn) {
+    let set = this._listeners.get(type);
+    if (!set) this._listeners.set(type, (set = new Set()));
+    set.add(fn);
+    return () => this.off(type, fn);
+  }
+
+  off(type, fn) {
+    const set = this._listeners.get(type);
+    if (set) set.delete(fn);
+  }
+
+  once(type, fn) {
+    const off = this.on(type, (...a) => {
+      off();
+      fn(...a);
+    });
+    return off;
+  }
+
+  _emit(type, ...args) {
+    const set = this._listeners.get(type);
+    if (!set) return;
+    for (const fn of [...set]) {
+      try {
+        fn(...args);
+      } catch (e) {
+        if (type !== "error") this._emit("error", e);
+        else setTimeout(() => { throw e; });
+      }
+    }
+  }
+
+  _setState(state, detail = {}) {
+    if (this.state === state && state !== "closed") return;
+    this.state = state;
+    this._emit("state", state, detail);
+  }
+
+  /** True when requests may be sent: authenticated, or anonymous. */
+  get ready() {
+    return this.state === "authenticated";
+  }
+
+  // --- lifecycle --------------------------------------------------------------
+
+  /**
+   * Starts the session and keeps it up with reconnects (unless
+   * options.reconnect is false). Resolves {user, roles, anonymous} once the
+   * session is usable. Rejects when authentication fails for good
+   * ("auth_failed", "token_expired"), when the gateway wants credentials and
+   * none were given ("auth_required", err.methods lists the methods), or
+   * when close() comes first ("closed").
+   */
+  connect() {
+    if (this.ready) return Promise.resolve(this._who());
+    const p = new Promise((resolve, reject) => this._connectWaiters.push({ resolve, reject }));
+    if (this._stopped) {
+      this._stopped = false;
+      this._attempt = 0;
+      this._authRequired = false;
+      clearTimeout(this._timer);
+      this._open(null);
+    }
+    return p;
+  }
+
+  /** Replaces the credentials used by the next connection attempts. */
+  setCredentials(credentials) {
+    this._credSource = typeof credentials === "function" ? credentials : null;
+    this._creds = typeof credentials === "function" ? null : credentials;
+    this._resumeToken = null;
+  }
+
+  /** Closes the session for good (no reconnect); pending requests reject. */
+  close(code = 1000, reason = "") {
+    const err = new MqGateError("closed", "session closed by the client");
+    this._stopped = true;
+    clearTimeout(this._timer);
+    clearTimeout(this._connectTimer);
+    this._timer = null;
+    const ws = this._ws;
+    this._ws = null;
+    this._gen++;
+    this._teardown(err);
+    if (ws && ws.readyState <= 1) {
+      try { ws.close(code, reason); } catch { /* already closing */ }
+    }
+    this.broker = null;
+    this._setState("closed", { code, reason, reconnectIn: null, byClient: true });
+  }
+
+  /**
+   * Authenticates the open session: upgrades an anonymous one, or refreshes
+   * a token for the same user. The credentials are kept for reconnects.
+   * Resolves {user, roles, anonymous}.
+   */
+  async authenticate(credentials) {
+    if (!this._ws || this._ws.readyState !== 1 || !this.hello) {
+      throw new MqGateError("not_connected", "no open session");
+    }
+    const fields = authFields(credentials);
+    this._authVia = "creds";
+    let ok;
+    try {
+      ok = await this._request({ op: "auth", ...fields }, { direct: true, kind: "auth" });
+    } finally {
+      // After auth_failed the gateway closes with 4401; after forbidden (a
+      // token of another user) the session goes on as it was.
+      this._authVia = null;
+    }
+    this._creds = credentials; // a credentials function, if any, is still asked first
+    this._resumeToken = typeof ok.token === "string" ? ok.token : null;
+    this._becomeReady(ok.user, ok.roles, false);
+    return this._who();
+  }
+
+  _who() {
+    return { user: this.user, roles: this.roles, anonymous: this.anonymous };
+  }
+
+  async _open(reason) {
+    const gen = ++this._gen;
+    this._setState("connecting", { attempt: this._attempt, reason });
+    if (this._credSource) {
+      let c;
+      try {
+        c = await this._credSource({ attempt: this._attempt, reason, hello: this.hello, resumable: !!this._resumeToken });
+      } catch (e) {
+        this._emit("error", e instanceof MqGateError ? e : new MqGateError("credentials", String((e && e.message) || e)));
+      }
+      if (gen !== this._gen || this._stopped) return;
+      if (c === null && reason) {
+        this._final(new MqGateError(reason, "authentication required"));
+        return;
+      }
+      if (c !== undefined) {
+        this._creds = c;
+        this._resumeToken = null;
+      }
+    }
+    const WS = this.options.WebSocket || globalThis.WebSocket;
+    if (typeof WS !== "function") {
+      this._final(new MqGateError("no_websocket", "no WebSocket implementation available"));
+      return;
+    }
+    let ws;
+    try {
+      ws = new WS(this.url, this.options.protocols);
+    } catch (e) {
+      this._final(new MqGateError("bad_url", String((e && e.message) || e)));
+      return;
+    }
+    this._ws = ws;
+    this._errorCode = null;
+    this._authVia = null;
+    this.hello = null;
+    let closed = false;
+    let errorTimer = null;
+    const done = (code, reason, wasClean) => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(errorTimer);
+      clearTimeout(this._connectTimer);
+      if (gen === this._gen) this._onClose(code, reason, wasClean);
+    };
+    const abandon = () => {
+      try { ws.close(); } catch { /* not open yet */ }
+      done(1006, "", false);
+    };
+    // No hello in time (a gateway that accepts TCP but never answers).
+    clearTimeout(this._connectTimer);
+    if (this.options.connectTimeout > 0) this._connectTimer = setTimeout(abandon, this.options.connectTimeout);
+    ws.onopen = () => {
+      if (gen !== this._gen) return;
+      if (ws.protocol && !this.options.protocols.includes(ws.protocol)) {
+        try { ws.close(1000, "unexpected subprotocol"); } catch { /* closing */ }
+        return;
+      }
+      this._setState("open", {});
+    };
+    ws.onmessage = (ev) => {
+      if (gen !== this._gen) return;
+      if (!this.hello) clearTimeout(this._connectTimer);
+      this._onData(ev.data);
+    };
+    // Browsers follow "error" with "close"; some WebSocket implementations
+    // (Node 20's, on a reset during the handshake) never do.
+    ws.onerror = () => {
+      clearTimeout(errorTimer);
+      errorTimer = setTimeout(abandon, 1000);
+    };
+    ws.onclose = (ev) => done(ev.code, ev.reason || "", ev.wasClean);
+  }
+
+  _onData(data) {
+    if (typeof data !== "string") {
+      this._emit("error", new MqGateError("protocol", "binary frame from the gateway"));
+      return;
+    }
+    let f;
+    try {
+      f = JSON.parse(data);
+    } catch {
+      this._emit("error", new MqGateError("protocol", "the gateway sent invalid JSON"));
+      return;
+    }
+    if (!f || typeof f !== "object") return;
+    this.stats.received++;
+    switch (f.op) {
+      case "msg":
+        this._onMsg(f);
+        break;
+      case "ok":
+      case "pong":
+        this._settle(f, null);
+        break;
+      case "error": {
+        const err = new MqGateError(f.code || "internal", f.message || f.code || "error", { frame: f });
+        if (f.id !== undefined && this._pending.has(f.id)) this._settle(f, err);
+        else {
+          this._errorCode = err.code;
+          this._emit("error", err);
+        }
+        break;
+      }
+      case "status":
+        this._onStatus(f);
+        break;
+      case "hello":
+        this._onHello(f);
+        break;
+      default:
+        break; // ops added by later gateways are ignored
+    }
+  }
+
+  _onHello(f) {
+    this.hello = f;
+    this.authMethods = Array.isArray(f.auth) ? f.auth.slice() : [];
+    this._emit("hello", f);
+    if (typeof f.user === "string") {
+      // The handshake carried a valid token (cookie or bearer header).
+      this._becomeReady(f.user, f.roles, false);
+      return;
+    }
+    if (this._resumeToken) {
+      this._sendAuth({ token: this._resumeToken }, "resume");
+      return;
+    }
+    if (hasCreds(this._creds)) {
+      this._sendAuth(this._creds, "creds");
+      return;
+    }
+    if (f.anonymous === true || this.authMethods.includes("anonymous")) {
+      this._becomeReady("anonymous", f.roles, true);
+      return;
+    }
+    // Without credentials the session is usable only when the gateway grants
+    // an anonymous role, which shows as a status frame that needs no auth.
+    clearTimeout(this._anonTimer);
+    this._anonTimer = setTimeout(() => {
+      if (this.ready || !this._ws) return;
+      const err = new MqGateError("auth_required", "the gateway requires authentication", { methods: this.authMethods });
+      this._authRequired = true;
+      this._stopped = true;
+      this._settleConnect(err);
+      try { this._ws.close(1000, "credentials required"); } catch { /* closing */ }
+    }, this.options.anonymousWait);
+  }
+
+  _sendAuth(creds, via) {
+    let fields;
+    try {
+      fields = authFields(creds);
+    } catch (e) {
+      this._final(e);
+      return;
+    }
+    this._authVia = via;
+    this._request({ op: "auth", ...fields }, { direct: true, kind: "auth" }).then(
+      (ok) => {
+        this._authVia = null;
+        if (typeof ok.token === "string") this._resumeToken = ok.token;
+        this._becomeReady(ok.user, ok.roles, false);
+      },
+      (err) => {
+        // The gateway closes with 4401 next; _onClose decides what follows.
+        if (err.code === "disconnected") return;
+        this._errorCode = err.code;
+        this._emit("error", err);
+      }
+    );
+  }
+
+  _onStatus(f) {
+    if (!this.ready && !this._authVia && this._ws && !this._stopped) {
+      this._becomeReady("anonymous", [], true);
+    }
+    const b = f.broker === "down" ? "down" : "up";
+    if (b !== this.broker) {
+      this.broker = b;
+      this._emit("broker", b);
+    }
+  }
+
+  _becomeReady(user, roles, anonymous) {
+    clearTimeout(this._anonTimer);
+    const was = this.ready;
+    this.user = user;
+    this.roles = Array.isArray(roles) ? roles.slice() : [];
+    this.anonymous = anonymous;
+    if (was) {
+      this._emit("authenticated", this._who());
+      return;
+    }
+    this._attempt = 0;
+    this._setState("authenticated", this._who());
+    this._emit("authenticated", this._who());
+    for (const [filter, s] of this._subs) this._sendSub(filter, s);
+    const q = this._queue;
+    this._queue = [];
+    for (const r of q) this._dispatch(r);
+    this._settleConnect(null);
+  }
+
+  _settleConnect(err) {
+    const w = this._connectWaiters;
+    this._connectWaiters = [];
+    for (const { resolve, reject } of w) err ? reject(err) : resolve(this._who());
+  }
+
+  _onClose(code, reason, wasClean) {
+    clearTimeout(this._anonTimer);
+    this._ws = null;
+    this.lastClose = { code, reason, wasClean };
+    this.broker = null;
+    if (this.state === "authenticated") this.state = "open"; // no longer ready
+
+    let authReason = null;
+    if (code === 4401 && this._authVia !== "resume") {
+      authReason = this._errorCode === "token_expired" ? "token_expired" : "auth_failed";
+    } else if (this._authRequired) {
+      authReason = "auth_required";
+    }
+    if (code === 4401 && this._authVia === "resume") this._resumeToken = null;
+
+    // Same static credentials would fail the same way: only a credentials
+    // function may retry after an authentication failure.
+    let reconnectIn = null;
+    if (!this._stopped && this.options.reconnect &&
+        (!authReason || (this._credSource && authReason !== "auth_required"))) {
+      reconnectIn = backoffDelay(this._attempt, this.options.backoff);
+      this._attempt++;
+      this.stats.reconnects++;
+    } else {
+      this._stopped = true;
+    }
+
+    const lost = new MqGateError("disconnected", `connection closed (${code}${reason ? " " + reason : ""})`, { closeCode: code });
+    if (reconnectIn === null) {
+      const err = authReason && authReason !== "auth_required"
+        ? new MqGateError(authReason, authReason === "token_expired" ? "token expired" : "authentication failed", { closeCode: code })
+        : lost;
+      this._settleConnect(err);
+    }
+    this._teardown(lost);
+    const detail = { code, reason, reconnectIn, authReason };
+    this._emit("close", detail);
+    this._setState("closed", detail);
+    if (reconnectIn !== null) {
+      this._timer = setTimeout(() => {
+        this._timer = null;
+        if (!this._stopped) this._open(authReason);
+      }, reconnectIn);
+    }
+  }
+
+  _final(err) {
+    this._stopped = true;
+    this._teardown(err);
+    this._settleConnect(err);
+    this._emit("error", err);
+    this._setState("closed", { reconnectIn: null, error: err });
+  }
+
+  // Rejects what was in flight on the lost socket. While the session will
+  // reconnect, subscriptions survive and their waiters are answered by the
+  // re-subscription; once stopped, everything rejects.
+  _teardown(err) {
+    clearTimeout(this._anonTimer);
+    for (const [id, p] of this._pending) {
+      clearTimeout(p.timer);
+      this._pending.delete(id);
+      p.reject(err);
+    }
+    if (this._stopped) {
+      for (const s of this._subs.values()) {
+        const w = s.waiters;
+        s.waiters = [];
+        for (const x of w) x.reject(err);
+      }
+      const q = this._queue;
+      this._queue = [];
+      for (const r of q) r.reject(err);
+      this._settleConnect(err);
+    }
+  }
+
+  _send(frame) {
+    this.stats.sent++;
+    this._ws.send(JSON.stringify(frame));
+  }
+
+  // Sends a request with a fresh id (now, or once ready); resolves the
+  // ok/pong frame, rejects an MqGateError.
+  _request(frame, { timeout = this.options.requestTimeout, direct = false, kind = frame.op } = {}) {
+    return new Promise((resolve, reject) => {
+      const r = { frame, resolve, reject, timeout, kind };
+      if (direct || this.ready) {
+        if (!this._ws || this._ws.readyState !== 1) reject(new MqGateError("not_connected", "no open session"));
+        else this._dispatch(r);
+      } else if (this._stopped) {
+        reject(new MqGateError("closed", "the session is closed; call connect()"));
+      } else if (this._queue.length >= this.options.offlineQueue) {
+        reject(new MqGateError("queue_full", "too many requests waiting for the connection"));
+      } else {
+        this._queue.push(r);
+      }
+    });
+  }
+
+  _dispatch(r) {
+    const id = this._nextId++;
+    const frame = { op: r.frame.op, id, ...r.frame };
+    frame.id = id;
+    const p = { kind: r.kind, resolve: r.resolve, reject: r.reject, timer: null };
+    if (r.timeout > 0) {
+      p.timer = setTimeout(() => {
+        this._pending.delete(id);
+        r.reject(new MqGateError("timeout", `no reply to ${frame.op} within ${r.timeout} ms`));
+      }, r.timeout);
+    }
+    this._pending.set(id, p);
+    this._send(frame);
+  }
+
+  _settle(f, err) {
+    const p = this._pending.get(f.id);
+    if (!p) return;
+    this._pending.delete(f.id);
+    clearTimeout(p.timer);
+    err ? p.reject(err) : p.resolve(f);
+  }
+
+  // --- requests ---------------------------------------------------------------
+
+  /**
+   * Subscribes handler(msg, filter) to an MQTT topic filter. A message whose
+   * topic matches reaches every matching handler once. The filter is held at
+   * the gateway once however many handlers share it, and subscribed again
+   * after every reconnect. Resolves the granted QoS; rejects with the
+   * gateway's error (e.g. "forbidden"), and then the handler is forgotten.
+   * A second handler on a filter already held does not replay retained
+   * messages (the replay would reach the first handler again).
+   */
+  subscribe(filter, handler, { qos = 0, timeout } = {}) {
+    if (typeof filter !== "string" || filter === "") return Promise.reject(new TypeError("subscribe: filter must be a non-empty string"));
+    if (typeof handler !== "function") return Promise.reject(new TypeError("subscribe: handler must be a function"));
+    if (qos !== 0 && qos !== 1 && qos !== 2) return Promise.reject(new TypeError("subscribe: qos must be 0, 1 or 2"));
+    let s = this._subs.get(filter);
+    if (!s) {
+      s = { qos, granted: null, handlers: new Set(), match: compileFilter(filter), waiters: [], batch: null, sentQos: -1 };
+      this._subs.set(filter, s);
+    }
+    s.handlers.add(handler);
+    if (s.granted !== null && qos <= s.qos && !s.batch) return Promise.resolve(s.granted);
+    s.qos = Math.max(s.qos, qos);
+    return new Promise((resolve, reject) => {
+      const w = { resolve, reject, handler };
+      if (s.batch && qos <= s.sentQos) s.batch.push(w);
+      else {
+        s.waiters.push(w);
+        if (this.ready) this._sendSub(filter, s, timeout);
+      }
+    });
+  }
+
+  _sendSub(filter, s, timeout) {
+    const batch = s.waiters;
+    s.waiters = [];
+    s.batch = batch;
+    s.sentQos = s.qos;
+    this._request({ op: "sub", topic: filter, qos: s.qos }, { timeout, direct: true, kind: "sub" }).then(
+      (ok) => {
+        if (s.batch === batch) s.batch = null;
+        if (this._subs.get(filter) !== s) return;
+        s.granted = typeof ok.qos === "number" ? ok.qos : s.sentQos;
+        for (const x of batch) x.resolve(s.granted);
+      },
+      (err) => {
+        if (s.batch === batch) s.batch = null;
+        if (this._subs.get(filter) !== s) return;
+        if (err.code === "disconnected" || err.code === "not_connected") {
+          s.waiters.unshift(...batch); // answered by the re-subscription
+          return;
+        }
+        err.filter = filter;
+        if (s.granted === null) {
+          this._subs.delete(filter);
+          for (const x of s.waiters) batch.push(x);
+          s.waiters = [];
+        }
+        for (const x of batch) {
+          if (s.granted === null) s.handlers.delete(x.handler);
+          x.reject(err);
+        }
+        if (batch.length === 0) {
+          // A re-subscription after reconnect failed (roles changed?).
+          this._subs.delete(filter);
+          this._emit("error", err);
+        }
+      }
+    );
+  }
+
+  /**
+   * Removes handler from filter, or every handler when none is given; when
+   * none remains, unsubscribes at the gateway. Resolves when done.
+   */
+  unsubscribe(filter, handler) {
+    const s = this._subs.get(filter);
+    if (!s) return Promise.resolve();
+    if (handler) {
+      s.handlers.delete(handler);
+      if (s.handlers.size > 0) return Promise.resolve();
+    }
+    this._subs.delete(filter);
+    const err = new MqGateError("unsubscribed", "unsubscribed before the gateway answered");
+    for (const x of [...s.waiters, ...(s.batch || [])]) x.reject(err);
+    if (!this.ready) return Promise.resolve(); // nothing held at the gateway now
+    return this._request({ op: "unsub", topic: filter }, { direct: true }).then(() => undefined);
+  }
+
+  /** The filters held: [{filter, qos, granted (null while pending), handlers}]. */
+  subscriptions() {
+    return [...this._subs].map(([filter, s]) => ({ filter, qos: s.qos, granted: s.granted, handlers: s.handlers.size }));
+  }
+
+  /**
+   * Publishes body to topic (body forms: see encodeBody). Resolves when the
+   * gateway acks it (QoS 0: handed to MQTT, 1: PUBACK, 2: PUBCOMP); rejects
+   * MqGateError with the gateway's code ("forbidden", "rate_limited", …).
+   * While reconnecting the request waits (up to options.offlineQueue of
+   * them); if the connection drops with it in flight it rejects
+   * "disconnected": the outcome is unknown.
+   */
+  publish(topic, body, { qos = 0, retain = false, text, base64, timeout } = {}) {
+    if (typeof topic !== "string" || topic === "") return Promise.reject(new TypeError("publish: topic must be a non-empty string"));
+    if (qos !== 0 && qos !== 1 && qos !== 2) return Promise.reject(new TypeError("publish: qos must be 0, 1 or 2"));
+    let fields;
+    try {
+      fields = encodeBody(body, { text, base64 });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const frame = { op: "pub", topic, ...fields };
+    if (qos) frame.qos = qos;
+    if (retain) frame.retain = true;
+    return this._request(frame, { timeout }).then(() => undefined);
+  }
+
+  /** Round trip to the gateway; resolves the time in ms. */
+  ping({ timeout } = {}) {
+    const t0 = now();
+    const direct = !!this._ws && this._ws.readyState === 1 && !!this.hello;
+    return this._request({ op: "ping" }, { timeout, direct }).then(() => now() - t0);
+  }
+
+  // --- incoming messages ------------------------------------------------------
+
+  _onMsg(f) {
+    let msg;
+    try {
+      msg = decodeMessage(f);
+    } catch (e) {
+      this._emit("error", e);
+      return;
+    }
+    this.stats.messages++;
+    this._emit("message", msg);
+    const topic = msg.topic;
+    if (typeof topic !== "string") return;
+    let called = null;
+    for (const [filter, s] of this._subs) {
+      if (!s.match(topic)) continue;
+      for (const h of s.handlers) {
+        if (called === null) called = new Set();
+        else if (called.has(h)) continue;
+        called.add(h);
+        try {
+          h(msg, filter);
+        } catch (e) {
+          this._emit("error", e);
+        }
+      }
+    }
+  }
+}
+
+function authFields(c) {
+  if (!c) throw new MqGateError("bad_credentials", "no credentials");
+  if (typeof c.token === "string") return { token: c.token };
+  if (typeof c.user === "string") {
+    const f = { user: c.user, password: String(c.password ?? "") };
+    if (c.otp != null && c.otp !== "") f.otp = String(c.otp);
+    return f;
+  }
+  throw new MqGateError("bad_credentials", "credentials need a token or a user");
+}
+
+function now() {
+  return globalThis.performance && performance.now ? performance.now() : Date.now();
+}
+
+/** Shorthand: creates an MqGate, connects it, and resolves it once usable. */
+export async function connect(url, credentials = null, options = {}) {
+  const gw = new MqGate(url, credentials, options);
+  await gw.connect();
+  return gw;
+}
+
+export default MqGate;
