@@ -5,6 +5,7 @@
 
 #include "auth.h"
 #include "auth_jwt.h"
+#include "auth_users.h"
 #include "gateway.h"
 #include "log.h"
 #include "metrics.h"
@@ -153,11 +154,103 @@ out:
     return rc;
 }
 
+static void refuse_id(struct session *s, const char *id, size_t id_len,
+                      const char *why)
+{
+    session_reply_error(s, id, id_len, "auth_failed", "%s", why);
+    session_close(s, 4401, "authentication failed");
+}
+
 static void refuse(struct session *s, const struct request *r,
                    const char *why)
 {
-    session_reply_error(s, r->id, r->id_len, "auth_failed", "%s", why);
-    session_close(s, 4401, "authentication failed");
+    refuse_id(s, r->id, r->id_len, why);
+}
+
+/* Queues a password check on the worker; the answer comes in
+ * auth_password_done(). */
+static void password_request(struct session *s, const struct request *r)
+{
+    struct auth_job *job;
+
+    if (!auth_users_enabled()) {
+        refuse(s, r, "password authentication is not configured");
+        return;
+    }
+    if (!r->user || !r->password) {
+        refuse(s, r, "password authentication needs user and password");
+        return;
+    }
+    if (s->auth_job) {
+        session_reply_error(s, r->id, r->id_len, "bad_request",
+                            "an authentication is already under way");
+        return;
+    }
+    free(s->auth_id);
+    s->auth_id = NULL;
+    s->auth_id_len = 0;
+    if (r->id_len && !(s->auth_id = malloc(r->id_len))) {
+        refuse(s, r, "out of memory");
+        return;
+    }
+    if (r->id_len)
+        memcpy(s->auth_id, r->id, r->id_len);
+    s->auth_id_len = r->id_len;
+    if (!(job = auth_users_submit(r->user, r->password, r->otp, s))) {
+        metrics_auth(AUTH_PASSWORD, false);
+        refuse(s, r, "too many authentications under way: try again");
+        return;
+    }
+    s->auth_job = job;
+}
+
+void auth_password_done(void *jobp)
+{
+    struct auth_result res;
+    int rc = auth_users_finish(jobp, G.cfg, &res);
+    struct session *s = res.owner;
+
+    if (!s)
+        goto out;
+    s->auth_job = NULL;
+    metrics_auth(AUTH_PASSWORD, rc == 0);
+    if (rc < 0) {
+        log_info("session %llu: password authentication of %s refused: %s",
+                 (unsigned long long)s->serial, res.user ? res.user : "?",
+                 res.detail ? res.detail : res.reason);
+        refuse_id(s, s->auth_id, s->auth_id_len, res.reason);
+        goto out;
+    }
+    if (s->state == SS_AUTHED && !s->anonymous) {
+        if (strcmp(res.user, s->user) != 0) {
+            session_reply_error(s, s->auth_id, s->auth_id_len, "forbidden",
+                                "already authenticated as another user");
+        } else if (s->auth_id_len) {
+            char extra[3000];
+
+            extra[0] = ',';
+            auth_identity_json(s, extra + 1, sizeof(extra) - 1);
+            session_reply_ok(s, s->auth_id, s->auth_id_len, extra);
+        }
+        goto out;
+    }
+    if (session_set_identity(s, res.user, res.roles, res.n_roles) < 0) {
+        refuse_id(s, s->auth_id, s->auth_id_len,
+                  "the roles of this user cannot be combined");
+        goto out;
+    }
+    s->anonymous = false;
+    lws_sul_cancel(&s->exp_timer);
+    session_authenticated(s, s->auth_id, s->auth_id_len);
+    log_info("session %llu: user %s authenticated by password",
+             (unsigned long long)s->serial, s->user);
+out:
+    if (s) {
+        free(s->auth_id);
+        s->auth_id = NULL;
+        s->auth_id_len = 0;
+    }
+    auth_result_clear(&res);
 }
 
 void auth_request(struct session *s, const struct request *r)
@@ -212,14 +305,9 @@ void auth_request(struct session *s, const struct request *r)
         return;
     }
     if (r->user || r->password) {
-        refuse(s, r, "password authentication is not configured");
+        password_request(s, r);
         return;
     }
     session_reply_error(s, r->id, r->id_len, "bad_request",
                         "auth needs token, or user and password");
-}
-
-void auth_password_done(void *job)
-{
-    (void)job; /* no password method yet: no job is ever queued */
 }

@@ -6,6 +6,7 @@
 #include <libwebsockets.h>
 
 #include "auth.h"
+#include "auth_users.h"
 #include "gateway.h"
 #include "ipcount.h"
 #include "listener.h"
@@ -113,6 +114,8 @@ static void drain_discard(void)
         next = ev->next;
         if (ev->type == MB_PUBDONE)
             session_pubdone(ev->ctx, ev->code);
+        else if (ev->type == MB_AUTHDONE)
+            auth_password_done(ev->ctx);
         free(ev);
     }
 }
@@ -160,7 +163,7 @@ static void reload(void)
         return;
     }
     if (preflight_check(ncfg, G.config_path, false) < 0 ||
-        auth_init(ncfg) < 0) {
+        auth_users_reload(ncfg) < 0 || auth_init(ncfg) < 0) {
         log_error("reload refused: the running configuration stays");
         config_free(ncfg);
         return;
@@ -227,7 +230,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     G.scratch_size = 64 * 1024;
     if (!(G.scratch = malloc(LWS_PRE + G.scratch_size)) ||
         !(G.ipc = ipcount_new()) || mailbox_init(&G.mbox) < 0 ||
-        router_init() < 0 ||
+        router_init() < 0 || auth_users_init(cfg, &G.mbox) < 0 ||
         auth_init(cfg) < 0 || install_signals() < 0) {
         log_error("cannot initialise");
         goto out;
@@ -288,8 +291,11 @@ out:
         lws_context_destroy(G.ctx);
     }
     G.ctx = NULL;
-    /* Paho has stopped: nothing pushes any more */
+    /* Paho has stopped; the sessions are gone. What the worker answered
+     * is settled here; auth_users_destroy() then frees the jobs it still
+     * held, and mailbox_destroy() whatever events came meanwhile. */
     drain_discard();
+    auth_users_destroy();
     router_destroy();
     listener_free_all();
     auth_destroy();

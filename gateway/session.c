@@ -8,6 +8,7 @@
 
 #include "acl.h"
 #include "auth.h"
+#include "auth_users.h"
 #include "frame.h"
 #include "ipcount.h"
 #include "gateway.h"
@@ -699,6 +700,9 @@ static void opened(struct session *s, struct lws *wsi)
 
 static void closed(struct session *s)
 {
+    if (s->auth_job)
+        auth_job_disown(s->auth_job);
+    free(s->auth_id);
     lws_sul_cancel(&s->auth_timer);
     lws_sul_cancel(&s->exp_timer);
     router_session_gone(s);

@@ -53,6 +53,9 @@ struct session {
     lws_sorted_usec_list_t auth_timer;
     lws_sorted_usec_list_t exp_timer;  /* token expiry */
     time_t token_exp;
+    struct auth_job *auth_job;        /* a password check under way */
+    char *auth_id;                    /* ... and the id to answer */
+    size_t auth_id_len;
 };
 
 /* The libwebsockets protocol callback of the "mqgate.v1" protocol. */
