@@ -1,10 +1,13 @@
 /* The password method's verifier (auth_users.h).
  *
- * Jobs are single allocations holding copies of everything the worker
- * needs (name, the user's hash, the TOTP key, password, code), so the
- * worker never reads the users table, which reload may swap at any time.
- * The MB_AUTHDONE event of a job is allocated with it, so the worker has
- * no failure path: every job it takes reaches the mailbox.
+ * A job lives inside its own MB_AUTHDONE event (one allocation), holding
+ * copies of everything the worker needs (name, the user's hash, the TOTP
+ * key, password, code), so the worker never reads the users table, which
+ * reload may swap at any time, and has no failure path: every job it takes
+ * reaches the mailbox. The worker wipes the secrets before posting; from
+ * then on the job is owned by the event, which its consumer frees as any
+ * other, so nothing here keeps a pointer to a posted job and the order of
+ * auth_users_destroy() and the last mailbox drain does not matter.
  *
  * Decisions:
  *   - The client learns one thing only: "wrong user, password or code",
@@ -25,11 +28,16 @@
  *   - A password longer than AUTH_USERS_PASSWORD_MAX bytes still costs a
  *     crypt_r of its first bytes, then fails.
  *   - A job that finishes after a reload changed or removed its user
- *     fails: it was checked against the old hash or key. */
+ *     fails: it was checked against the old hash or key. Each user
+ *     carries a credential generation, kept across a reload while its
+ *     hash and key stay the same; a job remembers the one it was made
+ *     with. */
 #include <crypt.h>
 #include <oath.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,14 +65,15 @@ static const char dummy_yescrypt[] =
 
 struct auth_job {
     struct auth_job *next, *prev;   /* the queue {A.lock} */
-    struct auth_job *lnext, *lprev; /* A.live; service thread */
     bool queued;                    /* {A.lock} */
     bool disowned;                  /* service thread */
     void *owner;                    /* service thread */
-    struct mb_event *ev;            /* MB_AUTHDONE, ctx = this job */
+    struct mb_event *ev;            /* MB_AUTHDONE, ctx = this job, which
+                                       it holds */
 
     /* Written by auth_users_submit() before the job is queued. */
     bool known, too_long, otp_given, otp_wellformed;
+    uint64_t cred_gen;              /* of the user at submission */
     char user[USERS_NAME_MAX + 1];
     char hash[USERS_HASH_MAX + 1];
     char password[AUTH_USERS_PASSWORD_MAX + 1];
@@ -77,13 +86,19 @@ struct auth_job {
     uint64_t step;                  /* the TOTP step otp matched */
 };
 
+/* What the service thread remembers of a user, by user_entry.index. */
+struct user_state {
+    uint64_t last_step;             /* the last accepted TOTP step */
+    uint64_t cred_gen;              /* changes with the hash or the key */
+};
+
 static struct {
     /* service thread */
     struct users *users;
-    uint64_t *last_step;            /* per user index: last accepted step */
+    struct user_state *state;
+    uint64_t next_gen;
     char dummy[USERS_HASH_MAX + 1];
     struct mailbox *mb;
-    struct auth_job *live;          /* every job not yet finished */
     bool started;
     pthread_t thread;
     struct crypt_data *cd;          /* the worker's, ~32 KiB */
@@ -94,6 +109,7 @@ static struct {
     size_t queued;                  /* {lock} */
     bool stop;                      /* {lock} */
 } A = {
+    .next_gen = 1,
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .cond = PTHREAD_COND_INITIALIZER,
 };
@@ -150,6 +166,8 @@ static void check_job(struct auth_job *job, struct crypt_data *cd)
         }
     }
     explicit_bzero(job->otp, sizeof(job->otp));
+    explicit_bzero(job->key, sizeof(job->key));
+    explicit_bzero(job->hash, sizeof(job->hash));
 }
 
 static void *worker_main(void *arg)
@@ -222,20 +240,21 @@ fail:
 /* ------------------------------------------------------------------------ */
 /* Jobs (service thread) */
 
-static void job_free(struct auth_job *job)
+/* The job inside ev's data, aligned for it. */
+static struct auth_job *job_in(struct mb_event *ev)
 {
-    explicit_bzero(job, sizeof(*job));
-    free(job);
+    uintptr_t p = (uintptr_t)ev->data, a = alignof(struct auth_job);
+
+    return (struct auth_job *)((p + a - 1) & ~(a - 1));
 }
 
-static void live_unlink(struct auth_job *job)
+/* Frees a job that never reached the mailbox, with its event. */
+static void job_free(struct auth_job *job)
 {
-    if (job->lprev)
-        job->lprev->lnext = job->lnext;
-    else
-        A.live = job->lnext;
-    if (job->lnext)
-        job->lnext->lprev = job->lprev;
+    struct mb_event *ev = job->ev;
+
+    explicit_bzero(job, sizeof(*job));
+    free(ev);
 }
 
 static void copy_capped(char *dst, size_t cap, const char *src, bool *cut)
@@ -254,23 +273,25 @@ struct auth_job *auth_users_submit(const char *user, const char *password,
 {
     const struct user_entry *e = NULL;
     struct auth_job *job;
+    struct mb_event *ev;
     bool cut;
 
     if (!A.users || !A.started)
         return NULL;
-    if (!(job = calloc(1, sizeof(*job))))
+    ev = mb_event_new(MB_AUTHDONE,
+                      sizeof(*job) + alignof(struct auth_job) - 1);
+    if (!ev)
         return NULL;
-    if (!(job->ev = mb_event_new(MB_AUTHDONE, 0))) {
-        free(job);
-        return NULL;
-    }
-    job->ev->ctx = job;
+    job = job_in(ev);
+    job->ev = ev;
+    ev->ctx = job;
     job->owner = owner;
 
     copy_capped(job->user, sizeof(job->user), user, &cut);
     if (!cut)
         e = users_find(A.users, job->user);
     job->known = e != NULL;
+    job->cred_gen = e ? A.state[e->index].cred_gen : 0;
     snprintf(job->hash, sizeof(job->hash), "%s", e ? e->hash : A.dummy);
     if (e && e->totp_key) {
         memcpy(job->key, e->totp_key, e->totp_key_len);
@@ -288,7 +309,6 @@ struct auth_job *auth_users_submit(const char *user, const char *password,
     pthread_mutex_lock(&A.lock);
     if (A.queued >= AUTH_USERS_QUEUE_MAX) {
         pthread_mutex_unlock(&A.lock);
-        free(job->ev);
         job_free(job);
         return NULL;
     }
@@ -302,11 +322,6 @@ struct auth_job *auth_users_submit(const char *user, const char *password,
     job->queued = true;
     pthread_cond_signal(&A.cond);
     pthread_mutex_unlock(&A.lock);
-
-    job->lnext = A.live;
-    if (A.live)
-        A.live->lprev = job;
-    A.live = job;
     return job;
 }
 
@@ -331,8 +346,6 @@ void auth_job_disown(struct auth_job *job)
     }
     pthread_mutex_unlock(&A.lock);
     if (was_queued) {
-        live_unlink(job);
-        free(job->ev);
         job_free(job);
         return;
     }
@@ -359,12 +372,12 @@ static const char *judge(const struct auth_job *job,
         return "otp missing";
     if (job->key_len && !job->otp_match)
         return "wrong otp";
+    if (!A.users)
+        return "password authentication is off";
     e = users_find(A.users, job->user);
-    if (!e || strcmp(e->hash, job->hash) != 0 ||
-        e->totp_key_len != job->key_len ||
-        (job->key_len && memcmp(e->totp_key, job->key, job->key_len) != 0))
+    if (!e || A.state[e->index].cred_gen != job->cred_gen)
         return "user removed or changed by a reload";
-    if (job->key_len && job->step <= A.last_step[e->index])
+    if (job->key_len && job->step <= A.state[e->index].last_step)
         return "otp already used";
     *ep = e;
     return NULL;
@@ -377,29 +390,27 @@ int auth_users_finish(struct auth_job *job, const struct config *cfg,
     const char *why;
 
     memset(res, 0, sizeof(*res));
-    live_unlink(job);
     if (job->disowned) {
-        res->reason = REASON_FAILED;
-        res->detail = "the session went away";
-        job_free(job);
-        return -1;
+        why = "the session went away";
+    } else {
+        res->owner = job->owner;
+        res->user = strdup(job->user);
+        why = judge(job, &e);
+        if (!why && !res->user)
+            why = "out of memory";
+        if (!why &&
+            !(res->roles = calloc(e->n_roles + 1, sizeof(*res->roles))))
+            why = "out of memory";
     }
-    res->owner = job->owner;
-    res->user = strdup(job->user);
-    why = judge(job, &e);
-    if (!why && !res->user)
-        why = "out of memory";
-    if (!why && !(res->roles = calloc(e->n_roles + 1, sizeof(*res->roles))))
-        why = "out of memory";
     if (why) {
         res->reason = strcmp(why, "out of memory") ? REASON_FAILED
                                                    : REASON_OOM;
         res->detail = why;
-        job_free(job);
+        explicit_bzero(job, sizeof(*job));
         return -1;
     }
     if (job->key_len)
-        A.last_step[e->index] = job->step;
+        A.state[e->index].last_step = job->step;
     for (size_t i = 0; i < e->n_roles; i++) {
         const struct cfg_role *r = config_role(cfg, e->roles[i]);
         size_t k;
@@ -409,7 +420,7 @@ int auth_users_finish(struct auth_job *job, const struct config *cfg,
         if (r && k == res->n_roles)
             res->roles[res->n_roles++] = r;
     }
-    job_free(job);
+    explicit_bzero(job, sizeof(*job));
     return 0;
 }
 
@@ -440,9 +451,21 @@ static void log_lines(const char *err, size_t size)
         log_error("(more errors not shown)");
 }
 
-/* Loads path into *out with one last_step slot per user, copying the steps
- * of users the current table has. Returns 0 or -1 (logged). */
-static int load_table(const char *path, struct users **out, uint64_t **steps)
+static bool same_credentials(const struct user_entry *a,
+                             const struct user_entry *b)
+{
+    return strcmp(a->hash, b->hash) == 0 &&
+           a->totp_key_len == b->totp_key_len &&
+           (!a->totp_key_len ||
+            memcmp(a->totp_key, b->totp_key, a->totp_key_len) == 0);
+}
+
+/* Loads path into *out with the state of each user: the last step and
+ * the credential generation of the current table's user of that name, if
+ * any (a new generation when the hash or key changed). Returns 0 or -1
+ * (logged). */
+static int load_table(const char *path, struct users **out,
+                      struct user_state **steps)
 {
     char *err = malloc(ERR_MAX);
     struct users *u = NULL;
@@ -471,7 +494,11 @@ static int load_table(const char *path, struct users **out, uint64_t **steps)
         const struct user_entry *old = users_find(A.users, e->name);
 
         if (old)
-            (*steps)[i] = A.last_step[old->index];
+            (*steps)[i].last_step = A.state[old->index].last_step;
+        if (old && same_credentials(old, e))
+            (*steps)[i].cred_gen = A.state[old->index].cred_gen;
+        else
+            (*steps)[i].cred_gen = A.next_gen++;
         if (crypt_checksalt(e->hash) != CRYPT_SALT_OK)
             log_warn("%s:%u: user \"%s\": this libcrypt cannot compute "
                      "the hash: the user cannot log in",
@@ -495,12 +522,12 @@ static void pick_dummy(void)
     snprintf(A.dummy, sizeof(A.dummy), "%s", dummy_yescrypt);
 }
 
-static void swap_table(struct users *u, uint64_t *steps)
+static void swap_table(struct users *u, struct user_state *state)
 {
     users_free(A.users);
-    free(A.last_step);
+    free(A.state);
     A.users = u;
-    A.last_step = steps;
+    A.state = state;
     pick_dummy();
 }
 
@@ -512,7 +539,7 @@ bool auth_users_enabled(void)
 int auth_users_init(const struct config *cfg, struct mailbox *mb)
 {
     struct users *u;
-    uint64_t *steps;
+    struct user_state *steps;
 
     A.mb = mb;
     if (!cfg->auth.users_file)
@@ -532,7 +559,7 @@ int auth_users_init(const struct config *cfg, struct mailbox *mb)
 int auth_users_reload(const struct config *cfg)
 {
     struct users *u;
-    uint64_t *steps;
+    struct user_state *steps;
 
     if (!cfg->auth.users_file) {
         if (A.users)
@@ -568,15 +595,12 @@ void auth_users_destroy(void)
         A.cd = NULL;
         oath_done();
     }
-    /* The worker is gone: every job it took is in the mailbox, with its
-     * event; the others still own theirs. */
-    for (job = A.live; job; job = next) {
-        next = job->lnext;
-        if (job->queued)
-            free(job->ev);
+    /* The worker is gone: every job it took is in the mailbox (the
+     * events' consumer frees them); the ones still queued are ours. */
+    for (job = A.qhead; job; job = next) {
+        next = job->next;
         job_free(job);
     }
-    A.live = NULL;
     A.qhead = A.qtail = NULL;
     A.queued = 0;
     A.stop = false;

@@ -30,10 +30,11 @@ struct auth_job;
  * users file it starts nothing and auth_users_submit() returns NULL. */
 int auth_users_init(const struct config *cfg, struct mailbox *mb);
 
-/* Stops and joins the worker and frees every job not yet finished: those
- * still queued and those whose MB_AUTHDONE event is in the mailbox. Call it
- * before mailbox_destroy(); afterwards an MB_AUTHDONE event's ctx is
- * dangling, so free such events without calling auth_users_finish(). */
+/* Stops and joins the worker and frees the jobs still queued. A job the
+ * worker took is inside its MB_AUTHDONE event: whoever drains the mailbox
+ * frees it with the event, before or after this call, and may still pass
+ * it to auth_users_finish() (which then fails). Call before
+ * mailbox_destroy(). */
 void auth_users_destroy(void);
 
 /* SIGHUP: loads cfg->auth.users_file aside. On any error logs each error
@@ -57,9 +58,9 @@ struct auth_job *auth_users_submit(const char *user, const char *password,
                                    const char *otp, void *owner);
 
 /* The owner is going away: its result will be dropped. A job still queued
- * is freed now (it never reaches the mailbox); one the worker has taken is
- * freed by auth_users_finish(), whose result then has owner NULL. Either
- * way the caller must forget job. */
+ * is freed now (it never reaches the mailbox); for one the worker has
+ * taken, auth_users_finish() gives owner NULL. Either way the caller must
+ * forget job. */
 void auth_job_disown(struct auth_job *job);
 
 struct auth_result {
@@ -74,10 +75,13 @@ struct auth_result {
     const char *detail;            /* failure: static text for the log */
 };
 
-/* Consumes the MB_AUTHDONE event's job: applies the replay rule, resolves
- * the roles of the user with config_role(cfg, name), fills res (release
- * with auth_result_clear()) and frees job. Returns 0 when the user is
- * authenticated, else -1 (res->reason says why to the client). */
+/* Consumes the job an MB_AUTHDONE event carries (ev->ctx): applies the
+ * replay rule, resolves the user's roles with config_role(cfg, name),
+ * fills res (release with auth_result_clear()) and wipes the job, which
+ * lives inside ev: free ev afterwards as any event. Returns 0 when the
+ * user is authenticated, else -1 (res->reason is for the client, detail
+ * for the log). An event freed without this call leaves its owner holding
+ * a dangling job: skip it only once every owner has disowned its job. */
 int auth_users_finish(struct auth_job *job, const struct config *cfg,
                       struct auth_result *res);
 

@@ -163,7 +163,8 @@ static void reload(void)
         return;
     }
     if (preflight_check(ncfg, G.config_path, false) < 0 ||
-        auth_users_reload(ncfg) < 0 || auth_init(ncfg) < 0) {
+        listener_reload_tls(ncfg) < 0 || auth_users_reload(ncfg) < 0 ||
+        auth_init(ncfg) < 0) {
         log_error("reload refused: the running configuration stays");
         config_free(ncfg);
         return;

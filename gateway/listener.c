@@ -4,6 +4,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "gateway.h"
 #include "listener.h"
 #include "ipcount.h"
@@ -114,6 +117,67 @@ void listener_free_all(void)
     free(listeners);
     listeners = NULL;
     n_listeners = 0;
+}
+
+/* A context holding the certificate chain and key of t, to check them
+ * before they replace anything; NULL (logged) when they do not load. */
+static SSL_CTX *load_pair(const struct cfg_tls *t)
+{
+    SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+
+    if (c && SSL_CTX_use_certificate_chain_file(c, t->cert_file) == 1 &&
+        SSL_CTX_use_PrivateKey_file(c, t->key_file, SSL_FILETYPE_PEM) == 1 &&
+        SSL_CTX_check_private_key(c) == 1)
+        return c;
+    log_error("reload: %s / %s: %s", t->cert_file, t->key_file,
+              ERR_reason_error_string(ERR_get_error()));
+    ERR_clear_error();
+    SSL_CTX_free(c);
+    return NULL;
+}
+
+int listener_reload_tls(const struct config *cfg)
+{
+    size_t n = cfg->n_listeners < n_listeners ? cfg->n_listeners : n_listeners;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct cfg_tls *t = cfg->listeners[i].tls;
+        SSL_CTX *c;
+
+        if (!listeners[i].ssl_ctx || !t)
+            continue;
+        if (!(c = load_pair(t)))
+            return -1;
+        /* An SSL_CTX holds one certificate per key type: a new RSA
+         * certificate would sit beside the old ECDSA one, which clients
+         * would still be offered. */
+        if (EVP_PKEY_get_base_id(SSL_CTX_get0_privatekey(c)) !=
+            EVP_PKEY_get_base_id(SSL_CTX_get0_privatekey(listeners[i].ssl_ctx))) {
+            log_error("reload: listeners[%zu]: %s has another key type than "
+                      "the running certificate; that change needs a restart",
+                      i, t->cert_file);
+            SSL_CTX_free(c);
+            return -1;
+        }
+        SSL_CTX_free(c);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct cfg_tls *t = cfg->listeners[i].tls;
+        SSL_CTX *ctx = listeners[i].ssl_ctx;
+
+        if (!ctx || !t)
+            continue;
+        if (SSL_CTX_use_certificate_chain_file(ctx, t->cert_file) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx, t->key_file, SSL_FILETYPE_PEM) != 1) {
+            /* checked just above: only a file changing under us */
+            log_error("reload: listeners[%zu]: %s", i,
+                      ERR_reason_error_string(ERR_get_error()));
+            ERR_clear_error();
+            return -1;
+        }
+        log_info("listeners[%zu]: certificate %s loaded", i, t->cert_file);
+    }
+    return 0;
 }
 
 /* Writes a whole response. Returns what the callback should return. */
@@ -308,6 +372,14 @@ int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (l && l->static_real)
             return serve_static(wsi, l, uri);
         return respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
+    }
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS: {
+        /* user is the vhost's SSL_CTX, in the vhost: kept for reloads */
+        struct listener *tl = lws_vhost_user((struct lws_vhost *)in);
+
+        if (tl)
+            tl->ssl_ctx = user;
+        return 0;
     }
     case LWS_CALLBACK_HTTP_FILE_COMPLETION:
         if (lws_http_transaction_completed(wsi))

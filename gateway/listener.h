@@ -17,6 +17,7 @@ struct listener {
     bool compression;
     bool tls;
     struct lws_vhost *vh;
+    void *ssl_ctx;                   /* the vhost's SSL_CTX, TLS only */
     char *static_real;               /* realpath of static_dir, or NULL */
 };
 
@@ -25,6 +26,12 @@ struct listener {
 int listener_start_all(const struct config *cfg, struct lws_context *ctx);
 
 void listener_free_all(void);
+
+/* SIGHUP: loads the certificates and keys named by cfg into the running
+ * TLS listeners (same order as at start); new handshakes use them, open
+ * sessions keep theirs. Checks them all first: on any error nothing
+ * changes and -1 is returned (logged). */
+int listener_reload_tls(const struct config *cfg);
 
 /* The HTTP reasons of the protocol callback. */
 int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
