@@ -34,6 +34,7 @@ struct pub_ctx {
 };
 
 #define ERROR_WINDOW_MS 10000
+#define PREAUTH_MESSAGE_MAX 16384  /* bytes of a message before auth */
 
 /* ---- sending ------------------------------------------------------------ */
 
@@ -595,6 +596,11 @@ static void receive(struct session *s, const char *in, size_t len)
     struct lws *wsi = s->wsi;
     size_t max = (size_t)G.cfg->limits.max_message_bytes;
     bool complete = lws_is_final_fragment(wsi);
+
+    /* Before authentication only auth and ping make sense: a client that
+     * has not said who it is gets a small buffer. */
+    if (s->state != SS_AUTHED && max > PREAUTH_MESSAGE_MAX)
+        max = PREAUTH_MESSAGE_MAX;
 
     if (s->close_code)
         return;
