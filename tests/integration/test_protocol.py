@@ -320,6 +320,17 @@ def _():
     closes_with(1009, lambda ws: ws.send_raw(hdr + b"x" * 4096), what="16 MiB frame header")
 
 
+@t.test("before authentication messages are capped at 16 KiB: 16384 bytes pass, 16385 close 1009")
+def _():
+    gw = t.gateway({"auth": {"timeout_s": 5}, "roles": ROLES,
+                    "limits": {"max_message_bytes": 65536}})
+    ws = gw.ws()
+    eq(ws.recv_json()["op"], "hello", "first frame")
+    eq(reply_to_raw(ws, padded(16384)), {"op": "pong", "id": 1}, "reply to 16384 bytes before auth")
+    ws.send_text(padded(16385))
+    ws.expect_close(1009, what="16385 bytes before authentication")
+
+
 # --- error budget -----------------------------------------------------------
 
 @t.test("max_errors 5: 5 errors keep the session, the 6th closes it 4429 after 5 errors")
