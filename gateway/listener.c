@@ -17,14 +17,19 @@
 #include "session.h"
 
 #define WS_PROTOCOL "mqgate.v1"
+#define RX_BUFFER_SIZE 512
+#define TX_PACKET_SIZE (256 * 1024)
 
 static struct listener *listeners;
 static size_t n_listeners;
 
 static const struct lws_protocols protocols[] = {
     /* First, so that a client offering no subprotocol lands here. */
-    {WS_PROTOCOL, session_callback, sizeof(struct session), 4096, 0, NULL,
-     0},
+    /* A small rx buffer: libwebsockets allocates it for every
+     * connection, and a larger request simply arrives in pieces that the
+     * session assembles. Sends are not limited by it. */
+    {WS_PROTOCOL, session_callback, sizeof(struct session), RX_BUFFER_SIZE,
+     0, NULL, TX_PACKET_SIZE},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

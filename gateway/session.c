@@ -644,12 +644,11 @@ static void receive(struct session *s, const char *in, size_t len)
     } else {
         handle(s, s->rx, s->rx_len);
     }
+    /* idle sessions hold no assembly buffer */
     s->rx_len = 0;
-    if (s->rx_cap > 4096) {
-        free(s->rx);
-        s->rx = NULL;
-        s->rx_cap = 0;
-    }
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_cap = 0;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
