@@ -4,7 +4,10 @@ MQG_BUILD_DEPS="build-essential autoconf automake libtool pkg-config \
 libwebsockets-dev libpaho-mqtt-dev libjansson-dev check libjwt-dev \
 liboath-dev libcrypt-dev libsystemd-dev libssl-dev"
 MQG_RUN_DEPS="mosquitto mosquitto-clients python3 python3-paho-mqtt openssl"
-MQG_TEST_DEPS="valgrind curl"
+MQG_TEST_DEPS="valgrind curl chromium"
+# node 20 or later runs the client and browser tests; Debian's nodejs is
+# installed only where no node is on the machine.
+command -v node >/dev/null 2>&1 || MQG_TEST_DEPS="$MQG_TEST_DEPS nodejs npm"
 # scripts/package-test.sh: builds, lints, installs and runs the .deb
 # (systemd for systemd-analyze and systemd-sysusers, not as PID 1).
 MQG_PACKAGE_DEPS="dpkg-dev debhelper lintian man-db systemd strace procps"

@@ -32,7 +32,7 @@ git ls-files -co --exclude-standard | grep -v '^_valgrind/' |
     ./configure -q CFLAGS='-O1 -g' && make -j"$(nproc)" >/dev/null &&
     MQGATED_REAL="$PWD/mqgated" make -j"$(nproc)" check CK_FORK=no \
         LOG_COMPILER="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$PWD/tests/valgrind.supp" \
-        MQGATED_CMD="$PWD/scripts/valgrind-mqgated"
+        MQGATED_CMD="$PWD/scripts/valgrind-mqgated" CLIENT_TESTS=
 ) || status=$?
 show_failures _valgrind/tests
 # --- Debian package: build, lint, install, run, purge (package-test.sh) -----

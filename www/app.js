@@ -400,6 +400,9 @@ function credentialSource({ attempt, reason, resumable }) {
 // Shows the sign-in form and resolves the credentials submitted with it.
 function ask(message, isError, otpOnly = false) {
   showSignIn(message, isError);
+  const st = $("conn-status");
+  st.dataset.state = "closed";
+  st.textContent = "Waiting for you to sign in";
   if (otpOnly && entered) {
     $("user").value = entered.user || "";
     $("password").value = entered.password || "";

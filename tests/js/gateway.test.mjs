@@ -1,0 +1,364 @@
+// www/mqgate.js against the real mqgated and a real mosquitto.
+//   MQGATED=/abs/path/mqgated node --experimental-websocket --test tests/js/
+// Skips (with the reason) when the daemon or mosquitto is missing.
+
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { MqGate, connect } from "../../www/mqgate.js";
+import * as h from "./harness.mjs";
+
+const missing = h.missingTools();
+const opts = { skip: missing || false, timeout: 60000 };
+const FAST = { backoff: { min: 100, max: 1000, jitter: 0.3 }, anonymousWait: 1500 };
+
+/** Credentials as a JWT (most tests); password sign-in has tests of its own. */
+function tok(sub, roles, ttl = 600) {
+  return { token: h.jwtHS256(h.JWT_SECRET, { sub, roles, exp: Math.floor(Date.now() / 1000) + ttl }) };
+}
+const ALICE = () => tok("alice", ["operator"]);
+const VICTOR = () => tok("victor", ["viewer"]);
+
+/** Collects the messages a handler gets; next() waits for one. */
+function inbox() {
+  const got = [];
+  const waiters = [];
+  const fn = (msg, filter) => {
+    const m = { ...msg, filter };
+    got.push(m);
+    const w = waiters.shift();
+    if (w) w(m);
+  };
+  let taken = 0;
+  fn.got = got;
+  fn.next = (timeout = 5000) => {
+    if (taken < got.length) return Promise.resolve(got[taken++]);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no message within ${timeout} ms (got ${got.length})`)), timeout);
+      waiters.push((m) => { clearTimeout(t); taken++; resolve(m); });
+    });
+  };
+  fn.quiet = async (ms = 300) => {
+    const n = got.length;
+    await h.sleep(ms);
+    assert.equal(got.length, n, `unexpected messages: ${JSON.stringify(got.slice(n))}`);
+  };
+  return fn;
+}
+
+function waitEvent(gw, type, pred = () => true, timeout = 15000) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => { off(); reject(new Error(`no "${type}" event within ${timeout} ms`)); }, timeout);
+    const off = gw.on(type, (...a) => {
+      if (!pred(...a)) return;
+      clearTimeout(t);
+      off();
+      resolve(a);
+    });
+  });
+}
+
+describe("mqgate.js against mqgated + mosquitto", opts, () => {
+  let broker, gw;
+  const sessions = [];
+  const open = async (creds, o = {}) => {
+    const s = new MqGate(gw.url, creds, { ...FAST, ...o });
+    sessions.push(s);
+    await s.connect();
+    return s;
+  };
+
+  before(async () => {
+    broker = await h.startMosquitto();
+    gw = await h.startGateway(broker.port);
+  });
+
+  after(async () => {
+    for (const s of sessions) s.close();
+    if (gw) await gw.close();
+    if (broker) await broker.close();
+  });
+
+  it("password auth: hello, ok with user and roles, status up", async () => {
+    const s = new MqGate(gw.url, { user: "alice", password: "alice-pw" }, FAST);
+    sessions.push(s);
+    const states = [];
+    s.on("state", (st) => states.push(st));
+    const hello = waitEvent(s, "hello");
+    const brokerUp = waitEvent(s, "broker", (b) => b === "up");
+    hello.catch(() => {}); // awaited below; not unhandled when connect() fails first
+    brokerUp.catch(() => {});
+    const who = await s.connect();
+    assert.deepEqual(who, { user: "alice", roles: ["operator"], anonymous: false });
+    const [frame] = await hello;
+    assert.equal(frame.proto, 1);
+    assert.ok(frame.auth.includes("password") && frame.auth.includes("token"), JSON.stringify(frame.auth));
+    await brokerUp;
+    assert.equal(s.broker, "up");
+    assert.deepEqual(states, ["connecting", "open", "authenticated"]);
+    assert.ok((await s.ping()) >= 0);
+    s.close();
+  });
+
+  it("token auth (HS256 JWT)", async () => {
+    const token = h.jwtHS256(h.JWT_SECRET, { sub: "tina", roles: ["viewer"], exp: Math.floor(Date.now() / 1000) + 600 });
+    const s = await open({ token });
+    assert.equal(s.user, "tina");
+    assert.deepEqual(s.roles, ["viewer"]);
+    s.close();
+  });
+
+  it("password + TOTP", async () => {
+    const otto = h.USERS.find((u) => u.name === "otto");
+    const s = await open({ user: "otto", password: otto.password, otp: h.totp(otto.totp) });
+    assert.equal(s.user, "otto");
+    s.close();
+  });
+
+  it("wrong password: auth_failed, closed 4401, no reconnect with the same credentials", async () => {
+    const s = new MqGate(gw.url, { user: "alice", password: "nope" }, FAST);
+    sessions.push(s);
+    await assert.rejects(s.connect(), (e) => e.code === "auth_failed");
+    assert.equal(s.lastClose.code, 4401);
+    await h.sleep(500);
+    assert.equal(s.state, "closed");
+    assert.equal(s.stats.reconnects, 0);
+  });
+
+  it("bad token signature → auth_failed", async () => {
+    const token = h.jwtHS256("not-the-secret", { sub: "tina", roles: ["viewer"], exp: Math.floor(Date.now() / 1000) + 600 });
+    await assert.rejects(open({ token }), (e) => e.code === "auth_failed");
+  });
+
+  it("token refresh on the same session; another user's token is forbidden", async () => {
+    const s = await open(ALICE());
+    const me = await s.authenticate(ALICE());
+    assert.equal(me.user, "alice");
+    await assert.rejects(s.authenticate(VICTOR()), (e) => e.code === "forbidden");
+    assert.equal(s.user, "alice");
+    assert.equal(s.state, "authenticated");
+    s.close();
+  });
+
+  it("token expiry: static credentials stop with token_expired", async () => {
+    const s = new MqGate(gw.url, tok("alice", ["operator"], 2), FAST);
+    sessions.push(s);
+    await s.connect();
+    const [detail] = await waitEvent(s, "close", () => true, 10000);
+    assert.equal(detail.code, 4401);
+    assert.equal(detail.authReason, "token_expired");
+    assert.equal(detail.reconnectIn, null);
+    await h.sleep(300);
+    assert.equal(s.state, "closed");
+  });
+
+  it("token expiry: a credentials function is asked for a fresh token and the session resumes", async () => {
+    const reasons = [];
+    const s = new MqGate(gw.url, ({ reason }) => {
+      reasons.push(reason);
+      return tok("alice", ["operator"], reasons.length === 1 ? 2 : 600);
+    }, FAST);
+    sessions.push(s);
+    await s.connect();
+    const got = inbox();
+    await s.subscribe("sensor/expiry/#", got);
+    await waitEvent(s, "close", (d) => d.authReason === "token_expired", 10000);
+    await waitEvent(s, "state", (st) => st === "authenticated", 10000);
+    assert.deepEqual(reasons, [null, "token_expired"]);
+    await h.eventually(() => s.subscriptions()[0].granted !== null, { what: "re-subscription" });
+    await h.mqttPublish(broker.port, "sensor/expiry/1", "3");
+    assert.equal((await got.next()).value, 3);
+    s.close();
+  });
+
+  it("no credentials and no anonymous role → auth_required", async () => {
+    const s = new MqGate(gw.url, null, FAST);
+    sessions.push(s);
+    await assert.rejects(s.connect(), (e) => e.code === "auth_required" && e.methods.includes("password"));
+    assert.equal(s.stats.reconnects, 0);
+  });
+
+  it("subscribe routes each message to every matching handler once; payload/text/base64 decode", async () => {
+    const s = await open(ALICE());
+    const all = inbox();
+    const temp = inbox();
+    assert.equal(await s.subscribe("sensor/#", all, { qos: 1 }), 1);
+    assert.equal(await s.subscribe("sensor/+/temp", temp, { qos: 0 }), 0);
+
+    await h.mqttPublish(broker.port, "sensor/1/temp", '{"t":21.50}', { qos: 1 });
+    let m = await all.next();
+    assert.equal(m.topic, "sensor/1/temp");
+    assert.equal(m.format, "json");
+    assert.deepEqual(m.value, { t: 21.5 });
+    assert.equal(m.retain, false);
+    m = await temp.next();
+    assert.equal(m.filter, "sensor/+/temp");
+    assert.deepEqual(m.value, { t: 21.5 });
+
+    await h.mqttPublish(broker.port, "sensor/1/hum", "not json");
+    m = await all.next();
+    assert.equal(m.format, "text");
+    assert.equal(m.value, "not json");
+
+    await h.mqttPublish(broker.port, "sensor/1/raw", Buffer.from([0x00, 0xff, 0xc3]));
+    m = await all.next();
+    assert.equal(m.format, "binary");
+    assert.ok(m.value instanceof Uint8Array);
+    assert.deepEqual([...m.value], [0x00, 0xff, 0xc3]);
+
+    await h.mqttPublish(broker.port, "sensor/1/empty", "");
+    m = await all.next();
+    assert.equal(m.format, "text");
+    assert.equal(m.value, "");
+
+    await temp.quiet(300);
+    assert.equal(all.got.length, 4, "each message once");
+    assert.equal(temp.got.length, 1);
+
+    // unsubscribing one filter leaves the other
+    await s.unsubscribe("sensor/#");
+    await h.mqttPublish(broker.port, "sensor/2/temp", "19");
+    m = await temp.next();
+    assert.equal(m.value, 19);
+    await h.mqttPublish(broker.port, "sensor/2/hum", "55");
+    await all.quiet(400);
+    s.close();
+  });
+
+  it("retained messages replay after subscribe with retain: true", async () => {
+    await h.mqttPublish(broker.port, "sensor/retained/x", '{"v":7}', { retain: true, qos: 1 });
+    const a = await open(VICTOR());
+    const b = await open(VICTOR());
+    const ia = inbox();
+    const ib = inbox();
+    await a.subscribe("sensor/retained/+", ia);
+    let m = await ia.next();
+    assert.equal(m.retain, true);
+    assert.deepEqual(m.value, { v: 7 });
+    // also for a second session subscribing the same filter later
+    await b.subscribe("sensor/retained/+", ib);
+    m = await ib.next();
+    assert.equal(m.retain, true);
+    await h.mqttPublish(broker.port, "sensor/retained/x", "", { retain: true, qos: 1 });
+    a.close();
+    b.close();
+  });
+
+  it("publish: acked, and the broker gets the payload, text and base64 bytes", async () => {
+    const s = await open(ALICE());
+    const sub = await h.mqttSubscribe(broker.port, "device/+/cmd");
+    await s.publish("device/7/cmd", { on: true }, { qos: 1 });
+    let m = await sub.next();
+    assert.equal(m.topic, "device/7/cmd");
+    assert.equal(m.payload.toString(), '{"on":true}');
+    await s.publish("device/7/cmd", "plain words", { text: true, qos: 2 });
+    m = await sub.next();
+    assert.equal(m.payload.toString(), "plain words");
+    await s.publish("device/7/cmd", new Uint8Array([1, 2, 255]));
+    m = await sub.next();
+    assert.deepEqual([...m.payload], [1, 2, 255]);
+    await s.publish("device/7/cmd", 42.5);
+    m = await sub.next();
+    assert.equal(m.payload.toString(), "42.5");
+    sub.stop();
+    s.close();
+  });
+
+  it("forbidden publish and subscribe reject with code forbidden; bad topic with bad_topic", async () => {
+    const s = await open(VICTOR());
+    await assert.rejects(s.publish("device/7/cmd", { on: true }, { qos: 1 }), (e) => e.code === "forbidden");
+    await assert.rejects(s.subscribe("#", () => {}), (e) => e.code === "forbidden" && e.filter === "#");
+    await assert.rejects(s.subscribe("sensor/#/x", () => {}), (e) => e.code === "bad_topic");
+    assert.deepEqual(s.subscriptions(), []);
+    // the session is still fine
+    assert.equal(await s.subscribe("sensor/#", () => {}), 0);
+    s.close();
+  });
+
+  it("anonymous role: usable without auth, may upgrade", async () => {
+    const g2 = await h.startGateway(broker.port, { anonymousRole: "guest" });
+    try {
+      const s = new MqGate(g2.url, null, FAST);
+      sessions.push(s);
+      const up = waitEvent(s, "broker", (b) => b === "up");
+      up.catch(() => {});
+      const who = await s.connect();
+      assert.equal(who.anonymous, true);
+      await up;
+      const got = inbox();
+      await s.subscribe("public/#", got);
+      await h.mqttPublish(broker.port, "public/news", '"hi"');
+      assert.equal((await got.next()).value, "hi");
+      await assert.rejects(s.publish("device/1/cmd", 1), (e) => e.code === "forbidden");
+      const me = await s.authenticate(ALICE());
+      assert.deepEqual(me, { user: "alice", roles: ["operator"], anonymous: false });
+      await s.publish("device/1/cmd", 1, { qos: 1 });
+      s.close();
+    } finally {
+      await g2.close();
+    }
+  });
+
+  it("broker down → status down; back up → status up, subscriptions still deliver", async () => {
+    const s = await open(ALICE());
+    const got = inbox();
+    await s.subscribe("sensor/outage/#", got, { qos: 1 });
+    const down = waitEvent(s, "broker", (b) => b === "down");
+    await broker.stop();
+    await down;
+    assert.equal(s.broker, "down");
+    assert.equal(s.state, "authenticated", "the session stays up");
+    const up = waitEvent(s, "broker", (b) => b === "up", 20000);
+    await broker.start();
+    await up;
+    await h.eventually(async () => {
+      await h.mqttPublish(broker.port, "sensor/outage/1", "1");
+      await h.sleep(100);
+      return got.got.length > 0;
+    }, { timeout: 10000, interval: 200, what: "a message after the broker came back" });
+    s.close();
+  });
+
+  it("a publish while the broker is down is acked once it is back", async () => {
+    const s = await open(ALICE());
+    const down = waitEvent(s, "broker", (b) => b === "down");
+    await broker.stop();
+    await down;
+    let acked = false;
+    const p = s.publish("device/9/cmd", { buffered: true }, { qos: 1 }).then(() => (acked = true));
+    await h.sleep(300);
+    assert.equal(acked, false, "not acked while the broker is down");
+    await broker.start();
+    await p;
+    s.close();
+  });
+
+  it("gateway restart (1001) → reconnect, re-authenticate, re-subscribe", async () => {
+    const s = await open(ALICE());
+    const got = inbox();
+    await s.subscribe("sensor/restart/+", got, { qos: 1 });
+    const closed = waitEvent(s, "close");
+    await gw.stop();
+    const [detail] = await closed;
+    assert.equal(detail.code, 1001);
+    assert.ok(detail.reconnectIn !== null, "will reconnect");
+    const again = waitEvent(s, "state", (st) => st === "authenticated", 20000);
+    await gw.start();
+    await again;
+    assert.equal(s.user, "alice");
+    await h.eventually(() => s.subscriptions()[0].granted !== null, { what: "re-subscription" });
+    await h.eventually(async () => {
+      await h.mqttPublish(broker.port, "sensor/restart/1", "5");
+      await h.sleep(100);
+      return got.got.length > 0;
+    }, { timeout: 10000, interval: 200, what: "a message after the gateway restart" });
+    assert.equal(got.got[0].value, 5);
+    s.close();
+  });
+
+  it("connect() helper", async () => {
+    const s = await connect(gw.url, VICTOR(), FAST);
+    sessions.push(s);
+    assert.equal(s.ready, true);
+    s.close();
+  });
+});
