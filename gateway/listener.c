@@ -135,7 +135,7 @@ static SSL_CTX *load_pair(const struct cfg_tls *t)
         SSL_CTX_check_private_key(c) == 1)
         return c;
     log_error("reload: %s / %s: %s", t->cert_file, t->key_file,
-              ERR_reason_error_string(ERR_get_error()));
+              ERR_reason_error_string(ERR_peek_last_error()));
     ERR_clear_error();
     SSL_CTX_free(c);
     return NULL;
@@ -378,6 +378,11 @@ int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             return serve_static(wsi, l, uri);
         return respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
     }
+    case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
+        /* libwebsockets asks whether to accept a client certificate and
+         * takes 0 for yes, whatever OpenSSL found: len is OpenSSL's
+         * verdict (preverify_ok), which must stand. */
+        return len ? 0 : 1;
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS: {
         /* user is the vhost's SSL_CTX, in the vhost: kept for reloads */
         struct listener *tl = lws_vhost_user((struct lws_vhost *)in);

@@ -187,6 +187,16 @@ static void on_pub_fail5(void *context, MQTTAsync_failureData5 *r)
              r && r->reasonCode >= 0x80 ? PUBDONE_REJECTED : PUBDONE_FAILED);
 }
 
+/* Paho's TLS errors, so that a refused certificate says so in the log. */
+static int on_ssl_error(const char *str, size_t len, void *u)
+{
+    (void)u;
+    while (len && (str[len - 1] == '\n' || str[len - 1] == '\r'))
+        len--;
+    log_warn("broker TLS: %.*s", (int)len, str);
+    return 0;
+}
+
 /* ---- service thread ---------------------------------------------------- */
 
 static char *expand_client_id(const char *tmpl)
@@ -330,6 +340,7 @@ void upstream_connect(struct upstream *up)
         ssl.privateKey = up->key_file;
         ssl.enableServerCertAuth = up->tls_verify;
         ssl.verify = up->tls_verify;
+        ssl.ssl_error_cb = on_ssl_error;
         opts->ssl = &ssl;
     }
     log_info("connecting to broker %s", uri);

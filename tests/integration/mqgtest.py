@@ -259,6 +259,98 @@ def make_cert(dirpath):
     return cert, key
 
 
+def _openssl(args, what):
+    r = subprocess.run(["openssl"] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        raise RuntimeError("openssl %s failed: %s" % (what, r.stdout.decode(errors="replace")))
+
+
+def _newkey_args(key):
+    """openssl req -newkey arguments for key "ec" (P-256) or "rsa" (2048)."""
+    if key == "ec":
+        return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    if key == "rsa":
+        return ["-newkey", "rsa:2048"]
+    raise ValueError("key type %r" % key)
+
+
+class CertAuthority(object):
+    """A certificate authority made with the openssl tool in dirpath (its
+    own key and self-signed certificate, .cert and .key); issue() signs
+    server and client certificates for it."""
+
+    def __init__(self, dirpath, name="mqgtest CA", key="ec"):
+        if not shutil.which("openssl"):
+            raise Skip("no openssl tool")
+        self.dir = dirpath
+        os.makedirs(dirpath, exist_ok=True)
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+        self.cert = os.path.join(dirpath, slug + ".crt")
+        self.key = os.path.join(dirpath, slug + ".key")
+        _openssl(["req", "-x509"] + _newkey_args(key) +
+                 ["-nodes", "-keyout", self.key, "-out", self.cert, "-days", "2",
+                  "-subj", "/O=mqgtest/CN=%s" % name,
+                  "-addext", "basicConstraints=critical,CA:TRUE",
+                  "-addext", "keyUsage=critical,keyCertSign,cRLSign"], "req (CA)")
+        os.chmod(self.key, 0o600)
+
+    def issue(self, name, cn=None, key="ec", client=False,
+              san="DNS:localhost,IP:127.0.0.1"):
+        """A certificate signed by this CA, in dirpath/name.crt and
+        name.key (mode 0600): a server certificate (serverAuth, san), or a
+        client one (clientAuth, no SAN).  Returns (cert_file, key_file)."""
+        cert = os.path.join(self.dir, name + ".crt")
+        keyf = os.path.join(self.dir, name + ".key")
+        csr = os.path.join(self.dir, name + ".csr")
+        ext = os.path.join(self.dir, name + ".ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\n")
+            f.write("keyUsage=critical,digitalSignature%s\n" % (
+                "" if key == "ec" else ",keyEncipherment"))
+            f.write("extendedKeyUsage=%s\n" % ("clientAuth" if client else "serverAuth"))
+            if san and not client:
+                f.write("subjectAltName=%s\n" % san)
+        _openssl(["req", "-new"] + _newkey_args(key) +
+                 ["-nodes", "-keyout", keyf, "-out", csr,
+                  "-subj", "/O=mqgtest/CN=%s" % (cn or name)], "req (%s)" % name)
+        _openssl(["x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
+                  "-set_serial", "0x" + os.urandom(8).hex(), "-days", "2",
+                  "-extfile", ext, "-out", cert], "x509 (%s)" % name)
+        os.chmod(keyf, 0o600)
+        os.unlink(csr)
+        os.unlink(ext)
+        return cert, keyf
+
+    def client_context(self, cert=None, alpn=None, max_version=None):
+        """A client SSLContext that trusts only this CA and checks the host
+        name; cert: (cert_file, key_file) to present."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(self.cert)
+        if cert:
+            ctx.load_cert_chain(*cert)
+        if alpn:
+            ctx.set_alpn_protocols(alpn)
+        if max_version:
+            ctx.maximum_version = max_version
+        return ctx
+
+
+def cert_der(path):
+    """The DER bytes of the (first) certificate in a PEM file."""
+    with open(path) as f:
+        pem = f.read()
+    m = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", pem, re.S)
+    if not m:
+        fail("no certificate in %s" % path)
+    return ssl.PEM_cert_to_DER_cert(m.group(0))
+
+
+def fingerprint(der):
+    """SHA-256 fingerprint of DER bytes, as AA:BB:..."""
+    return ":".join("%02X" % b for b in hashlib.sha256(der).digest())
+
+
 # ---------------------------------------------------------------------------
 # Tokens and passwords
 
@@ -895,11 +987,14 @@ class MqttMsg(object):
 class Mqtt(object):
     """A paho client connected to a mosquitto, its messages in a queue."""
 
-    def __init__(self, port, client_id=None, version=4, timeout=5.0):
+    def __init__(self, port, client_id=None, version=4, timeout=5.0, tls=None):
+        """tls: an ssl.SSLContext to connect with (a TLS listener's port)."""
         self.client_id = client_id or "mqgtest-%d-%s" % (os.getpid(), b64url(os.urandom(6)))
         proto = paho.MQTTv5 if version == 5 else paho.MQTTv311
         kw = {} if version == 5 else {"clean_session": True}
         self.c = paho.Client(self.client_id, protocol=proto, **kw)
+        if tls is not None:
+            self.c.tls_set_context(tls)
         self.cond = threading.Condition()
         self.msgs = collections.deque()
         self.subacks = {}
@@ -1025,10 +1120,13 @@ def tail(text, n=60):
 class Mosquitto(object):
     """A mosquitto on a free loopback port, configured by the harness."""
 
-    def __init__(self, dirpath, port=None, acl=None, extra=""):
+    def __init__(self, dirpath, port=None, acl=None, extra="", tls=None):
+        """tls: a dict with cafile, certfile, keyfile and optional
+        require_certificate (bool): a second listener, TLS, on tls_port."""
         self.dir = dirpath
         os.makedirs(dirpath, exist_ok=True)
         self.port = port or free_port()
+        self.tls_port = None
         self.conf = os.path.join(dirpath, "mosquitto.conf")
         self.logpath = os.path.join(dirpath, "mosquitto.log")
         self.outpath = os.path.join(dirpath, "mosquitto.out")
@@ -1048,6 +1146,14 @@ class Mosquitto(object):
             with open(aclpath, "w") as f:
                 f.write(acl)
             lines.append("acl_file %s" % aclpath)
+        if tls:
+            self.tls_port = free_port()
+            extra = extra + ("" if not extra or extra.endswith("\n") else "\n")
+            extra += "listener %d 127.0.0.1\n" % self.tls_port
+            for k in ("cafile", "certfile", "keyfile"):
+                extra += "%s %s\n" % (k, tls[k])
+            if tls.get("require_certificate"):
+                extra += "require_certificate true\n"
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n" + extra)
         self.proc = None
@@ -1062,6 +1168,11 @@ class Mosquitto(object):
             if time.monotonic() > deadline:
                 raise RuntimeError("mosquitto did not listen on %d within %.1f s"
                                    % (self.port, scaled(timeout)))
+            time.sleep(0.02)
+        while self.tls_port and not port_open(self.tls_port, timeout=0.2):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("mosquitto's TLS listener on %d did not open:\n%s%s" % (
+                    self.tls_port, read_text(self.outpath), tail(read_text(self.logpath), 20)))
             time.sleep(0.02)
         return self
 
@@ -1129,9 +1240,10 @@ class Gateway(object):
     def anonymous(self):
         return bool((self.cfg.get("auth") or {}).get("anonymous_role"))
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=10.0, healthy=True):
+        """healthy=False: wait only for /healthz to answer (any status)."""
         self.proc = _spawn([self.suite.mqgated, "-c", self.cfgpath], self.logpath)
-        self.wait_healthy(timeout)
+        self.wait_healthy(timeout, want=200 if healthy else None)
         return self
 
     def health(self):
@@ -1144,7 +1256,8 @@ class Gateway(object):
         except (OSError, http.client.HTTPException):
             return None
 
-    def wait_healthy(self, timeout=10.0):
+    def wait_healthy(self, timeout=10.0, want=200):
+        """Until /healthz answers want (None: any answer)."""
         deadline = time.monotonic() + scaled(timeout)
         status = None
         while True:
@@ -1152,7 +1265,7 @@ class Gateway(object):
                 raise GatewayError("mqgated exited with status %s at start; log:\n%s"
                                    % (self.proc.returncode, tail(self.log_text(), 40)))
             status = self.health()
-            if status == 200:
+            if status is not None and (want is None or status == want):
                 return
             if time.monotonic() > deadline:
                 raise GatewayError("GET /healthz did not answer 200 within %.1f s (last: %s); log:\n%s"
@@ -1315,11 +1428,12 @@ class Suite(object):
         """The script's shared mosquitto (started by run())."""
         return self._mosq
 
-    def new_mosquitto(self, name=None, acl=None, extra=""):
-        """Another mosquitto, for tests that stop or restart it."""
+    def new_mosquitto(self, name=None, acl=None, extra="", tls=None):
+        """Another mosquitto, for tests that stop or restart it (tls: see
+        Mosquitto)."""
         name = name or "mosquitto%d" % (len(self.mosquittos) + 1)
         for attempt in range(3):
-            m = Mosquitto(os.path.join(self.root, name), acl=acl, extra=extra)
+            m = Mosquitto(os.path.join(self.root, name), acl=acl, extra=extra, tls=tls)
             try:
                 m.start()
                 break
@@ -1344,9 +1458,11 @@ class Suite(object):
             "log": {"level": "debug"},
         }
 
-    def gateway(self, cfg=None, mosq=None, name=None, fresh=False):
+    def gateway(self, cfg=None, mosq=None, name=None, fresh=False, healthy=True):
         """A running gateway whose config is the base merged with cfg,
-        shared with other tests asking for the same cfg unless fresh."""
+        shared with other tests asking for the same cfg unless fresh;
+        healthy=False does not wait for the broker connection (see
+        Gateway.start)."""
         cfg = cfg or {}
         mosq = mosq or self._mosq
         key = json.dumps([cfg, mosq.port if mosq else None], sort_keys=True, default=str)
@@ -1367,7 +1483,7 @@ class Suite(object):
             gw.touched = True
             self.all_gateways.append(gw)
             try:
-                gw.start()
+                gw.start(healthy=healthy)
                 break
             except GatewayError:
                 gw.stop()
@@ -1669,6 +1785,28 @@ def _selftest():
                 self.assertEqual(data, b"\xd0\x00")        # PINGRESP
                 ws.close()
                 self.assertTrue(ws.closed)
+            finally:
+                m.stop()
+
+        def test_ca_and_mosquitto_tls(self):
+            if not shutil.which("openssl"):
+                self.skipTest("no openssl tool")
+            ca = CertAuthority(os.path.join(self.root, "ca"))
+            srv = ca.issue("srv")
+            cli = ca.issue("cli", client=True)
+            m = Mosquitto(os.path.join(self.root, "m4"), tls={
+                "cafile": ca.cert, "certfile": srv[0], "keyfile": srv[1],
+                "require_certificate": True}).start()
+            try:
+                c = Mqtt(m.tls_port, tls=ca.client_context(cert=cli))
+                self.assertEqual(c.subscribe("t/#", 1)[0], 1)
+                c.publish("t/1", b"z", qos=1)
+                self.assertEqual(c.get().payload, b"z")
+                with self.assertRaises(ssl.SSLError):   # no client certificate
+                    ca.client_context().wrap_socket(
+                        socket.create_connection(("127.0.0.1", m.tls_port)),
+                        server_hostname="127.0.0.1").recv(1)
+                c.close()
             finally:
                 m.stop()
 
