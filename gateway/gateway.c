@@ -75,7 +75,7 @@ void gateway_drain(void)
             router_deliver(ev);
             break;
         case MB_CONNECTED:
-            upstream_connected(G.up);
+            upstream_connected(G.up, ev->code);
             if (ever_connected)
                 G.m.reconnects++;
             ever_connected = true;
@@ -95,6 +95,7 @@ void gateway_drain(void)
             router_suback(ev->ctx, ev->code);
             break;
         case MB_PUBDONE:
+            upstream_pub_done(G.up);
             session_pubdone(ev->ctx, ev->code);
             break;
         case MB_AUTHDONE:

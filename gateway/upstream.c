@@ -12,6 +12,17 @@
 #include "mailbox.h"
 #include "upstream.h"
 
+/* A QoS 1/2 publish waiting for room in the broker's receive window. */
+struct held_pub {
+    struct held_pub *next;
+    void *ctx;
+    size_t len;
+    int qos;
+    bool retain;
+    char *payload;             /* points into data, after the topic */
+    char data[];               /* topic, NUL, payload */
+};
+
 struct upstream {
     MQTTAsync client;
     struct mailbox *mb;
@@ -24,6 +35,13 @@ struct upstream {
     bool tls_verify;
     struct backoff bo;
     bool connected;            /* service thread's view */
+    /* QoS 1/2 flow control: at most recv_max handed to Paho at once (the
+     * broker's Receive Maximum); the rest wait here, in order. Paho itself
+     * holds back what passes the window and sends it only when its send
+     * thread next wakes, up to a second later: a stall per window. */
+    unsigned inflight, recv_max;
+    struct held_pub *held_head, *held_tail;
+    size_t n_held, buffer_messages;
 };
 
 /* ---- Paho threads: only build events and push them ------------------- */
@@ -106,8 +124,13 @@ static void on_connect_fail(void *context, MQTTAsync_failureData *r)
 
 static void on_connect_ok5(void *context, MQTTAsync_successData5 *r)
 {
-    (void)r;
-    push_simple(context, MB_CONNECTED, 0, NULL);
+    int rm = 0;
+
+    if (r && MQTTProperties_hasProperty(&r->properties,
+                                        MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
+        rm = MQTTProperties_getNumericValue(&r->properties,
+                                            MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+    push_simple(context, MB_CONNECTED, rm, NULL);
 }
 
 static void on_connect_fail5(void *context, MQTTAsync_failureData5 *r)
@@ -254,6 +277,10 @@ struct upstream *upstream_new(const struct config *cfg, struct mailbox *mb)
         return NULL;
     up->mb = mb;
     up->version = b->mqtt_version;
+    /* MQTT 5 brokers announce their window in the CONNACK; until then, a
+     * common small one */
+    up->recv_max = up->version == 5 ? 20 : 65535;
+    up->buffer_messages = b->buffer_messages > 0 ? (size_t)b->buffer_messages : 1;
     up->keepalive_s = b->keepalive_s;
     up->uris = calloc(b->n_uris, sizeof(char *));
     if (!up->uris)
@@ -364,9 +391,16 @@ uint32_t upstream_retry_delay(struct upstream *up, bool was_connected)
     return backoff_next(&up->bo);
 }
 
-void upstream_connected(struct upstream *up)
+static int send_now(struct upstream *up, const char *topic,
+                    const void *payload, size_t len, int qos, bool retain,
+                    void *ctx);
+static void release_held(struct upstream *up);
+
+void upstream_connected(struct upstream *up, int receive_maximum)
 {
     up->connected = true;
+    up->recv_max = receive_maximum > 0 ? (unsigned)receive_maximum : 65535;
+    release_held(up);
     backoff_reset(&up->bo);
     log_info("connected to broker %s", up->uris[up->uri_idx]);
 }
@@ -430,17 +464,15 @@ void upstream_unsubscribe(struct upstream *up, const char *filter)
         log_warn("unsubscribe %s: %s", filter, MQTTAsync_strerror(rc));
 }
 
-int upstream_publish(struct upstream *up, const char *topic,
-                     const void *payload, size_t len, int qos, bool retain,
-                     void *ctx)
+static int send_now(struct upstream *up, const char *topic,
+                    const void *payload, size_t len, int qos, bool retain,
+                    void *ctx)
 {
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     MQTTAsync_message m = MQTTAsync_message_initializer;
     struct req_box *b = NULL;
     int rc;
 
-    if (!up)
-        return -1;
     m.payload = (void *)payload;
     m.payloadlen = (int)len;
     m.qos = qos;
@@ -465,13 +497,87 @@ int upstream_publish(struct upstream *up, const char *topic,
         log_warn("publish to %s: %s", topic, MQTTAsync_strerror(rc));
         return -1;
     }
+    if (qos > 0)
+        up->inflight++;
     return 0;
+}
+
+/* Hands waiting publishes to Paho while the window has room. One that
+ * Paho refuses is answered as failed through the mailbox. */
+static void release_held(struct upstream *up)
+{
+    while (up->held_head && up->inflight < up->recv_max) {
+        struct held_pub *h = up->held_head;
+
+        if (!(up->held_head = h->next))
+            up->held_tail = NULL;
+        up->n_held--;
+        if (send_now(up, h->data, h->payload, h->len, h->qos, h->retain,
+                     h->ctx) < 0) {
+            /* in flight until its answer, like the others: the answer
+             * gives the room back */
+            up->inflight++;
+            push_simple(up, MB_PUBDONE, PUBDONE_FAILED, h->ctx);
+        }
+        free(h);
+    }
+}
+
+int upstream_publish(struct upstream *up, const char *topic,
+                     const void *payload, size_t len, int qos, bool retain,
+                     void *ctx)
+{
+    size_t tlen;
+    struct held_pub *h;
+
+    if (!up)
+        return -1;
+    if (qos == 0 || (!up->held_head && up->inflight < up->recv_max))
+        return send_now(up, topic, payload, len, qos, retain, ctx);
+    if (up->n_held + up->inflight >= up->buffer_messages)
+        return UPSTREAM_FULL;
+    tlen = strlen(topic);
+    if (!(h = malloc(sizeof(*h) + tlen + 1 + len)))
+        return -1;
+    h->next = NULL;
+    h->ctx = ctx;
+    h->len = len;
+    h->qos = qos;
+    h->retain = retain;
+    memcpy(h->data, topic, tlen + 1);
+    h->payload = h->data + tlen + 1;
+    if (len)
+        memcpy(h->payload, payload, len);
+    if (up->held_tail)
+        up->held_tail->next = h;
+    else
+        up->held_head = h;
+    up->held_tail = h;
+    up->n_held++;
+    return 0;
+}
+
+void upstream_pub_done(struct upstream *up)
+{
+    if (!up)
+        return;
+    if (up->inflight)
+        up->inflight--;
+    release_held(up);
 }
 
 void upstream_free(struct upstream *up, int timeout_ms)
 {
     if (!up)
         return;
+    /* publishes never handed over: their sessions learn they failed */
+    while (up->held_head) {
+        struct held_pub *h = up->held_head;
+
+        up->held_head = h->next;
+        push_simple(up, MB_PUBDONE, PUBDONE_FAILED, h->ctx);
+        free(h);
+    }
     if (up->client) {
         if (MQTTAsync_isConnected(up->client)) {
             MQTTAsync_disconnectOptions d =

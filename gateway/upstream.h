@@ -24,8 +24,13 @@ void upstream_connect(struct upstream *up);
  * in ms before the next attempt, moving to the next URI. */
 uint32_t upstream_retry_delay(struct upstream *up, bool was_connected);
 
-/* The mailbox told of MB_CONNECTED. */
-void upstream_connected(struct upstream *up);
+/* The mailbox told of MB_CONNECTED, whose code is the broker's Receive
+ * Maximum (0: none announced). */
+void upstream_connected(struct upstream *up, int receive_maximum);
+
+/* A QoS 1/2 publish completed (MB_PUBDONE): its room in the window goes
+ * to the next waiting one. */
+void upstream_pub_done(struct upstream *up);
 
 bool upstream_is_v5(const struct upstream *up);
 
@@ -39,8 +44,9 @@ void upstream_unsubscribe(struct upstream *up, const char *filter);
 
 /* Publishes; the outcome comes as MB_PUBDONE with ctx: code 0 when the
  * broker has it (QoS 1: PUBACK, QoS 2: PUBCOMP), else an error. For QoS 0
- * no event comes. Returns 0, UPSTREAM_FULL when the buffer for a missing
- * broker is full, or -1 on another failure. */
+ * no event comes. QoS 1/2 publishes beyond the broker's receive window
+ * wait in order (copied). Returns 0, UPSTREAM_FULL when broker.buffer_
+ * messages publishes already wait, or -1 on another failure. */
 #define UPSTREAM_FULL (-2)
 int upstream_publish(struct upstream *up, const char *topic,
                      const void *payload, size_t len, int qos, bool retain,
