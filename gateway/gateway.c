@@ -21,7 +21,7 @@ struct gateway G;
 
 #define SHUTDOWN_WAIT_MS 5000
 
-static lws_sorted_usec_list_t reconnect_timer;
+static lws_sorted_usec_list_t reconnect_timer, shutdown_timer;
 static bool ever_connected;
 
 uint64_t gateway_now_us(void)
@@ -49,6 +49,11 @@ static void broker_state(bool up)
             session_send_status(s, up);
 }
 
+static void shutdown_tick(lws_sorted_usec_list_t *sul)
+{
+    lws_sul_schedule(G.ctx, 0, sul, shutdown_tick, 50 * LWS_US_PER_MS);
+}
+
 static void reconnect_cb(lws_sorted_usec_list_t *sul)
 {
     (void)sul;
@@ -62,6 +67,11 @@ static void schedule_reconnect(bool was_connected)
     log_info("reconnecting to the broker in %u ms", ms);
     lws_sul_schedule(G.ctx, 0, &reconnect_timer, reconnect_cb,
                      (lws_usec_t)ms * 1000);
+}
+
+void gateway_subscriptions_restored(void)
+{
+    broker_state(true);
 }
 
 void gateway_drain(void)
@@ -79,8 +89,10 @@ void gateway_drain(void)
             if (ever_connected)
                 G.m.reconnects++;
             ever_connected = true;
-            router_broker_up();
-            broker_state(true);
+            /* "up" only once the subscriptions are back: a client that
+             * publishes on seeing it must not race our SUBSCRIBEs */
+            if (router_broker_up() == 0)
+                broker_state(true);
             break;
         case MB_CONNECT_FAILED:
             schedule_reconnect(false);
@@ -276,9 +288,13 @@ int gateway_run(struct config *cfg, const char *config_path)
     {
         uint64_t deadline = gateway_now_ms() + SHUTDOWN_WAIT_MS;
 
+        /* lws_service() sleeps until the next event or timer, which may
+         * be a reconnect many seconds away: a tick bounds each wait */
+        shutdown_tick(&shutdown_timer);
         while ((G.sessions || G.pubs_pending > 0) &&
                gateway_now_ms() < deadline)
             lws_service(G.ctx, 0);
+        lws_sul_cancel(&shutdown_timer);
         if (G.pubs_pending > 0)
             log_warn("%ld publishes still unacknowledged at exit",
                      G.pubs_pending);

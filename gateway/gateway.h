@@ -55,6 +55,10 @@ int gateway_run(struct config *cfg, const char *config_path);
 uint64_t gateway_now_ms(void);
 uint64_t gateway_now_us(void);
 
+/* Every subscription is back after a reconnect: the broker is "up" for
+ * the sessions and /healthz. Service thread. */
+void gateway_subscriptions_restored(void);
+
 /* Takes and handles every mailbox event. Service thread. */
 void gateway_drain(void);
 

@@ -49,6 +49,7 @@ struct rfilter {
     uint32_t req_gen, acked_gen;
     bool in_flight;               /* a SUBSCRIBE awaits its SUBACK */
     bool ever_acked;
+    bool restoring;               /* its re-SUBSCRIBE after a reconnect */
     uint8_t granted;
     struct sub *subs;
     size_t n_subs;
@@ -65,6 +66,7 @@ static struct {
     uint32_t next_subid;
     size_t n_filters, n_subs;
     struct rfilter *last_acked;   /* retained messages follow its SUBACK */
+    size_t restoring;             /* re-SUBSCRIBEs after a reconnect */
 } R;
 
 /* ---- trie --------------------------------------------------------------- */
@@ -230,8 +232,20 @@ static struct rfilter *filter_create(const char *s, size_t len)
     return f;
 }
 
+/* One filter of the reconnect's restoration is settled; the last one
+ * tells the sessions the broker is up. */
+static void restore_done(struct rfilter *f)
+{
+    if (!f->restoring)
+        return;
+    f->restoring = false;
+    if (R.restoring && --R.restoring == 0)
+        gateway_subscriptions_restored();
+}
+
 static void filter_destroy(struct rfilter *f, bool unsubscribe)
 {
+    restore_done(f);
     struct rfilter **pp = &R.by_id[f->subid % ID_BUCKETS];
 
     if (unsubscribe && (f->ever_acked || f->in_flight))
@@ -376,7 +390,8 @@ void router_subscribe(struct session *s, const char *full, size_t len,
     /* One SUBSCRIBE in flight per filter: holders that join while it is
      * under way share its SUBACK and its retained replay, which reflects
      * the broker's state after they joined. */
-    if (G.broker_up && (f->in_flight || filter_send_subscribe(f) == 0)) {
+    if (upstream_is_connected(G.up) &&
+        (f->in_flight || filter_send_subscribe(f) == 0)) {
         sub->want_gen = f->req_gen;
         return;
     }
@@ -417,6 +432,7 @@ void router_suback(void *ctx, int granted)
     if (!f || gen != f->req_gen || !f->in_flight)
         return;
     f->in_flight = false;
+    restore_done(f);
     if (granted < 0) {
         log_warn("broker refused subscription to %s", f->str);
         for (sub = f->subs; sub; sub = next) {
@@ -447,26 +463,35 @@ void router_suback(void *ctx, int granted)
     }
 }
 
-void router_broker_up(void)
+size_t router_broker_up(void)
 {
+    size_t sent = 0;
+
     /* Paho does not restore subscriptions: every filter is subscribed
      * again, and every holder gets the retained replay. */
+    R.restoring = 0;
     for (size_t b = 0; b < ID_BUCKETS; b++)
         for (struct rfilter *f = R.by_id[b]; f; f = f->id_next) {
             f->in_flight = false;
             if (filter_send_subscribe(f) < 0)
                 continue;
+            f->restoring = true;
+            sent++;
             for (struct sub *sub = f->subs; sub; sub = sub->f_next)
                 sub->want_gen = f->req_gen;
         }
+    R.restoring = sent;
+    return sent;
 }
 
 void router_broker_down(void)
 {
     R.last_acked = NULL;
+    R.restoring = 0;
     for (size_t b = 0; b < ID_BUCKETS; b++)
         for (struct rfilter *f = R.by_id[b]; f; f = f->id_next) {
             f->in_flight = false;
+            f->restoring = false;
             for (struct sub *sub = f->subs; sub; sub = sub->f_next) {
                 sub->live = true;
                 sub->want_gen = 0;

@@ -41,8 +41,10 @@ void router_deliver(const struct mb_event *ev);
  * granted QoS or <0 when refused. */
 void router_suback(void *ctx, int granted);
 
-/* The broker connection came up: subscribe every filter again. */
-void router_broker_up(void);
+/* The broker connection came up: subscribes every filter again. Returns
+ * how many SUBSCRIBEs are under way; when it is not 0, the router calls
+ * gateway_subscriptions_restored() once the last is answered. */
+size_t router_broker_up(void);
 
 /* The broker connection went down: settle pending subscriptions. */
 void router_broker_down(void);

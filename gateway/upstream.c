@@ -405,6 +405,11 @@ void upstream_connected(struct upstream *up, int receive_maximum)
     log_info("connected to broker %s", up->uris[up->uri_idx]);
 }
 
+bool upstream_is_connected(const struct upstream *up)
+{
+    return up && up->connected;
+}
+
 bool upstream_is_v5(const struct upstream *up)
 {
     return up->version == 5;

@@ -34,6 +34,9 @@ void upstream_pub_done(struct upstream *up);
 
 bool upstream_is_v5(const struct upstream *up);
 
+/* True between MB_CONNECTED and the next loss. */
+bool upstream_is_connected(const struct upstream *up);
+
 /* SUBSCRIBE at QoS 2 with subscription identifier subid (MQTT 5). The
  * outcome comes as MB_SUBACK with ctx. Returns -1 when the request could
  * not be made (not connected). */

@@ -1,0 +1,625 @@
+#!/usr/bin/python3
+"""nginx in front of mqgated: the deployment of config/nginx-mqgate.conf.
+
+The example config is rendered for this run by plain string replacement
+(free loopback ports instead of 443/80/8080, a self-signed certificate, the
+source tree's www/, temporary log paths, proxy_read_timeout 3 s instead of
+300 s, limit_conn 4 instead of 100) and wrapped in a minimal nginx.conf;
+every directive of the example is kept.  nginx runs in the foreground as a
+child (nginx -c FILE -p PREFIX -g 'daemon off; pid ...; error_log stderr;'),
+with mosquitto and mqgated behind it.  WebSocket sessions speak wss:// to
+nginx only.
+
+Environment, beside mqgtest's: NGINX (default /usr/sbin/nginx; missing:
+the whole script is skipped), MQG_SRCDIR (the source tree, for
+config/nginx-mqgate.conf and www/; default: two levels above this file)."""
+
+import base64
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mqgtest as T                                     # noqa: E402
+from mqgtest import check, eq, fail                    # noqa: E402
+
+NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
+SRCDIR = os.environ.get("MQG_SRCDIR") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLE = os.path.join(SRCDIR, "config", "nginx-mqgate.conf")
+WWW = os.path.join(SRCDIR, "www")
+
+t = T.Suite("nginx")
+
+ROLES = {"all": {"subscribe": ["#"], "publish": ["#"]}}
+STATUS_UP = {"op": "status", "broker": "up"}
+READ_TIMEOUT_S = 3      # proxy_read_timeout of /ws in the test copy
+PER_IP = 4              # limit_conn of /ws in the test copy
+
+# The gateway as docs/deployment.md has it: loopback listener without TLS
+# or static_dir, max_connections_per_ip as high as max_connections; and
+# ping_interval_s 1 (below the 3 s proxy_read_timeout of the test copy).
+GW = {"auth": {"anonymous_role": "all"}, "roles": ROLES,
+      "limits": {"ping_interval_s": 1, "max_connections": 1000,
+                 "max_connections_per_ip": 1000}}
+
+
+# ---------------------------------------------------------------------------
+# nginx
+
+class GroupPopen(subprocess.Popen):
+    """nginx's master in a process group of its own: kill() (the harness'
+    last resort) takes its workers too."""
+
+    def kill(self):
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except OSError:
+            subprocess.Popen.kill(self)
+
+
+def _child_setup():
+    os.setpgid(0, 0)
+    T._pdeathsig()
+
+
+def replace(text, old, new):
+    """text with every old replaced; old must occur (the example changed
+    if it does not: this script must follow)."""
+    if old not in text:
+        fail("%s no longer contains %r: update test_nginx.py"
+             % (os.path.basename(EXAMPLE), old))
+    return text.replace(old, new)
+
+
+def ws_block(text):
+    m = re.search(r"\n( *)location = /ws \{\n.*?\n\1\}\n", text, re.S)
+    if not m:
+        fail("no `location = /ws { ... }` block in %s" % os.path.basename(EXAMPLE))
+    return m
+
+
+class Nginx(object):
+    """nginx with the example config rendered for free loopback ports, in
+    front of the gateway gw."""
+
+    def __init__(self, name, gw, cert, extra_ws_locations=()):
+        """extra_ws_locations: (path, {old: new}) pairs: copies of the /ws
+        location block under another path, with replacements."""
+        self.dir = os.path.join(t.root, name)
+        for d in ("logs", "tmp"):
+            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
+        self.gw = gw
+        self.port = T.free_port()          # 443
+        self.http_port = T.free_port()     # 80
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        self.site = os.path.join(self.dir, "mqgate-site.conf")
+        self.pidfile = os.path.join(self.dir, "nginx.pid")
+        self.logpath = os.path.join(self.dir, "nginx.stderr")
+        self.proc = None
+
+        with open(EXAMPLE) as f:
+            text = f.read()
+        d = self.dir
+        for old, new in (
+                ("    listen [::]:443 ssl;\n", ""),
+                ("    listen [::]:80;\n", ""),
+                ("listen 443 ssl;", "listen 127.0.0.1:%d ssl;" % self.port),
+                ("listen 80;", "listen 127.0.0.1:%d;" % self.http_port),
+                ("/etc/letsencrypt/live/dash.example.com/fullchain.pem", cert[0]),
+                ("/etc/letsencrypt/live/dash.example.com/privkey.pem", cert[1]),
+                ("dash.example.com", "localhost"),
+                ("server 127.0.0.1:8080;", "server 127.0.0.1:%d;" % gw.port),
+                ("/usr/share/mqgate/www", WWW),
+                ("/var/log/nginx/mqgate.access.log", os.path.join(d, "logs", "access.log")),
+                ("proxy_read_timeout 300s;", "proxy_read_timeout %ds;" % READ_TIMEOUT_S),
+                ("limit_conn mqgate_per_ip 100;", "limit_conn mqgate_per_ip %d;" % PER_IP)):
+            text = replace(text, old, new)
+        m = ws_block(text)
+        extra = ""
+        for path, subs in extra_ws_locations:
+            block = replace(m.group(0), "location = /ws {", "location = %s {" % path)
+            for old, new in subs.items():
+                block = replace(block, old, new)
+            extra += block
+        text = text[:m.end()] + extra + text[m.end():]
+        with open(self.site, "w") as f:
+            f.write(text)
+
+        tmp = os.path.join(d, "tmp")
+        main = ["# test wrapper around the rendered %s" % os.path.basename(EXAMPLE),
+                "worker_processes 1;"]
+        if os.geteuid() == 0:
+            # as root nginx's workers would run as "nobody", which cannot
+            # read our private temporary directory
+            main.append("user root;")
+        main += ["events { worker_connections 512; }",
+                 "http {",
+                 "    default_type application/octet-stream;",
+                 "    types { text/html html; text/css css; "
+                 "application/javascript js mjs; text/plain txt ts; }",
+                 "    access_log %s;" % os.path.join(d, "logs", "access-http.log")]
+        for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            main.append("    %s_temp_path %s;" % (k, os.path.join(tmp, k)))
+        main += ["    include %s;" % self.site, "}"]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(main) + "\n")
+
+    def argv(self, *extra):
+        return [NGINX, "-c", self.conf, "-p", self.dir + "/", "-g",
+                "daemon off; pid %s; error_log stderr;" % self.pidfile] + list(extra)
+
+    def check_config(self):
+        """nginx -t on the rendered config: (exit status, output)."""
+        p = subprocess.run(self.argv("-t"), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=T.scaled(20), preexec_fn=T._pdeathsig)
+        return p.returncode, p.stdout.decode("utf-8", "replace")
+
+    def start(self, timeout=10.0):
+        logf = open(self.logpath, "ab")
+        try:
+            self.proc = GroupPopen(self.argv(), stdin=subprocess.DEVNULL, stdout=logf,
+                                   stderr=subprocess.STDOUT, preexec_fn=_child_setup)
+        finally:
+            logf.close()
+        T._processes.append(self.proc)
+        deadline = time.monotonic() + T.scaled(timeout)
+        while not (T.port_open(self.port, timeout=0.2) and
+                   T.port_open(self.http_port, timeout=0.2)):
+            if self.proc.poll() is not None:
+                raise RuntimeError("nginx exited with status %s:\n%s"
+                                   % (self.proc.returncode, T.tail(self.log_text(), 30)))
+            if time.monotonic() > deadline:
+                raise RuntimeError("nginx did not listen within %.1f s:\n%s"
+                                   % (T.scaled(timeout), T.tail(self.log_text(), 30)))
+            time.sleep(0.02)
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """Fast shutdown (SIGTERM): the exit status."""
+        if self.running():
+            self.proc.terminate()
+            try:
+                self.proc.wait(T.scaled(5))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def log_text(self):
+        return T.read_text(self.logpath)
+
+    # --- clients ------------------------------------------------------------
+    def ws(self, path="/ws", **kw):
+        """A wss:// session through nginx (nothing read yet); the Host
+        header is localhost:PORT unless host_header says otherwise."""
+        kw.setdefault("protocols", ["mqgate.v1"])
+        kw.setdefault("tls", client_tls())
+        kw.setdefault("host_header", "localhost:%d" % self.port)
+        return T.ws_handshake(self.port, path, **kw)
+
+    def session(self, **kw):
+        ws = self.ws(**kw)
+        ws.hello = ws.recv_json()
+        eq(ws.hello.get("op"), "hello", "first frame op")
+        ws.opening = ws.sync()
+        return ws
+
+    def https(self, path, source=None, headers=None, timeout=5.0):
+        """GET over https through nginx: (status, headers, body)."""
+        conn = T.http.client.HTTPSConnection(
+            "127.0.0.1", self.port, timeout=T.scaled(timeout), context=client_tls(),
+            source_address=(source, 0) if source else None)
+        try:
+            conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+            conn.putheader("Host", "localhost:%d" % self.port)
+            for k, v in (headers or {}).items():
+                conn.putheader(k, v)
+            conn.endheaders()
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+
+_state = {}
+
+
+def cert():
+    """A self-signed certificate for localhost, made once."""
+    if "cert" not in _state:
+        c = T.make_cert(t.root)
+        if not c:
+            t.skip("no openssl tool to make a certificate")
+        _state["cert"] = c
+    return _state["cert"]
+
+
+def client_tls():
+    """A client context that trusts only the test certificate and checks
+    the name localhost; offers ALPN h2 and http/1.1 like a browser."""
+    if "ctx" not in _state:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(cert()[0])
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        _state["ctx"] = ctx
+    return _state["ctx"]
+
+
+def setup(name="main", gw_cfg=GW, extra_ws_locations=()):
+    """(gateway, nginx) for name, started once."""
+    if name not in _state:
+        gw = t.gateway(gw_cfg, name="gw-" + name)
+        last = None
+        for attempt in range(3):
+            ngx = Nginx("nginx-%s%s" % (name, "" if attempt == 0 else "-try%d" % (attempt + 1)),
+                        gw, cert(), extra_ws_locations)
+            try:
+                ngx.start()
+                break
+            except RuntimeError as e:
+                last = e
+                ngx.stop()
+                # another process took a free port we picked: pick again
+                if "in use" not in str(e):
+                    raise
+        else:
+            raise last
+        _state[name] = (gw, ngx)
+        _state.setdefault("all_nginx", []).append(ngx)
+    return _state[name]
+
+
+def main_setup():
+    return setup("main", GW, extra_ws_locations=(
+        # a silent upstream behind the same directives: the control that
+        # shows proxy_read_timeout is in force
+        ("/silent", {"proxy_pass http://mqgate;":
+                     "proxy_pass http://127.0.0.1:%d;" % silent_server()}),
+        # the same directives with the usual `Host $host`, to show why the
+        # example forwards the port too
+        ("/ws-host-only", {"proxy_set_header Host $host:$server_port;":
+                           "proxy_set_header Host $host;",
+                           "proxy_pass http://mqgate;": "proxy_pass http://mqgate/ws;"})))
+
+
+def silent_server():
+    """A TCP server on a free port that answers any request with 101 and
+    then never sends a byte (runs until the script ends)."""
+    if "silent" not in _state:
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+        held = []
+
+        def serve():
+            while True:
+                try:
+                    c, _ = srv.accept()
+                except OSError:
+                    return
+                c.settimeout(5)
+                buf = b""
+                try:
+                    while b"\r\n\r\n" not in buf:
+                        data = c.recv(4096)
+                        if not data:
+                            break
+                        buf += data
+                    m = re.search(rb"(?im)^sec-websocket-key:\s*(\S+)", buf)
+                    accept = base64.b64encode(hashlib.sha1(
+                        (m.group(1) if m else b"") + T.WS_GUID.encode()).digest())
+                    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                              b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept +
+                              b"\r\n\r\n")
+                except OSError:
+                    pass
+                held.append(c)
+        th = threading.Thread(target=serve, daemon=True)
+        th.start()
+        _state["silent"] = srv.getsockname()[1]
+    return _state["silent"]
+
+
+def handshake_status(ngx, path="/ws", **kw):
+    """101, or the status of the refusal nginx relays."""
+    try:
+        ws = ngx.ws(path, **kw)
+    except T.HandshakeRefused as e:
+        return e.status
+    ws.recv_json()
+    ws.close(wait=0)
+    return 101
+
+
+# ---------------------------------------------------------------------------
+# Tests
+
+def ntest(name, timeout=20.0):
+    """t.test, and a failure carries the tail of nginx's log."""
+    def deco(fn):
+        def run():
+            n = {id(x): os.path.getsize(x.logpath) if os.path.exists(x.logpath) else 0
+                 for x in _state.get("all_nginx", [])}
+            try:
+                fn()
+            except (T.TestFailure, T.Closed, T.HandshakeRefused) as e:
+                for x in _state.get("all_nginx", []):
+                    text = T.read_text(x.logpath, n.get(id(x), 0))
+                    if text:
+                        e.args = ("%s\n--- %s log during the test:\n%s" % (
+                            e.args[0] if e.args else e, os.path.basename(x.dir),
+                            T.tail(text, 20)),) + tuple(e.args[1:])
+                raise
+        t.add(name, run, timeout)
+        return fn
+    return deco
+
+@ntest("the rendered example config passes nginx -t")
+def _():
+    gw = t.gateway(GW, name="gw-main")
+    ngx = Nginx("nginx-check", gw, cert())
+    rc, out = ngx.check_config()
+    check(rc == 0, "nginx -t exited %d:\n%s" % (rc, out))
+
+
+@ntest("wss through nginx: TLS with the configured certificate, ALPN not h2, "
+        "101 with mqgate.v1 echoed, hello, status")
+def _():
+    gw, ngx = main_setup()
+    ws = ngx.ws()
+    alpn = ws.sock.selected_alpn_protocol()
+    check(alpn in (None, "http/1.1"), "nginx picked ALPN %r for a WebSocket client" % alpn)
+    eq(ws.protocol, "mqgate.v1", "Sec-WebSocket-Protocol relayed by nginx")
+    hello = ws.recv_json()
+    eq(hello.get("op"), "hello", "first frame op")
+    eq(hello.get("proto"), 1, "hello proto")
+    eq(ws.recv_json(), STATUS_UP, "second frame")
+    eq(ws.sync(), [], "frames before the first pong")
+    # a client that offers no subprotocol is accepted as v1 through nginx too
+    ws2 = ngx.ws(protocols=None)
+    eq(ws2.recv_json().get("op"), "hello", "hello without a subprotocol offer")
+
+
+@ntest("http:// answers 301 to https:// with the same URI")
+def _():
+    gw, ngx = main_setup()
+    conn = T.http.client.HTTPConnection("127.0.0.1", ngx.http_port, timeout=T.scaled(5))
+    try:
+        conn.putrequest("GET", "/ws?x=1", skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", "localhost:%d" % ngx.http_port)
+        conn.endheaders()
+        r = conn.getresponse()
+        st, hdrs = r.status, {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        conn.close()
+    eq(st, 301, "status on the http port")
+    eq(hdrs.get("location"), "https://localhost/ws?x=1", "Location")
+
+
+@ntest("through nginx: a sub receives what mosquitto gets; a pub reaches mosquitto")
+def _():
+    gw, ngx = main_setup()
+    ws = ngx.session()
+    r = ws.request({"op": "sub", "id": 1, "topic": "nginx/#", "qos": 1})
+    eq(r, {"op": "ok", "id": 1, "qos": 1}, "sub reply")
+    m = t.mosquitto.client()
+    m.publish("nginx/a", b'{"t":21.50}', qos=1)
+    got = ws.recv_json()
+    eq(got, {"op": "msg", "topic": "nginx/a", "payload": {"t": 21.5}, "qos": 1,
+             "retain": False}, "msg")
+    check('"payload":{"t":21.50}' in ws.last_text,
+          "payload not embedded verbatim: %s" % ws.last_text)
+    m.subscribe("nginx-up/#", 1)
+    r = ws.request({"op": "pub", "id": 2, "topic": "nginx-up/b", "text": "hi", "qos": 1})
+    eq(r, {"op": "ok", "id": 2}, "pub reply")
+    got = m.get()
+    eq((got.topic, got.payload), ("nginx-up/b", b"hi"), "message at mosquitto")
+
+
+@ntest("through nginx: 60 KB messages arrive intact both ways")
+def _():
+    gw, ngx = main_setup()
+    ws = ngx.session()
+    eq(ws.request({"op": "sub", "id": 1, "topic": "big/#"}).get("op"), "ok", "sub reply")
+    m = t.mosquitto.client()
+    blob = T.b64url(os.urandom(45000))        # 60000 characters
+    body = json.dumps({"blob": blob, "n": 1}, separators=(",", ":")).encode()
+    m.publish("big/down", body, qos=1)
+    got = ws.recv_json(timeout=10)
+    eq(got.get("topic"), "big/down", "topic of the big message")
+    check(got.get("payload") == {"blob": blob, "n": 1},
+          "60 KB payload changed on the way (%d bytes of text received)" % len(ws.last_text))
+    m.subscribe("bigup/#", 1)
+    text = T.b64url(os.urandom(45000))
+    r = ws.request({"op": "pub", "id": 2, "topic": "bigup/x", "text": text, "qos": 1},
+                   timeout=10)
+    eq(r, {"op": "ok", "id": 2}, "pub reply")
+    got = m.get(timeout=10)
+    check(got.payload == text.encode(), "60 KB publish changed on the way (%d bytes)"
+          % len(got.payload))
+    ws.sync()
+
+
+@ntest("Origin through nginx: https://localhost:PORT (the forwarded Host) accepted; "
+        "others get the gateway's 403 relayed")
+def _():
+    gw, ngx = main_setup()
+    p = ngx.port
+    eq(handshake_status(ngx), 101, "no Origin header")
+    eq(handshake_status(ngx, origin="https://localhost:%d" % p), 101,
+       "Origin of the page nginx serves")
+    for o in ("https://evil.example.com", "https://localhost", "https://localhost:%d" % (p + 1),
+              "https://127.0.0.1:%d" % p, "http://127.0.0.1:%d" % gw.port, "null"):
+        try:
+            ngx.ws(origin=o)
+            fail("Origin %s accepted" % o)
+        except T.HandshakeRefused as e:
+            eq(e.status, 403, "status for Origin %s" % o)
+            check(b"origin not allowed" in e.body,
+                  "403 for Origin %s is not the gateway's (body %r)" % (o, e.body[:200]))
+    # a request without a port in its Host: nginx forwards its own port
+    eq(handshake_status(ngx, host_header="localhost", origin="https://localhost:%d" % p), 101,
+       "Origin with nginx's port, Host without a port")
+
+
+@ntest("Origin: why the example forwards Host $host:$server_port: with plain $host "
+        "the page's own origin is refused")
+def _():
+    gw, ngx = main_setup()
+    eq(handshake_status(ngx, "/ws-host-only", origin="https://localhost:%d" % ngx.port), 403,
+       "page's own Origin through `proxy_set_header Host $host`")
+    eq(handshake_status(ngx, "/ws", origin="https://localhost:%d" % ngx.port), 101,
+       "the same through the example's `Host $host:$server_port`")
+
+
+@ntest("origins list behind nginx (docs/deployment.md): the public origin accepted, "
+        "whatever Host says; an unlisted same-origin one refused")
+def _():
+    gw, ngx = setup("origins", T.deep_merge(GW, {"origins": ["https://dash.example.com"]}))
+    eq(handshake_status(ngx, host_header="dash.example.com", origin="https://dash.example.com"),
+       101, "listed origin, Host dash.example.com")
+    eq(handshake_status(ngx, origin="https://dash.example.com"), 101,
+       "listed origin, Host localhost:PORT")
+    eq(handshake_status(ngx, origin="https://localhost:%d" % ngx.port), 403,
+       "same-origin but unlisted")
+    eq(handshake_status(ngx, origin="http://dash.example.com"), 403, "listed host, other scheme")
+
+
+@ntest("control: nginx cuts an upgraded connection whose upstream is silent for "
+        "proxy_read_timeout (3 s)")
+def _():
+    gw, ngx = main_setup()
+    ws = ngx.ws("/silent", protocols=None)
+    t0 = time.monotonic()
+    try:
+        f = ws.recv_frame(timeout=READ_TIMEOUT_S + 6)
+        fail("the silent upstream sent a frame? %r" % f)
+    except T.Closed:
+        pass
+    except TimeoutError:
+        fail("nginx kept a silent upgraded connection for %.1f s (proxy_read_timeout %d s)"
+             % (time.monotonic() - t0, READ_TIMEOUT_S))
+    elapsed = time.monotonic() - t0
+    check(elapsed > READ_TIMEOUT_S - 0.5, "cut after only %.1f s" % elapsed)
+
+
+@ntest("an idle session outlives proxy_read_timeout (3 s): the gateway's pings "
+        "(ping_interval_s 1) are traffic")
+def _():
+    gw, ngx = main_setup()
+    ws = ngx.session()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < READ_TIMEOUT_S + 2.5:
+        if not ws.poll(0.2):
+            fail("session closed after %.1f s idle (close code %s)"
+                 % (time.monotonic() - t0, ws.close_code))
+    check(ws.pings >= 3, "only %d pings in %.1f s" % (ws.pings, time.monotonic() - t0))
+    eq([o for o, _ in ws.backlog], [], "frames while idle")
+    ws.sync()
+
+
+@ntest("close codes pass through nginx: binary 1003, invalid UTF-8 1007, "
+        "client close 1000 echoed")
+def _():
+    gw, ngx = main_setup()
+    ws = ngx.session()
+    ws.send_binary(b"\x00\x01")
+    ws.expect_close(1003, what="binary frame")
+    ws = ngx.session()
+    ws.send_text(b"{\"op\":\"ping\",\"x\":\"\xff\"}")
+    ws.expect_close(1007, what="invalid UTF-8")
+    ws = ngx.session()
+    eq(ws.close(1000, wait=3), 1000, "close code echoed")
+
+
+@ntest("limit_conn in nginx: %d sessions per client address, then 503; other "
+        "addresses unaffected" % PER_IP)
+def _():
+    gw, ngx = main_setup()
+    mine = [ngx.session(source="127.0.0.3") for _ in range(PER_IP)]
+    eq(handshake_status(ngx, source="127.0.0.3"), 503, "session %d from one address" % (PER_IP + 1))
+    other = ngx.session(source="127.0.0.4")
+    other.sync()
+    mine[0].close()
+    T.wait_for(lambda: handshake_status(ngx, source="127.0.0.3") == 101, 3,
+               what="room again after a close")
+    for s in mine[1:]:
+        s.sync()
+
+
+@ntest("X-Forwarded-For caveat: the gateway counts every client as nginx's address "
+        "(max_connections_per_ip 2 refuses a third client)")
+def _():
+    gw, ngx = setup("perip", T.deep_merge(GW, {"limits": {"max_connections_per_ip": 2}}))
+    a = ngx.session(source="127.0.0.5")
+    b = ngx.session(source="127.0.0.6")
+    eq(handshake_status(ngx, source="127.0.0.7"), 503, "a third client, another address")
+    a.sync()
+    b.sync()
+
+
+@ntest("/metrics through nginx: 200 from 127.0.0.1, 403 from another address; "
+        "/healthz 200")
+def _():
+    gw, ngx = main_setup()
+    st, hdrs, body = ngx.https("/metrics")
+    eq(st, 200, "GET /metrics from 127.0.0.1")
+    check(hdrs.get("content-type", "").startswith("text/plain"),
+          "content-type %r" % hdrs.get("content-type"))
+    check(b"mqgate_sessions" in body, "no mqgate_sessions in /metrics: %r" % body[:300])
+    st, _, body = ngx.https("/metrics", source="127.0.0.2")
+    eq(st, 403, "GET /metrics from 127.0.0.2")
+    check(b"mqgate_" not in body, "metrics leaked in the 403")
+    st, _, body = ngx.https("/healthz", source="127.0.0.2")
+    eq(st, 200, "GET /healthz")
+
+
+@ntest("dashboard served by nginx: / is www/index.html, app.js and style.css with "
+        "their types")
+def _():
+    gw, ngx = main_setup()
+    for path, fname, ctype in (("/", "index.html", "text/html"),
+                               ("/index.html", "index.html", "text/html"),
+                               ("/app.js", "app.js", "javascript"),
+                               ("/style.css", "style.css", "text/css")):
+        st, hdrs, body = ngx.https(path)
+        eq(st, 200, "GET %s" % path)
+        with open(os.path.join(WWW, fname), "rb") as f:
+            check(body == f.read(), "GET %s is not www/%s" % (path, fname))
+        check(ctype in hdrs.get("content-type", ""), "content-type of %s: %r"
+              % (path, hdrs.get("content-type")))
+        check("max-age=" in hdrs.get("strict-transport-security", ""),
+              "no Strict-Transport-Security on %s" % path)
+    eq(ngx.https("/missing.html")[0], 404, "a missing file")
+
+
+@ntest("nginx: exits 0 on SIGTERM, no [emerg]/[alert]/[crit] in its log")
+def _():
+    for ngx in _state.get("all_nginx", []):
+        rc = ngx.stop()
+        log = ngx.log_text()
+        bad = [l for l in log.splitlines() if re.search(r"\[(emerg|alert|crit)\]", l)]
+        check(rc == 0, "%s exited with %s:\n%s" % (ngx.dir, rc, T.tail(log, 20)))
+        check(not bad, "%s logged:\n%s" % (os.path.basename(ngx.dir), "\n".join(bad[:10])))
+
+
+if __name__ == "__main__":
+    if not os.access(NGINX, os.X_OK):
+        print("1..0 # SKIP nginx not installed", flush=True)
+        sys.exit(0)
+    sys.exit(t.run())
