@@ -1,6 +1,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -36,10 +37,30 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     }
 }
 
+/* libwebsockets logs some client mistakes (a malformed handshake) at
+ * error level: a client must not be able to flood the log through it.
+ * At most LWS_LOG_BURST lines per LWS_LOG_WINDOW seconds, then a count. */
+#define LWS_LOG_BURST 20
+#define LWS_LOG_WINDOW 10
+
 static void lws_log_emit(int level, const char *line)
 {
+    static time_t window;
+    static unsigned lines, dropped;
+    time_t now = time(NULL);
     size_t n = strlen(line);
 
+    if (now - window >= LWS_LOG_WINDOW) {
+        if (dropped)
+            log_msg(LOG_LVL_WARN, "lws: %u more messages not logged",
+                    dropped);
+        window = now;
+        lines = dropped = 0;
+    }
+    if (++lines > LWS_LOG_BURST) {
+        dropped++;
+        return;
+    }
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
     log_msg(level == LLL_ERR ? LOG_LVL_ERROR : LOG_LVL_WARN, "lws: %.*s",
