@@ -50,6 +50,9 @@ struct rfilter {
     bool in_flight;               /* a SUBSCRIBE awaits its SUBACK */
     bool ever_acked;
     bool restoring;               /* its re-SUBSCRIBE after a reconnect */
+    bool again;                   /* SUBSCRIBE once more after this SUBACK */
+    uint8_t want_qos;             /* the highest QoS any holder asked */
+    uint8_t flight_qos;           /* the QoS of the SUBSCRIBE in flight */
     uint8_t granted;
     struct sub *subs;
     size_t n_subs;
@@ -261,10 +264,14 @@ static void filter_destroy(struct rfilter *f, bool unsubscribe)
     free(f);
 }
 
+/* Upstream, a filter is subscribed at the highest QoS its holders asked
+ * for, so that the QoS a message arrives at is the one a subscriber of
+ * that QoS would see. */
 static int filter_send_subscribe(struct rfilter *f)
 {
     f->req_gen++;
-    if (upstream_subscribe(G.up, f->str, f->subid,
+    f->flight_qos = f->want_qos;
+    if (upstream_subscribe(G.up, f->str, f->subid, f->want_qos,
                            (void *)(((uintptr_t)f->subid << 32) |
                                     f->req_gen)) < 0)
         return -1;
@@ -387,13 +394,26 @@ void router_subscribe(struct session *s, const char *full, size_t len,
         *pp = r;
     }
 
+    if (qos > f->want_qos)
+        f->want_qos = (uint8_t)qos;
     /* One SUBSCRIBE in flight per filter: holders that join while it is
      * under way share its SUBACK and its retained replay, which reflects
-     * the broker's state after they joined. */
-    if (upstream_is_connected(G.up) &&
-        (f->in_flight || filter_send_subscribe(f) == 0)) {
-        sub->want_gen = f->req_gen;
-        return;
+     * the broker's state after they joined; one that needs a higher QoS
+     * waits for the next SUBSCRIBE, sent when this one is answered. */
+    if (upstream_is_connected(G.up)) {
+        if (f->in_flight && qos <= f->flight_qos) {
+            sub->want_gen = f->req_gen;
+            return;
+        }
+        if (f->in_flight) {
+            f->again = true;
+            sub->want_gen = f->req_gen + 1;
+            return;
+        }
+        if (filter_send_subscribe(f) == 0) {
+            sub->want_gen = f->req_gen;
+            return;
+        }
     }
     /* Broker away: the filter is subscribed (and its retained messages
      * replayed) when the connection comes back. */
@@ -420,6 +440,22 @@ void router_session_gone(struct session *s)
 {
     while (s->subs)
         sub_unlink(s->subs);
+}
+
+/* The SUBACK of f is in: the next SUBSCRIBE, when holders wait for one.
+ * If it cannot go, they are treated as when the broker is away. */
+static void subscribe_again(struct rfilter *f)
+{
+    if (!f->again)
+        return;
+    f->again = false;
+    if (filter_send_subscribe(f) == 0)
+        return;
+    for (struct sub *sub = f->subs; sub; sub = sub->f_next)
+        if (sub->want_gen == f->req_gen) {
+            sub->live = true;
+            sub_answer(sub, sub->qos);
+        }
 }
 
 void router_suback(void *ctx, int granted)
@@ -449,6 +485,7 @@ void router_suback(void *ctx, int granted)
                 sub_unlink(sub);
             }
         }
+        subscribe_again(f);
         return;
     }
     f->ever_acked = true;
@@ -461,6 +498,7 @@ void router_suback(void *ctx, int granted)
         sub->live = true;
         sub_answer(sub, granted);
     }
+    subscribe_again(f);
 }
 
 size_t router_broker_up(void)
@@ -473,6 +511,7 @@ size_t router_broker_up(void)
     for (size_t b = 0; b < ID_BUCKETS; b++)
         for (struct rfilter *f = R.by_id[b]; f; f = f->id_next) {
             f->in_flight = false;
+            f->again = false;
             if (filter_send_subscribe(f) < 0)
                 continue;
             f->restoring = true;
@@ -492,6 +531,7 @@ void router_broker_down(void)
         for (struct rfilter *f = R.by_id[b]; f; f = f->id_next) {
             f->in_flight = false;
             f->restoring = false;
+            f->again = false;
             for (struct sub *sub = f->subs; sub; sub = sub->f_next) {
                 sub->live = true;
                 sub->want_gen = 0;

@@ -427,7 +427,7 @@ static struct req_box *box_new(struct upstream *up, void *ctx)
 }
 
 int upstream_subscribe(struct upstream *up, const char *filter,
-                       uint32_t subid, void *ctx)
+                       uint32_t subid, int qos, void *ctx)
 {
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     MQTTProperty prop;
@@ -447,7 +447,7 @@ int upstream_subscribe(struct upstream *up, const char *filter,
         ro.onSuccess = on_sub_ok;
         ro.onFailure = on_sub_fail;
     }
-    rc = MQTTAsync_subscribe(up->client, filter, 2, &ro);
+    rc = MQTTAsync_subscribe(up->client, filter, qos, &ro);
     MQTTProperties_free(&ro.properties);
     if (rc != MQTTASYNC_SUCCESS) {
         log_warn("subscribe %s: %s", filter, MQTTAsync_strerror(rc));

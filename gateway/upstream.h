@@ -37,11 +37,11 @@ bool upstream_is_v5(const struct upstream *up);
 /* True between MB_CONNECTED and the next loss. */
 bool upstream_is_connected(const struct upstream *up);
 
-/* SUBSCRIBE at QoS 2 with subscription identifier subid (MQTT 5). The
+/* SUBSCRIBE at qos with subscription identifier subid (MQTT 5). The
  * outcome comes as MB_SUBACK with ctx. Returns -1 when the request could
  * not be made (not connected). */
 int upstream_subscribe(struct upstream *up, const char *filter,
-                       uint32_t subid, void *ctx);
+                       uint32_t subid, int qos, void *ctx);
 
 void upstream_unsubscribe(struct upstream *up, const char *filter);
 

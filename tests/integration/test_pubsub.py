@@ -92,6 +92,31 @@ def per_version(v):
         eq(ws.recv_json(), msg("%s/sensor/3/temp" % p, 0, text="end"), "next msg (not matching skipped)")
     t.add("[mqtt %d] msg: messages from mosquitto arrive as msg frames" % v, delivery)
 
+    def received_qos():
+        # A lone subscriber sees a message at the QoS the gateway received
+        # it: min(published, subscribed), as any MQTT subscriber would.
+        g = gw(v)
+        ws = g.session()
+        pub = t.mosquitto.client()
+        for sq in (0, 1, 2):
+            sub(ws, "%s/rq/%d" % (p, sq), sq)
+        for sq in (0, 1, 2):
+            for pq in (0, 1, 2):
+                pub.publish("%s/rq/%d" % (p, sq), b"x", qos=pq)
+                eq(ws.recv_json(), msg("%s/rq/%d" % (p, sq), min(sq, pq), text="x"),
+                   "published at %d, subscribed at %d" % (pq, sq))
+        # a second holder asking a higher QoS of the same filter, at once
+        a, b = g.session(), g.session()
+        a.send_json({"op": "sub", "id": 1, "topic": "%s/rq2" % p, "qos": 0})
+        b.send_json({"op": "sub", "id": 2, "topic": "%s/rq2" % p, "qos": 2})
+        eq(a.recv_json(), {"op": "ok", "id": 1, "qos": 0}, "low holder's ok")
+        eq(b.recv_json(), {"op": "ok", "id": 2, "qos": 2}, "high holder's ok")
+        pub.publish("%s/rq2" % p, b"y", qos=2)
+        eq(a.recv_json(), msg("%s/rq2" % p, 0, text="y"), "low holder's msg")
+        eq(b.recv_json(), msg("%s/rq2" % p, 2, text="y"), "high holder's msg")
+    t.add("[mqtt %d] msg: qos is the QoS the message arrived at for the subscriber's QoS" % v,
+          received_qos)
+
     def payload_classes():
         ws = gw(v).session()
         topic = "%s/kinds" % p
