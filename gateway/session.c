@@ -235,8 +235,9 @@ more:
     }
     if (s->q_count || s->close_code)
         lws_callback_on_writable(s->wsi);
-    else if (s->q_cap > 64) {
-        /* a burst is over: give its ring back */
+    else if (s->q_cap > 1024) {
+        /* a big burst is over: give its ring back (smaller rings stay, so
+         * that a steady stream does not allocate one per burst) */
         free(s->q);
         s->q = NULL;
         s->q_cap = 0;
