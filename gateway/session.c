@@ -235,7 +235,7 @@ more:
     }
     if (s->q_count || s->close_code)
         lws_callback_on_writable(s->wsi);
-    else if (s->q_cap > 1024) {
+    else if (s->q_cap > 256) {
         /* a big burst is over: give its ring back (smaller rings stay, so
          * that a steady stream does not allocate one per burst) */
         free(s->q);
