@@ -5,12 +5,14 @@ ping, HTTP endpoints, authentication timeout, keepalive, shutdown."""
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mqgtest as T                                     # noqa: E402
+import promcheck                                        # noqa: E402
 from mqgtest import check, eq, expect_error, fail      # noqa: E402
 
 t = T.Suite("basic")
@@ -162,18 +164,47 @@ def _():
     eq(anon().http("/healthz")[0], 200, "status")
 
 
-@t.test("GET /metrics: 200, Prometheus text format")
+@t.test("GET /metrics: 200, strict Prometheus text format, counters that move")
 def _():
-    st, hdrs, body = anon().http("/metrics")
+    gw = anon()
+    st, hdrs, body = gw.http("/metrics")
     eq(st, 200, "status")
-    check(hdrs.get("content-type", "").startswith("text/plain"),
+    check(hdrs.get("content-type", "").startswith("text/plain; version=0.0.4"),
           "content-type %r" % hdrs.get("content-type"))
-    text = body.decode("utf-8")
-    samples = [l for l in text.splitlines() if l and not l.startswith("#")]
-    check(samples, "no samples in /metrics")
-    rx = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eEinfNa]+( \d+)?$')
-    bad = [l for l in samples if not rx.match(l)]
-    check(not bad, "lines not in the text format: %r" % bad[:5])
+    fams, errors = promcheck.check(body.decode("utf-8"))
+    check(not errors, "not valid Prometheus text: %s" % errors[:5])
+    for name in ("mqgate_sessions", "mqgate_subscriptions", "mqgate_upstream_filters",
+                 "mqgate_messages_in_total", "mqgate_frames_out_total", "mqgate_auth_total",
+                 "mqgate_errors_total", "mqgate_broker_up", "mqgate_broker_reconnects_total",
+                 "mqgate_queue_bytes", "mqgate_slow_consumer_closes_total",
+                 "mqgate_fanout_latency_seconds"):
+        check(name in fams, "family %s missing" % name)
+    check(promcheck.value(fams, "mqgate_broker_up") == 1, "mqgate_broker_up is 1")
+    before = fams
+    # some traffic: a session, a subscription, a message, a bad frame
+    ws = gw.session()
+    ws.request({"op": "sub", "id": 1, "topic": "metrics/x"})
+    t.mosquitto.client().publish("metrics/x", b"1", qos=1)
+    eq(ws.recv_json()["op"], "msg", "the message")
+    ws.send_text("not json")
+    eq(ws.recv_json()["code"], "bad_json", "the error")
+    st, hdrs, body = gw.http("/metrics")
+    fams, errors = promcheck.check(body.decode("utf-8"))
+    check(not errors, "not valid Prometheus text after traffic: %s" % errors[:5])
+    def grew(name, by=1, **labels):
+        a = promcheck.value(before, name, **labels) or 0
+        b = promcheck.value(fams, name, **labels)
+        check(b is not None and b >= a + by, "%s%s: %s -> %s" % (name, labels, a, b))
+    grew("mqgate_messages_in_total")
+    grew("mqgate_errors_total", code="bad_json")
+    grew("mqgate_auth_total", method="anonymous", result="success")
+    grew("mqgate_fanout_latency_seconds_count")
+    check(promcheck.value(fams, "mqgate_sessions", state="authenticated") >= 1, "sessions gauge")
+    check(promcheck.value(fams, "mqgate_subscriptions") >= 1, "subscriptions gauge")
+    if os.path.exists("/usr/bin/promtool"):
+        r = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=body,
+                           capture_output=True)
+        eq(r.returncode, 0, "promtool check metrics: %s" % r.stdout.decode() + r.stderr.decode())
 
 
 @t.test("static files: served with content types")
