@@ -3,6 +3,7 @@
 
 #include <libwebsockets.h>
 
+#include "base64.h"
 #include "frame.h"
 
 struct frame *frame_new(size_t payload_len)
@@ -50,4 +51,60 @@ void frame_unref(struct frame *f)
 {
     if (f && --f->refs == 0)
         free(f);
+}
+
+struct frame *frame_new_msg(const char *topic, size_t tlen, const uint8_t *p,
+                            size_t plen, enum payload_kind kind, int qos,
+                            bool retain)
+{
+    static const char head[] = "{\"op\":\"msg\",\"topic\":\"";
+    const char *key;
+    char tail[40];
+    size_t esc_t = json_escaped_len(topic, tlen), body, tail_len, klen;
+    struct frame *f;
+    char *w;
+
+    switch (kind) {
+    case PAYLOAD_JSON:
+        key = "\",\"payload\":";
+        body = plen;
+        break;
+    case PAYLOAD_TEXT:
+        key = "\",\"text\":\"";
+        body = json_escaped_len((const char *)p, plen) + 1;
+        break;
+    default:
+        key = "\",\"base64\":\"";
+        body = base64_encoded_len(plen) + 1;
+        break;
+    }
+    klen = strlen(key);
+    tail_len = (size_t)snprintf(tail, sizeof(tail),
+                                ",\"qos\":%d,\"retain\":%s}", qos,
+                                retain ? "true" : "false");
+    f = frame_new(sizeof(head) - 1 + esc_t + klen + body + tail_len);
+    if (!f)
+        return NULL;
+    w = (char *)f->payload;
+    memcpy(w, head, sizeof(head) - 1);
+    w += sizeof(head) - 1;
+    w += json_escape(topic, tlen, w);
+    memcpy(w, key, klen);
+    w += klen;
+    switch (kind) {
+    case PAYLOAD_JSON:
+        memcpy(w, p, plen);
+        w += plen;
+        break;
+    case PAYLOAD_TEXT:
+        w += json_escape((const char *)p, plen, w);
+        *w++ = '"';
+        break;
+    default:
+        w += base64_encode(p, plen, w);
+        *w++ = '"';
+        break;
+    }
+    memcpy(w, tail, tail_len);
+    return f;
 }

@@ -5,8 +5,11 @@
 #ifndef MQG_FRAME_H
 #define MQG_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "payload.h"
 
 #define FRAME_HDR_MAX 10
 
@@ -23,6 +26,13 @@ struct frame {
  * already written, one reference held by the caller; NULL when out of
  * memory. */
 struct frame *frame_new(size_t payload_len);
+
+/* The msg frame {"op":"msg","topic":T,BODY,"qos":Q,"retain":R} of an MQTT
+ * message, its payload p[0..plen) carried as kind says (JSON spliced
+ * verbatim, escaped text, or base64); one reference held by the caller. */
+struct frame *frame_new_msg(const char *topic, size_t tlen, const uint8_t *p,
+                            size_t plen, enum payload_kind kind, int qos,
+                            bool retain);
 
 /* A text frame holding a copy of s[0..len). */
 struct frame *frame_new_text(const char *s, size_t len);

@@ -2,7 +2,6 @@
 #include <string.h>
 
 #include "acl.h"
-#include "base64.h"
 #include "frame.h"
 #include "gateway.h"
 #include "log.h"
@@ -630,63 +629,6 @@ static int cmp_subid(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* {"op":"msg","topic":T,BODY,"qos":Q,"retain":R} for one mount. */
-static struct frame *msg_frame(const char *topic, size_t tlen,
-                               const uint8_t *p, size_t plen,
-                               enum payload_kind kind, int qos, bool retain)
-{
-    static const char head[] = "{\"op\":\"msg\",\"topic\":\"";
-    const char *key;
-    char tail[40];
-    size_t esc_t = json_escaped_len(topic, tlen), body, tail_len, klen;
-    struct frame *f;
-    char *w;
-
-    switch (kind) {
-    case PAYLOAD_JSON:
-        key = "\",\"payload\":";
-        body = plen;
-        break;
-    case PAYLOAD_TEXT:
-        key = "\",\"text\":\"";
-        body = json_escaped_len((const char *)p, plen) + 1;
-        break;
-    default:
-        key = "\",\"base64\":\"";
-        body = base64_encoded_len(plen) + 1;
-        break;
-    }
-    klen = strlen(key);
-    tail_len = (size_t)snprintf(tail, sizeof(tail),
-                                ",\"qos\":%d,\"retain\":%s}", qos,
-                                retain ? "true" : "false");
-    f = frame_new(sizeof(head) - 1 + esc_t + klen + body + tail_len);
-    if (!f)
-        return NULL;
-    w = (char *)f->payload;
-    memcpy(w, head, sizeof(head) - 1);
-    w += sizeof(head) - 1;
-    w += json_escape(topic, tlen, w);
-    memcpy(w, key, klen);
-    w += klen;
-    switch (kind) {
-    case PAYLOAD_JSON:
-        memcpy(w, p, plen);
-        w += plen;
-        break;
-    case PAYLOAD_TEXT:
-        w += json_escape((const char *)p, plen, w);
-        *w++ = '"';
-        break;
-    default:
-        w += base64_encode(p, plen, w);
-        *w++ = '"';
-        break;
-    }
-    memcpy(w, tail, tail_len);
-    return f;
-}
-
 /* Frames of one message, built lazily once per distinct mount. */
 struct frame_set {
     const struct mb_event *ev;
@@ -716,8 +658,8 @@ static struct frame *frame_for(struct frame_set *fs, const struct session *s,
             (s->mount_len == 0 ||
              memcmp(fs->e[i].mount, s->mount, s->mount_len) == 0))
             return fs->e[i].f;
-    f = msg_frame(ev->topic + s->mount_len, ev->topic_len - s->mount_len,
-                  ev->payload, ev->payload_len, fs->kind, qos, fs->retain);
+    f = frame_new_msg(ev->topic + s->mount_len, ev->topic_len - s->mount_len,
+                      ev->payload, ev->payload_len, fs->kind, qos, fs->retain);
     if (!f)
         return NULL;
     if (fs->n == sizeof(fs->e) / sizeof(fs->e[0])) {
