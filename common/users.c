@@ -32,7 +32,7 @@
 
 #define MSG_FORMAT "expected name:hash:roles[:totp_base32]"
 #define MSG_PLAINTEXT \
-    "plaintext or unsupported hash (use mkpasswd -m yescrypt)"
+    "plaintext or unsupported hash (use mqgate-passwd or mkpasswd -m yescrypt)"
 
 /* ------------------------------------------------------------------------ */
 /* Memory */

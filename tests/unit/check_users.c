@@ -36,7 +36,7 @@
 #define SEED_B32 "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 #define SEED "12345678901234567890"
 
-#define PLAIN "plaintext or unsupported hash (use mkpasswd -m yescrypt)"
+#define PLAIN "plaintext or unsupported hash (use mqgate-passwd or mkpasswd -m yescrypt)"
 #define FORMAT "expected name:hash:roles[:totp_base32]"
 #define UA "user \"alice\": "
 #define B32_BAD UA "TOTP secret is not valid base32"
