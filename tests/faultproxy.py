@@ -22,11 +22,11 @@ p.accepted (connections proxied), p.refused and p.attempts (the times of
 connection attempts, refused ones included, as time.monotonic() values),
 p.bytes_up, p.bytes_down, p.active() (open connection pairs).
 
-Standard library only; importable by the integration tests and the soak.
+Standard library only.  `python3 tests/faultproxy.py` checks the proxy
+itself against an echo server.
 """
 
 import collections
-import errno
 import selectors
 import socket
 import struct
@@ -98,6 +98,10 @@ class FaultProxy(object):
             return
         self._call(self._do_stop)
         self._thread.join(5)
+
+    def close(self):
+        """stop(), under the name the test harness' cleanup calls."""
+        self.stop()
 
     def drop(self, rst=True):
         """Cut every open connection on both sides: with RST (SO_LINGER 0)
@@ -425,3 +429,103 @@ def _abort(s):
         s.close()
     except OSError:
         pass
+
+
+def _selftest():
+    """The proxy against a local echo server: forwarding, stall and resume,
+    RST and FIN cuts, both ways of refusing."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+
+    def echo(c):
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        except OSError:
+            pass
+        c.close()
+
+    def serve():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=echo, args=(c,), daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+
+    def connect(p):
+        c = socket.create_connection(("127.0.0.1", p.port))
+        c.settimeout(2)
+        return c
+
+    def read(c, n):
+        got = b""
+        while len(got) < n:
+            d = c.recv(n - len(got))
+            if not d:
+                break
+            got += d
+        return got
+
+    with FaultProxy(ls.getsockname()[1]) as p:
+        c = connect(p)
+        c.sendall(b"hello")
+        assert read(c, 5) == b"hello"
+        big = bytes(range(256)) * 8192          # 2 MiB, through back-pressure
+        t = threading.Thread(target=c.sendall, args=(big,))
+        t.start()
+        assert read(c, len(big)) == big
+        t.join()
+        p.stall("both")
+        c.sendall(b"held")
+        c.settimeout(0.3)
+        try:
+            c.recv(10)
+            raise AssertionError("data crossed a stalled proxy")
+        except socket.timeout:
+            pass
+        c.settimeout(2)
+        p.resume()
+        assert read(c, 4) == b"held"
+        assert p.active() == 1
+        assert p.drop(rst=True) == 1
+        try:
+            assert c.recv(10) == b""
+        except ConnectionResetError:
+            pass
+        c = connect(p)
+        c.sendall(b"x")
+        assert read(c, 1) == b"x"
+        assert p.drop(rst=False) == 1
+        assert c.recv(10) == b""
+        p.refuse()
+        try:
+            connect(p)
+            raise AssertionError("connected to a refusing proxy")
+        except ConnectionRefusedError:
+            pass
+        p.refuse(mode="reset")
+        before = len(p.attempts)
+        c = connect(p)
+        try:
+            assert c.recv(10) == b""
+        except ConnectionResetError:
+            pass
+        assert len(p.attempts) == before + 1
+        p.allow()
+        c = connect(p)
+        c.sendall(b"again")
+        assert read(c, 5) == b"again"
+        assert p.accepted == 3
+    ls.close()
+    print("faultproxy: ok")
+
+
+if __name__ == "__main__":
+    _selftest()

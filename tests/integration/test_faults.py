@@ -33,11 +33,16 @@ DOWN = {"op": "status", "broker": "down"}
 FAST = {"publish_rate": 100000, "publish_burst": 100000}
 
 
+def slack(seconds):
+    """Extra time allowed on top of a deadline the daemon's own timers set,
+    for slow runs (MQG_TIME_SCALE, e.g. under valgrind)."""
+    return seconds * T.TIME_SCALE
+
+
 def proxy(mosq):
     """A fault proxy in front of mosq, stopped after the test."""
     p = FaultProxy(mosq.port, name="proxy-%d" % mosq.port).start()
-    p.close = p.stop
-    T._open_resources.append(p)
+    T._open_resources.append(p)   # the harness closes it after the test
     return p
 
 
@@ -213,6 +218,9 @@ def _():
     # published on the broker while the gateway is cut off (clean session
     # upstream: the broker keeps nothing for it)
     w.publish("cut/during", b"missed", qos=1)
+    # a sub while the broker is away: ok at once, subscribed on reconnect
+    eq(b.request({"op": "sub", "id": "away", "topic": "cut2/#", "qos": 1}),
+       {"op": "ok", "id": "away", "qos": 1}, "sub while the broker is away")
     time.sleep(max(0, 5.0 - (time.monotonic() - t_cut)))
     tries = p.attempts_since(t_cut)
     p.allow()
@@ -228,19 +236,22 @@ def _():
     delays = re.findall(r"reconnecting to the broker in (\d+) ms", g.log_text(True))
     diag("delays the gateway logged (ms): %s" % ", ".join(delays))
     check(len(tries) >= 2, "only %d connection attempts in 5 s with reconnect_min_s 1" % len(tries))
-    check(all(0.4 <= x <= 4.6 for x in gaps),
+    check(all(0.4 <= x <= 4.0 + slack(0.6) for x in gaps),
           "a retry came sooner than reconnect_min_s/2 or later than reconnect_max_s: %s" % gaps)
     check(max(gaps) > 1.05, "the delay never grew past reconnect_min_s: %s" % gaps)
     frames = wait_frame(a, lambda f: f.get("topic") == "cut/after-rst", 5,
                         "message published right after status up")
-    diag("session a after status up: %s; the message published on the broker during the "
-         "outage was %s" % (T.show(frames), "delivered" if any(f.get("topic") == "cut/during" for f in frames)
-                            else "not delivered"))
+    diag("session a between status down and up: %s; after up: %s; the message published on the "
+         "broker during the outage was %s"
+         % (T.show(before), T.show(frames), "delivered" if any(f.get("topic") == "cut/during"
+                                                                for f in before + frames) else "not delivered"))
     eq(frames[-1], {"op": "msg", "topic": "cut/after-rst", "text": "one", "qos": 1, "retain": False},
        "message after recovery")
     eq(wait_status(b, "up", 5, "session b")[0], [], "session b: frames before status up")
     wait_health(g, 200, 5)
-    eq(b.sync(), [], "session b (no subscriptions) after recovery")
+    w.publish("cut2/x", b"late", qos=1)
+    eq(b.recv_json(), {"op": "msg", "topic": "cut2/x", "text": "late", "qos": 1, "retain": False},
+       "message on the filter subscribed while the broker was away")
 
     # FIN, proxy accepting: reconnected within reconnect_min_s
     t_cut = time.monotonic()
@@ -268,11 +279,10 @@ def _():
     sub(a, "stall/#", 1)
     w = m.client()
     p.stall("both")
-    t0 = time.monotonic()
     before, secs = wait_status(a, "down", 10)
     diag("link stalled with keepalive_s 2: status down after %.2f s" % secs)
     # Paho gives up when a PINGRESP is missing at its next keepalive check
-    check(secs < 3 * 2 + 1.5, "a silent broker noticed only after %.2f s with keepalive_s 2" % secs)
+    check(secs < 3 * 2 + slack(1.5), "a silent broker noticed only after %.2f s with keepalive_s 2" % secs)
     wait_health(g, 503, 2)
     p.resume()
     before, secs2 = wait_status(a, "up", 10)
@@ -418,7 +428,8 @@ def _():
     account(pubs, [int(x[1:]) for x in got[:-1]], "buffer_messages 20, 25 sent while away")
 
 
-@t.test("QoS 0 publishes while the broker is away: what they get, what arrives", timeout=30)
+@t.test("QoS 0 publishes while the broker is away: ok at once up to broker.buffer_messages, "
+        "broker_unavailable beyond, delivered after the reconnect", timeout=30)
 def _():
     m = t.new_mosquitto("m-q0")
     p = proxy(m)
@@ -643,7 +654,9 @@ def _():
     g = t.gateway({"auth": {"anonymous_role": "all"}, "roles": ROLES,
                    "limits": {"max_queue_bytes": 262144}}, fresh=True, name="slow")
     pub = t.mosquitto.client()
-    n, pad, rate = 6000, "x" * 500, 2000
+    # 3 s of publishing; slower under valgrind
+    rate = int(2000 / T.TIME_SCALE)
+    n, pad = 3 * rate, "x" * 500
     fast = [g.session() for _ in range(3)]
     for s in fast:
         sub(s, "slow/#", 0)
@@ -693,7 +706,9 @@ def _():
     sub(gone, "#", 0)
     w = t.mosquitto.client()
     mark = log_mark(g)
-    g.write_config(dict(g.cfg, roles={"ops": {"subscribe": ["a/#"], "publish": ["a/#"]}}))
+    # the broker settings change too: they wait for a restart
+    g.write_config(dict(g.cfg, roles={"ops": {"subscribe": ["a/#"], "publish": ["a/#"]}},
+                        broker=dict(g.cfg["broker"], keepalive_s=17)))
     g.send_signal(signal.SIGHUP)
     before = gone.expect_close(4401, what="session whose role vanished")
     diag("session with vanished role: frames before close 4401: %s" % T.show(before))
@@ -709,6 +724,9 @@ def _():
        "messages after the reload (b/1 must not come)")
     log = log_since(g, mark)
     check("configuration reloaded" in log, "no 'configuration reloaded' in the log:\n%s" % log)
+    warn = [x for x in log.splitlines() if "restart" in x]
+    diag("broker.keepalive_s changed by the reload: %s" % (warn or "nothing logged"))
+    check(warn, "no warning that the broker change waits for a restart:\n%s" % log)
     r = ops.request({"op": "sub", "id": "s3", "topic": "b/#"})
     expect_error(r, "forbidden", "s3", "sub b/# after the reload")
 
@@ -874,7 +892,7 @@ def _():
     c = term_result("term-stalled")
     eq((c.in_ack, c.got), (c.n, c.n), "PUBACKs sent by the broker, messages at the watcher")
     check(not c.unacked, "the gateway gave up on %s publishes" % c.unacked)
-    check(c.exit_secs is not None and 2.0 <= c.exit_secs < 5.5,
+    check(c.exit_secs is not None and 2.0 <= c.exit_secs < 5.0 + slack(0.5),
           "exit %s s after SIGTERM (link resumed after 2 s)" % c.exit_secs)
 
 
@@ -883,14 +901,14 @@ def _():
     c = term_result("term-away")
     eq((c.in_ack, c.got), (c.n, c.n), "PUBACKs sent by the broker, messages at the watcher")
     check(not c.unacked, "the gateway gave up on %s publishes" % c.unacked)
-    check(c.exit_secs is not None and 2.0 <= c.exit_secs < 5.5,
+    check(c.exit_secs is not None and 2.0 <= c.exit_secs < 5.0 + slack(0.5),
           "exit %s s after SIGTERM (broker reachable after 2 s)" % c.exit_secs)
 
 
 @t.test("SIGTERM, link stalled for good: gives up after 5 s")
 def _():
     c = term_result("term-stuck")
-    check(c.exit_secs is not None and 5.0 <= c.exit_secs < 8.0,
+    check(c.exit_secs is not None and 5.0 <= c.exit_secs < 7.0 + slack(1.0),
           "exit %s after SIGTERM, expected 5 s of waiting (plus at most 2 s to disconnect)"
           % ("%.2f s" % c.exit_secs if c.exit_secs is not None else "not within 10 s"))
     check(c.unacked, "no 'publishes still unacknowledged at exit' in the log")
@@ -899,7 +917,7 @@ def _():
 @t.test("SIGTERM, broker away for good (next retry 10-20 s away): gives up after 5 s")
 def _():
     c = term_result("term-gone")
-    check(c.exit_secs is not None and 5.0 <= c.exit_secs < 8.0,
+    check(c.exit_secs is not None and 5.0 <= c.exit_secs < 7.0 + slack(1.0),
           "exit %s after SIGTERM, expected 5 s of waiting"
           % ("%.2f s" % c.exit_secs if c.exit_secs is not None else "not within 10 s"))
     check(c.unacked, "no 'publishes still unacknowledged at exit' in the log")
