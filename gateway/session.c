@@ -35,6 +35,7 @@ struct pub_ctx {
 
 #define ERROR_WINDOW_MS 10000
 #define PREAUTH_MESSAGE_MAX 16384  /* bytes of a message before auth */
+#define PREAUTH_QUEUE_MAX 65536    /* bytes queued to it before auth */
 
 /* ---- sending ------------------------------------------------------------ */
 
@@ -66,10 +67,14 @@ void session_close(struct session *s, int code, const char *reason)
 
 void session_send(struct session *s, struct frame *f)
 {
+    size_t max = (size_t)G.cfg->limits.max_queue_bytes;
+
     if (s->close_code)
         return;
-    if (s->q_bytes + s->k_bytes + f->len >
-        (size_t)G.cfg->limits.max_queue_bytes) {
+    /* a client that has not said who it is gets little room either way */
+    if (s->state != SS_AUTHED && max > PREAUTH_QUEUE_MAX)
+        max = PREAUTH_QUEUE_MAX;
+    if (s->q_bytes + s->k_bytes + f->len > max) {
         G.m.slow_closes++;
         G.m.frames_dropped += s->q_count + 1;
         queue_drop(s);
