@@ -2075,11 +2075,18 @@ int main(int argc, char **argv)
 
     pids_cpu(pc1);
     pids_wait(pw1);
-    uint64_t span = G.t_last_ready > G.t_first ? G.t_last_ready - G.t_first : 1;
+    uint64_t span = G.t_last_ready > G.t_first ? G.t_last_ready - G.t_first
+                                               : now_ns() - G.t_first;
 
     res(" ready=%d failed=%d", G.n_ready, G.n_failed);
-    if (G.n_failed)
+    if (G.n_failed) {
         note("%d sessions failed, first reason: %s", G.n_failed, fail_reason);
+        /* one word for the RESULT line */
+        for (char *p = fail_reason; *p; p++)
+            if (*p == ' ' || *p == '=')
+                *p = '_';
+        res(" why=%s", fail_reason);
+    }
     if (G.mode == M_STORM) {
         res(" secs=%.3f rate=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f "
             "lg_cpu=%.2f",

@@ -298,7 +298,7 @@ run_case() {
 # The few numbers worth seeing while it runs.
 headline() {
     printf '%s\n' "$1" | tr ' ' '\n' | grep -E \
-        '^(deliv_rate|msg_rate|ack_rate|rate|loss_pct|lost|undelivered|unacked|p50_us|p99_us|p50_ms|p99_ms|keeps_up|per_session_[a-z]*|failed|lg_cpu|lg_wait|cpu_[a-z]*|sys_cpu0)=' |
+        '^(deliv_rate|msg_rate|ack_rate|rate|loss_pct|lost|undelivered|unacked|p50_us|p99_us|p50_ms|p99_ms|keeps_up|per_session_[a-z]*|failed|why|lg_cpu|lg_wait|cpu_[a-z]*|sys_cpu0)=' |
         tr '\n' ' '
 }
 

@@ -21,7 +21,7 @@ struct gateway G;
 
 #define SHUTDOWN_WAIT_MS 5000
 
-static lws_sorted_usec_list_t reconnect_timer, shutdown_timer;
+static lws_sorted_usec_list_t reconnect_timer, shutdown_timer, keepalive_timer;
 static bool ever_connected;
 
 uint64_t gateway_now_us(void)
@@ -47,6 +47,19 @@ static void broker_state(bool up)
     for (struct session *s = G.sessions; s; s = s->next)
         if (s->state == SS_AUTHED)
             session_send_status(s, up);
+}
+
+/* One timer for every session's keepalive, a quarter of the ping interval
+ * apart (at most a second), instead of timers per connection. */
+static void keepalive_tick(lws_sorted_usec_list_t *sul)
+{
+    uint64_t period_ms = (uint64_t)G.cfg->limits.ping_interval_s * 250;
+
+    if (period_ms > 1000)
+        period_ms = 1000;
+    session_keepalive(gateway_now_ms());
+    lws_sul_schedule(G.ctx, 0, sul, keepalive_tick,
+                     (lws_usec_t)period_ms * LWS_US_PER_MS);
 }
 
 static void shutdown_tick(lws_sorted_usec_list_t *sul)
@@ -266,6 +279,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     if (!(G.up = upstream_new(cfg, &G.mbox)))
         goto out;
     upstream_connect(G.up);
+    keepalive_tick(&keepalive_timer);
     log_info("%s running", MQG_SERVER);
     notify_ready(G.ctx);
     notify_status("broker connecting");
@@ -306,6 +320,7 @@ out:
     G.up = NULL;
     if (G.ctx) {
         lws_sul_cancel(&reconnect_timer);
+        lws_sul_cancel(&keepalive_timer);
         lws_context_destroy(G.ctx);
     }
     G.ctx = NULL;

@@ -33,6 +33,15 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* No libwebsockets validity timers (its default pings after 300 s): the
+ * gateway's keepalive does it with one timer for all sessions
+ * (session_keepalive()); lws keeps those per-connection timers in a sorted
+ * list, which makes every insertion walk all connections. */
+static const lws_retry_bo_t no_validity_timers = {
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
+};
+
 static const struct lws_extension deflate_ext[] = {
     {"permessage-deflate", lws_extension_callback_pm_deflate,
      "permessage-deflate; client_no_context_takeover; "
@@ -40,17 +49,12 @@ static const struct lws_extension deflate_ext[] = {
     {NULL, NULL, NULL},
 };
 
-static lws_retry_bo_t retry;
-
 int listener_start_all(const struct config *cfg, struct lws_context *ctx)
 {
     listeners = calloc(cfg->n_listeners, sizeof(*listeners));
     if (!listeners)
         return -1;
     n_listeners = cfg->n_listeners;
-    retry.secs_since_valid_ping = (uint16_t)cfg->limits.ping_interval_s;
-    retry.secs_since_valid_hangup =
-        (uint16_t)(cfg->limits.ping_interval_s * 2);
 
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct cfg_listener *lc = &cfg->listeners[i];
@@ -68,7 +72,7 @@ int listener_start_all(const struct config *cfg, struct lws_context *ctx)
         info.port = lc->port;
         info.protocols = protocols;
         info.user = l;
-        info.retry_and_idle_policy = &retry;
+        info.retry_and_idle_policy = &no_validity_timers;
         info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
         /* lws 4.1 binds every interface when IPv6 is on, whatever the
          * address: an IPv4 bind address turns IPv6 off for the vhost. */

@@ -659,6 +659,28 @@ static void receive(struct session *s, const char *in, size_t len)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+void session_keepalive(uint64_t now)
+{
+    uint64_t interval = (uint64_t)G.cfg->limits.ping_interval_s * 1000;
+
+    for (struct session *s = G.sessions; s; s = s->next) {
+        if (now - s->last_rx_ms >= 2 * interval) {
+            /* silent for two intervals: hang up, as there is nobody to
+             * read a close frame */
+            log_debug("session %llu: silent for %llu ms, hanging up",
+                      (unsigned long long)s->serial,
+                      (unsigned long long)(now - s->last_rx_ms));
+            s->last_rx_ms = now; /* once */
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
+                            LWS_TO_KILL_ASYNC);
+        } else if (now - s->last_ping_ms >= interval && !s->close_code) {
+            s->last_ping_ms = now;
+            s->ping_due = true;
+            lws_callback_on_writable(s->wsi);
+        }
+    }
+}
+
 static void auth_timeout(lws_sorted_usec_list_t *sul)
 {
     struct session *s = lws_container_of(sul, struct session, auth_timer);
@@ -676,6 +698,7 @@ static void opened(struct session *s, struct lws *wsi)
     s->wsi = wsi;
     s->serial = ++serial;
     s->state = SS_OPENING;
+    s->last_rx_ms = s->last_ping_ms = gateway_now_ms();
     s->raw_ok = !(lis && lis->compression);
     tbucket_init(&s->bucket, G.cfg->limits.publish_burst, gateway_now_ms());
     s->next = G.sessions;
@@ -747,9 +770,26 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason,
         opened(s, wsi);
         return 0;
     case LWS_CALLBACK_RECEIVE:
+        s->last_rx_ms = gateway_now_ms();
         receive(s, in, len);
         return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        s->last_rx_ms = gateway_now_ms();
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (s->ping_due && !s->close_code) {
+            /* with a payload: libwebsockets 4.1 reports no pong that
+             * echoes an empty ping */
+            uint8_t ping[LWS_PRE + 8];
+
+            s->ping_due = false;
+            memcpy(ping + LWS_PRE, "mqgate.k", 8);
+            if (lws_write(wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 0)
+                return -1;
+            if (s->q_count)
+                lws_callback_on_writable(wsi);
+            return 0;
+        }
         if (s->q_count)
             return flush(s);
         if (s->close_code) {

@@ -45,6 +45,9 @@ struct session {
     size_t rx_len, rx_cap;
     bool rx_discard;
     uint64_t stamp;                   /* G.seq of the last delivery */
+    uint64_t last_rx_ms;              /* anything from the peer, pongs too */
+    uint64_t last_ping_ms;
+    bool ping_due;                    /* a ping goes at the next write */
     uint64_t err_window_ms;
     uint32_t err_count;
     int close_code;                   /* 0: open */
@@ -65,6 +68,12 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason,
 /* Queues frame for s, taking a new reference. Closes s with 4408 when its
  * queue would pass limits.max_queue_bytes. */
 void session_send(struct session *s, struct frame *f);
+
+/* Keepalive, every few hundred ms: pings each session every
+ * limits.ping_interval_s and hangs up one silent for two intervals. Done
+ * here rather than by libwebsockets' per-connection timers, whose sorted
+ * insertion makes a connection storm quadratic. */
+void session_keepalive(uint64_t now_ms);
 
 /* Queues a frame holding a copy of json[0..len). */
 void session_send_json(struct session *s, const char *json, size_t len);

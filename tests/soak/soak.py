@@ -28,7 +28,10 @@ Run: make soak (MQGATED set), or
     MQGATED=path/to/mqgated SOAK_SECONDS=120 python3 tests/soak/soak.py
 Under ASan the allocator's quarantine (256 MiB by default) grows RSS by
 itself for a while; this script sets ASAN_OPTIONS quarantine_size_mb=16
-unless ASAN_OPTIONS already names a quarantine size.
+unless ASAN_OPTIONS already names a quarantine size.  Even then ASan's
+allocator creeps (about 0.2 MiB a minute over a 50 MiB RSS here, where
+the optimized build stays flat), so with a sanitizer build the RSS slack
+is 8 MiB instead of 2 MiB; LeakSanitizer at exit still reports any leak.
 """
 
 import os
@@ -293,7 +296,12 @@ def _():
                               "max_queue_bytes": 262144},
                    "log": {"level": "info"}}, mosq=m, name="soak")
     pid = g.proc.pid
-    diag("mqgated %s, pid %d; ASAN_OPTIONS=%s" % (t.mqgated, pid, os.environ.get("ASAN_OPTIONS")))
+    with open("/proc/%d/maps" % pid) as f:
+        sanitized = any("libasan" in line for line in f)
+    rss_slack = 8192 if sanitized else 2048
+    diag("mqgated %s, pid %d; %s; ASAN_OPTIONS=%s" % (
+        t.mqgated, pid, "AddressSanitizer build" if sanitized else "no sanitizer",
+        os.environ.get("ASAN_OPTIONS")))
     seen, samples = {}, []
     threads = [threading.Thread(target=long_lived, args=(g, i, seen), daemon=True) for i in range(LONG_LIVED)]
     threads += [threading.Thread(target=worker, args=(g, i), daemon=True) for i in range(WORKERS)]
@@ -354,17 +362,22 @@ def _():
                      % (n, r["msgs"], "".join("D" if s == "down" else "U" for s in r["status"]), r["closed"]))
     diag("\n".join(lines))
 
+    t_last = samples[-1][0] if samples else 0.0
     rss2, n2 = window_median(samples, win, 2 * win, 1)
-    rssl, nl = window_median(samples, elapsed - win, elapsed + 1, 1)
+    rssl, nl = window_median(samples, t_last - win + 0.1, t_last + 1, 1)
     fd2, _ = window_median(samples, win, 2 * win, 2)
-    fdl, _ = window_median(samples, elapsed - win, elapsed + 1, 2)
-    check(n2 and nl, "too few samples for the windows (%d, %d)" % (n2, nl))
-    diag("RSS median: second window %.0f kB, last window %.0f kB (%+.1f %%); "
-         "descriptors median: %.1f, %.1f" % (rss2, rssl, 100.0 * (rssl - rss2) / rss2, fd2, fdl))
-    check(rssl <= rss2 * 1.10 + 2048,
-          "RSS grew: median %.0f kB in the second window, %.0f kB in the last" % (rss2, rssl))
-    check(fdl <= fd2 * 1.10 + 4,
-          "descriptors grew: median %.1f in the second window, %.1f in the last" % (fd2, fdl))
+    fdl, _ = window_median(samples, t_last - win + 0.1, t_last + 1, 2)
+    if elapsed < 60 or n2 < 2 or nl < 2:
+        diag("a run of %.0f s is too short to judge flatness (samples in the windows: %d, %d)"
+             % (elapsed, n2, nl))
+    else:
+        diag("RSS median: second window %.0f kB, last window %.0f kB (%+.1f %%); "
+             "descriptors median: %.1f, %.1f" % (rss2, rssl, 100.0 * (rssl - rss2) / rss2, fd2, fdl))
+        check(rssl <= rss2 * 1.10 + rss_slack,
+              "RSS grew: median %.0f kB in the second window, %.0f kB in the last (allowed: %.0f kB)"
+              % (rss2, rssl, rss2 * 1.10 + rss_slack))
+        check(fdl <= fd2 * 1.10 + 4,
+              "descriptors grew: median %.1f in the second window, %.1f in the last" % (fd2, fdl))
     restarts = len(events)
     check(restarts >= int(elapsed // RESTART_EVERY) - 1,
           "only %d broker restarts in %.0f s" % (restarts, elapsed))
