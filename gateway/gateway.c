@@ -1,6 +1,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <libwebsockets.h>
@@ -230,6 +231,34 @@ static int install_signals(void)
     return sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* The open files limit sized for limits.max_connections (two descriptors
+ * spare per session is more than enough: one each, plus the broker, the
+ * listeners and the pipes), within the hard limit. libwebsockets 4.1 sizes
+ * its connection tables from it and, as Debian builds it, scans the whole
+ * table for every new connection: a limit far above what is used costs
+ * time at every accept. */
+static void size_fd_limit(const struct config *cfg)
+{
+    rlim_t want = (rlim_t)cfg->limits.max_connections + 1024;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    if (want != rl.rlim_cur) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            log_warn("cannot set the open files limit to %llu",
+                     (unsigned long long)want);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_info("open files limit %llu", (unsigned long long)rl.rlim_cur);
+    if ((rlim_t)cfg->limits.max_connections + 64 > rl.rlim_cur)
+        log_warn("limits.max_connections %ld is above what the open files "
+                 "limit allows", cfg->limits.max_connections);
+}
+
 static void close_all(int code, const char *why)
 {
     for (struct session *s = G.sessions; s; s = s->next)
@@ -267,7 +296,10 @@ int gateway_run(struct config *cfg, const char *config_path)
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
                    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    info.fd_limit_per_thread = (unsigned int)(cfg->limits.max_connections + 64);
+    /* No fd_limit_per_thread: below RLIMIT_NOFILE it switches lws 4.1 to
+     * a linear search of its table on every event. The limit itself is
+     * sized instead. */
+    size_fd_limit(cfg);
     G.ctx = lws_create_context(&info);
     if (!G.ctx) {
         log_error("cannot create the libwebsockets context");
