@@ -266,8 +266,13 @@ static void sc_skip(struct scan *sc)
         } else if (ch == ',' || ch == ':') {
             sc->i++;
         } else {
-            while (sc->i < sc->n && !strchr(" \t\r\n,:[]{}\"", sc->s[sc->i]))
+            /* At least one byte: strchr() finds the terminator, so a NUL
+             * byte (which jansson lets through after a number or a
+             * literal) would otherwise stop the scan where it stands. */
+            do
                 sc->i++;
+            while (sc->i < sc->n &&
+                   !memchr(" \t\r\n,:[]{}\"", sc->s[sc->i], 12));
         }
     } while (depth > 0);
 }
@@ -1439,12 +1444,28 @@ int config_parse(const char *name, const char *text, size_t len,
     struct ctx c = { name ? name : "(config)", text ? text : "",
                      text ? len : 0, err, errlen, 0, 0, false };
     struct config *cfg = NULL;
-    json_t *root;
+    json_t *root = NULL;
     json_error_t je;
 
     *out = NULL;
     if (err && errlen)
         err[0] = '\0';
+    /* RFC 8259 has no raw U+0000 anywhere, but jansson skips one that
+     * follows a number or a literal ("true\0" loads as true). */
+    {
+        const char *nul = memchr(c.text, '\0', c.len);
+
+        if (nul) {
+            int line = 1;
+
+            for (const char *q = c.text; q < nul; q++)
+                line += *q == '\n';
+            err_put_escaped(&c, c.name, strlen(c.name));
+            err_printf(&c, ":%d: syntax error: NUL byte\n", line);
+            c.nerr++;
+            goto fail;
+        }
+    }
     root = json_loadb(c.text, c.len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         enum json_error_code code = json_error_code(&je);

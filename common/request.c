@@ -200,6 +200,11 @@ enum req_err request_decode(const char *frame, size_t len,
     size_t i;
 
     memset(req, 0, sizeof(*req));
+    /* jansson skips a raw NUL that follows a number or a literal, so
+     * {"payload":1<NUL>} would load, and the payload span taken from the
+     * frame would carry the NUL: U+0000 is valid JSON only escaped. */
+    if (memchr(frame, '\0', len))
+        return fail(RQ_BAD_JSON, msg, msglen, "%s", "not JSON: NUL byte");
     root = json_loadb(frame, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
                       &jerr);
     if (!root) {

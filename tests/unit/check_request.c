@@ -18,6 +18,9 @@ static const struct {
     {S("{\"op\":\"ping\""), RQ_BAD_JSON, NULL},
     {S(""), RQ_BAD_JSON, NULL},
     {S("{\"op\":\"ping\"} x"), RQ_BAD_JSON, NULL},
+    /* a raw NUL, which jansson lets through after a literal or number */
+    {S("{\"op\":\"pub\",\"topic\":\"a\",\"payload\":1\0}"), RQ_BAD_JSON, NULL},
+    {S("{\"op\":\"ping\",\"id\":true\0}"), RQ_BAD_JSON, NULL},
     /* JSON, not an object */
     {S("[]"), RQ_BAD_REQUEST, NULL},
     {S("\"ping\""), RQ_BAD_REQUEST, NULL},
