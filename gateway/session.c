@@ -230,11 +230,14 @@ static int flush(struct session *s)
 more:
     /* What the kernel holds unsent counts toward the session's queue: a
      * peer that stops reading fills the socket buffer (megabytes on
-     * loopback) long before it fills ours. Asked only after big writes,
-     * which is when a backlog builds, and until it has drained. */
-    if (n >= 8192 || s->k_bytes) {
+     * loopback) long before it fills ours. Asked after big writes, which
+     * is when a backlog builds, after every 64 KiB of small ones, and
+     * until it has drained. */
+    s->unprobed += n;
+    if (n >= 8192 || s->unprobed >= 65536 || s->k_bytes) {
         int outq;
 
+        s->unprobed = 0;
         if (ioctl(lws_get_socket_fd(s->wsi), SIOCOUTQ, &outq) == 0)
             s->k_bytes = outq > 0 ? (size_t)outq : 0;
     }

@@ -40,6 +40,7 @@ struct session {
     uint32_t q_head, q_count, q_cap;
     size_t q_bytes;
     size_t k_bytes;                   /* unsent in the kernel, last seen */
+    size_t unprobed;                  /* written since k_bytes was read */
     /* a message being assembled from fragments */
     char *rx;
     size_t rx_len, rx_cap;
