@@ -410,11 +410,6 @@ bool upstream_is_connected(const struct upstream *up)
     return up && up->connected;
 }
 
-bool upstream_is_v5(const struct upstream *up)
-{
-    return up->version == 5;
-}
-
 static struct req_box *box_new(struct upstream *up, void *ctx)
 {
     struct req_box *b = malloc(sizeof(*b));

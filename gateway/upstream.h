@@ -32,8 +32,6 @@ void upstream_connected(struct upstream *up, int receive_maximum);
  * to the next waiting one. */
 void upstream_pub_done(struct upstream *up);
 
-bool upstream_is_v5(const struct upstream *up);
-
 /* True between MB_CONNECTED and the next loss. */
 bool upstream_is_connected(const struct upstream *up);
 
