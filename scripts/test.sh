@@ -22,6 +22,18 @@ show_failures() {
 status=0
 make -j"$(nproc)" check || status=$?
 show_failures tests
+# --- libFuzzer targets, 10 s each (make fuzz runs them longer) -------------
+echo "==== fuzz smoke"
+: > tests/fuzz/smoke.trs
+for target in request topic acl users config payload; do
+    if make -s -f tests/fuzz/fuzz.mk top_srcdir="$PWD" \
+            FUZZ_BUILD="$PWD/_fuzz" FUZZ_SECONDS=10 "run-$target"; then
+        echo ":test-result: PASS fuzz_$target" >> tests/fuzz/smoke.trs
+    else
+        echo ":test-result: FAIL fuzz_$target" >> tests/fuzz/smoke.trs
+    fi
+done
+
 # --- the same suite under valgrind, on a plain build of a copy of the tree --
 echo "==== valgrind"
 rm -rf _valgrind && mkdir _valgrind
