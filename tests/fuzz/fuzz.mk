@@ -9,9 +9,9 @@
 #   regress   run every seed of the source corpora once, no fuzzing
 #   clean     remove $(FUZZ_BUILD)
 #
-# Everything is written under FUZZ_BUILD [./fuzz-build, from the directory
-# make runs in]: objects, binaries, a working copy of each corpus (new
-# inputs accumulate there across runs), crash artifacts and logs. The seed
+# Everything is written under FUZZ_BUILD [./_fuzz, from the directory make
+# runs in; git ignores it]: objects, binaries, a working copy of each corpus
+# (new inputs accumulate there across runs), crash artifacts and logs. The seed
 # corpora in tests/fuzz/corpus/ are only read. Any crash, leak, sanitizer
 # report or broken invariant makes the goal fail; the reproducer is left in
 # $(FUZZ_BUILD)/artifacts/NAME/ and the log in $(FUZZ_BUILD)/logs/.
@@ -23,7 +23,7 @@
 top_srcdir ?= $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
 FUZZ_SECONDS ?= 60
 SMOKE_SECONDS ?= 10
-FUZZ_BUILD ?= $(CURDIR)/fuzz-build
+FUZZ_BUILD ?= $(CURDIR)/_fuzz
 FUZZ_CC ?= $(shell command -v clang-14 || command -v clang || echo clang)
 PKG_CONFIG ?= pkg-config
 # Extra libFuzzer options for every run, e.g. FUZZ_OPTS=-jobs=2.
