@@ -26,11 +26,12 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     va_end(ap);
     if (n > (int)sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
-    /* One event, one line: a newline inside a message would forge a
-     * second log record. */
+    /* One event, one line, nothing for a terminal to interpret: a user
+     * name or a topic quoted in a message could carry a newline (a forged
+     * record) or an escape sequence. */
     for (int i = 0; i < n; i++)
-        if (line[i] == '\n' || line[i] == '\r')
-            line[i] = ' ';
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = line[i] == '\t' ? ' ' : '?';
     line[n++] = '\n';
     if (write(STDERR_FILENO, line, (size_t)n) < 0) {
         /* nowhere left to report it */
