@@ -41,6 +41,7 @@
  * (json_set_alloc_funcs), so one hook lets a test fail every allocation in
  * turn. */
 #include "config.h"
+#include "errbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -108,8 +109,7 @@ struct ctx {
     const char *name;             /* file name as given, for messages */
     const char *text;
     size_t len;
-    char *err;
-    size_t errlen, errpos;
+    struct errbuf eb;
     int nerr;
     bool oom;
 };
@@ -124,41 +124,23 @@ struct path {
 
 static bool err_room(const struct ctx *c)
 {
-    return c->err && c->errpos + 1 < c->errlen;
+    return errbuf_room(&c->eb);
 }
 
 static void err_putn(struct ctx *c, const char *s, size_t n)
 {
-    size_t room;
-
-    if (!err_room(c))
-        return;
-    room = c->errlen - 1 - c->errpos;
-    if (n > room)
-        n = room;
-    memcpy(c->err + c->errpos, s, n);
-    c->errpos += n;
-    c->err[c->errpos] = '\0';
+    errbuf_putn(&c->eb, s, n);
 }
 
 static void err_puts(struct ctx *c, const char *s)
 {
-    err_putn(c, s, strlen(s));
+    errbuf_puts(&c->eb, s);
 }
 
 __attribute__((format(printf, 2, 0)))
 static void err_vprintf(struct ctx *c, const char *fmt, va_list ap)
 {
-    size_t room;
-    int n;
-
-    if (!err_room(c))
-        return;
-    room = c->errlen - c->errpos;
-    n = vsnprintf(c->err + c->errpos, room, fmt, ap);
-    if (n < 0)
-        n = 0;
-    c->errpos += (size_t)n < room ? (size_t)n : room - 1;
+    errbuf_vprintf(&c->eb, fmt, ap);
 }
 
 __attribute__((format(printf, 2, 3)))
@@ -1442,7 +1424,7 @@ int config_parse(const char *name, const char *text, size_t len,
                  struct config **out, char *err, size_t errlen)
 {
     struct ctx c = { name ? name : "(config)", text ? text : "",
-                     text ? len : 0, err, errlen, 0, 0, false };
+                     text ? len : 0, { err, errlen, 0 }, 0, false };
     struct config *cfg = NULL;
     json_t *root = NULL;
     json_error_t je;
@@ -1583,7 +1565,7 @@ fail:
 int config_load(const char *path, struct config **out, char *err,
                 size_t errlen)
 {
-    struct ctx c = { path, "", 0, err, errlen, 0, 0, false };
+    struct ctx c = { path, "", 0, { err, errlen, 0 }, 0, false };
     char *buf;
     size_t len;
     int rc;

@@ -16,6 +16,7 @@
  *     a lost secret must not silently turn two factors into one;
  *   - the unused low bits of the last base32 character are ignored, as
  *     authenticator apps do (a random 26-character secret is common). */
+#include "errbuf.h"
 #include "users.h"
 
 #include <errno.h>
@@ -185,49 +186,25 @@ const struct user_entry *users_get(const struct users *u, size_t i)
 
 struct ctx {
     const char *name;             /* the file, for messages */
-    char *err;
-    size_t errlen, errpos;
+    struct errbuf eb;
     int nerr;
     bool oom;
 };
 
-static bool err_room(const struct ctx *c)
-{
-    return c->err && c->errpos + 1 < c->errlen;
-}
-
 static void err_putn(struct ctx *c, const char *s, size_t n)
 {
-    size_t room;
-
-    if (!err_room(c))
-        return;
-    room = c->errlen - 1 - c->errpos;
-    if (n > room)
-        n = room;
-    memcpy(c->err + c->errpos, s, n);
-    c->errpos += n;
-    c->err[c->errpos] = '\0';
+    errbuf_putn(&c->eb, s, n);
 }
 
 static void err_puts(struct ctx *c, const char *s)
 {
-    err_putn(c, s, strlen(s));
+    errbuf_puts(&c->eb, s);
 }
 
 __attribute__((format(printf, 2, 0)))
 static void err_vprintf(struct ctx *c, const char *fmt, va_list ap)
 {
-    size_t room;
-    int n;
-
-    if (!err_room(c))
-        return;
-    room = c->errlen - c->errpos;
-    n = vsnprintf(c->err + c->errpos, room, fmt, ap);
-    if (n < 0)
-        n = 0;
-    c->errpos += (size_t)n < room ? (size_t)n : room - 1;
+    errbuf_vprintf(&c->eb, fmt, ap);
 }
 
 __attribute__((format(printf, 2, 3)))
@@ -655,7 +632,7 @@ static int parse_line(struct ctx *c, struct users *u, const char *s,
 int users_parse(const char *name, const char *text, size_t len,
                 struct users **out, char *err, size_t errlen)
 {
-    struct ctx c = { name ? name : "(users)", err, errlen, 0, 0, false };
+    struct ctx c = { name ? name : "(users)", { err, errlen, 0 }, 0, false };
     struct users *u = NULL;
     unsigned line = 0;
     size_t pos = 0;
@@ -767,7 +744,7 @@ fail:
 int users_load(const char *path, struct users **out, char *err,
                size_t errlen)
 {
-    struct ctx c = { path, err, errlen, 0, 0, false };
+    struct ctx c = { path, { err, errlen, 0 }, 0, false };
     size_t len, cap;
     char *buf;
     int rc;
