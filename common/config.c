@@ -122,37 +122,6 @@ struct path {
     size_t index;
 };
 
-static bool err_room(const struct ctx *c)
-{
-    return errbuf_room(&c->eb);
-}
-
-static void err_putn(struct ctx *c, const char *s, size_t n)
-{
-    errbuf_putn(&c->eb, s, n);
-}
-
-static void err_puts(struct ctx *c, const char *s)
-{
-    errbuf_puts(&c->eb, s);
-}
-
-__attribute__((format(printf, 2, 0)))
-static void err_vprintf(struct ctx *c, const char *fmt, va_list ap)
-{
-    errbuf_vprintf(&c->eb, fmt, ap);
-}
-
-__attribute__((format(printf, 2, 3)))
-static void err_printf(struct ctx *c, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    err_vprintf(c, fmt, ap);
-    va_end(ap);
-}
-
 /* Control characters would break the one-error-a-line format. */
 static void err_put_escaped(struct ctx *c, const char *s, size_t n)
 {
@@ -163,11 +132,11 @@ static void err_put_escaped(struct ctx *c, const char *s, size_t n)
 
         if (ch >= 0x20 && ch != 0x7f)
             continue;
-        err_putn(c, s + run, i - run);
-        err_printf(c, "\\u%04x", ch);
+        errbuf_putn(&c->eb, s + run, i - run);
+        errbuf_printf(&c->eb, "\\u%04x", ch);
         run = i + 1;
     }
-    err_putn(c, s + run, n - run);
+    errbuf_putn(&c->eb, s + run, n - run);
 }
 
 static void err_path(struct ctx *c, const struct path *p)
@@ -177,10 +146,10 @@ static void err_path(struct ctx *c, const struct path *p)
     err_path(c, p->up);
     if (p->key) {
         if (p->up)
-            err_puts(c, ".");
+            errbuf_puts(&c->eb, ".");
         err_put_escaped(c, p->key, strlen(p->key));
     } else {
-        err_printf(c, "[%zu]", p->index);
+        errbuf_printf(&c->eb, "[%zu]", p->index);
     }
 }
 
@@ -460,7 +429,7 @@ static void err_path_at(struct ctx *c, size_t off)
                 k1 = sc.i;
                 if (k1 >= off || k1 - k0 < 2) {
                     if (!first)
-                        err_puts(c, ".");
+                        errbuf_puts(&c->eb, ".");
                     err_put_escaped(c, sc.s + k0 + 1, k1 - k0 - 2);
                     return;
                 }
@@ -473,7 +442,7 @@ static void err_path_at(struct ctx *c, size_t off)
                 sc_skip(&sc);
                 if (off <= sc.i) {
                     if (!first)
-                        err_puts(c, ".");
+                        errbuf_puts(&c->eb, ".");
                     err_put_escaped(c, sc.s + k0 + 1, k1 - k0 - 2);
                     first = false;
                     sc.i = v0;
@@ -497,7 +466,7 @@ static void err_path_at(struct ctx *c, size_t off)
                 v0 = sc.i;
                 sc_skip(&sc);
                 if (off <= sc.i) {
-                    err_printf(c, "[%zu]", k);
+                    errbuf_printf(&c->eb, "[%zu]", k);
                     first = false;
                     sc.i = v0;
                     break;
@@ -522,12 +491,12 @@ static void err_value(struct ctx *c, size_t start, size_t end)
     if (n <= 64 && !memchr(s, '\n', n)) {
         err_put_escaped(c, s, n);
     } else if (s[0] == '[' || s[0] == '{') {
-        err_puts(c, s[0] == '[' ? "[...]" : "{...}");
+        errbuf_puts(&c->eb, s[0] == '[' ? "[...]" : "{...}");
     } else {
         while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
             cut--;
         err_put_escaped(c, s, cut);
-        err_puts(c, "...");
+        errbuf_puts(&c->eb, "...");
     }
 }
 
@@ -542,24 +511,24 @@ static void cfg_err(struct ctx *c, const struct path *p, bool got,
     int line;
 
     c->nerr++;
-    if (!err_room(c))
+    if (!errbuf_room(&c->eb))
         return;
     found = locate(c, p, &line, &start, &end);
     err_put_escaped(c, c->name, strlen(c->name));
-    err_printf(c, ":%d: ", line);
+    errbuf_printf(&c->eb, ":%d: ", line);
     if (p)
         err_path(c, p);
     else
-        err_puts(c, "(top level)");
-    err_puts(c, ": ");
+        errbuf_puts(&c->eb, "(top level)");
+    errbuf_puts(&c->eb, ": ");
     va_start(ap, fmt);
-    err_vprintf(c, fmt, ap);
+    errbuf_vprintf(&c->eb, fmt, ap);
     va_end(ap);
     if (got && found && end > start) {
-        err_puts(c, ", got ");
+        errbuf_puts(&c->eb, ", got ");
         err_value(c, start, end);
     }
-    err_puts(c, "\n");
+    errbuf_puts(&c->eb, "\n");
 }
 
 /* An error not tied to a key: "NAME: message". */
@@ -570,11 +539,11 @@ static void file_err(struct ctx *c, const char *fmt, ...)
 
     c->nerr++;
     err_put_escaped(c, c->name, strlen(c->name));
-    err_puts(c, ": ");
+    errbuf_puts(&c->eb, ": ");
     va_start(ap, fmt);
-    err_vprintf(c, fmt, ap);
+    errbuf_vprintf(&c->eb, fmt, ap);
     va_end(ap);
-    err_puts(c, "\n");
+    errbuf_puts(&c->eb, "\n");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1443,7 +1412,7 @@ int config_parse(const char *name, const char *text, size_t len,
             for (const char *q = c.text; q < nul; q++)
                 line += *q == '\n';
             err_put_escaped(&c, c.name, strlen(c.name));
-            err_printf(&c, ":%d: syntax error: NUL byte\n", line);
+            errbuf_printf(&c.eb, ":%d: syntax error: NUL byte\n", line);
             c.nerr++;
             goto fail;
         }
@@ -1457,14 +1426,14 @@ int config_parse(const char *name, const char *text, size_t len,
             c.oom = true;
         } else if (code == json_error_duplicate_key) {
             err_put_escaped(&c, c.name, strlen(c.name));
-            err_printf(&c, ":%d: ", je.line);
+            errbuf_printf(&c.eb, ":%d: ", je.line);
             err_path_at(&c, (size_t)je.position);
-            err_puts(&c, ": duplicate key\n");
+            errbuf_puts(&c.eb, ": duplicate key\n");
         } else {
             err_put_escaped(&c, c.name, strlen(c.name));
-            err_printf(&c, ":%d: syntax error: ", je.line);
+            errbuf_printf(&c.eb, ":%d: syntax error: ", je.line);
             err_put_escaped(&c, je.text, strlen(je.text));
-            err_puts(&c, "\n");
+            errbuf_puts(&c.eb, "\n");
         }
         goto fail;
     }

@@ -40,3 +40,12 @@ void errbuf_vprintf(struct errbuf *e, const char *fmt, va_list ap)
         n = 0;
     e->pos += (size_t)n < room ? (size_t)n : room - 1;
 }
+
+void errbuf_printf(struct errbuf *e, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    errbuf_vprintf(e, fmt, ap);
+    va_end(ap);
+}

@@ -19,5 +19,7 @@ void errbuf_putn(struct errbuf *e, const char *s, size_t n);
 void errbuf_puts(struct errbuf *e, const char *s);
 void errbuf_vprintf(struct errbuf *e, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
+void errbuf_printf(struct errbuf *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -191,32 +191,6 @@ struct ctx {
     bool oom;
 };
 
-static void err_putn(struct ctx *c, const char *s, size_t n)
-{
-    errbuf_putn(&c->eb, s, n);
-}
-
-static void err_puts(struct ctx *c, const char *s)
-{
-    errbuf_puts(&c->eb, s);
-}
-
-__attribute__((format(printf, 2, 0)))
-static void err_vprintf(struct ctx *c, const char *fmt, va_list ap)
-{
-    errbuf_vprintf(&c->eb, fmt, ap);
-}
-
-__attribute__((format(printf, 2, 3)))
-static void err_printf(struct ctx *c, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    err_vprintf(c, fmt, ap);
-    va_end(ap);
-}
-
 /* Control characters would break the one-error-a-line format; quotes and
  * backslashes are escaped so that a quoted name reads unambiguously. */
 static void err_put_escaped(struct ctx *c, const char *s, size_t n,
@@ -229,14 +203,14 @@ static void err_put_escaped(struct ctx *c, const char *s, size_t n,
 
         if (ch >= 0x20 && ch != 0x7f && !(quoted && (ch == '"' || ch == '\\')))
             continue;
-        err_putn(c, s + run, i - run);
+        errbuf_putn(&c->eb, s + run, i - run);
         if (ch == '"' || ch == '\\')
-            err_printf(c, "\\%c", ch);
+            errbuf_printf(&c->eb, "\\%c", ch);
         else
-            err_printf(c, "\\u%04x", ch);
+            errbuf_printf(&c->eb, "\\u%04x", ch);
         run = i + 1;
     }
-    err_putn(c, s + run, n - run);
+    errbuf_putn(&c->eb, s + run, n - run);
 }
 
 /* "FILE: message" */
@@ -247,11 +221,11 @@ static void file_err(struct ctx *c, const char *fmt, ...)
 
     c->nerr++;
     err_put_escaped(c, c->name, strlen(c->name), false);
-    err_puts(c, ": ");
+    errbuf_puts(&c->eb, ": ");
     va_start(ap, fmt);
-    err_vprintf(c, fmt, ap);
+    errbuf_vprintf(&c->eb, fmt, ap);
     va_end(ap);
-    err_puts(c, "\n");
+    errbuf_puts(&c->eb, "\n");
 }
 
 /* "FILE:LINE: [user "NAME": ]message"; user is a validated name or NULL. */
@@ -263,16 +237,16 @@ static void line_err(struct ctx *c, unsigned line, const char *user,
 
     c->nerr++;
     err_put_escaped(c, c->name, strlen(c->name), false);
-    err_printf(c, ":%u: ", line);
+    errbuf_printf(&c->eb, ":%u: ", line);
     if (user) {
-        err_puts(c, "user \"");
+        errbuf_puts(&c->eb, "user \"");
         err_put_escaped(c, user, user_len, true);
-        err_puts(c, "\": ");
+        errbuf_puts(&c->eb, "\": ");
     }
     va_start(ap, fmt);
-    err_vprintf(c, fmt, ap);
+    errbuf_vprintf(&c->eb, fmt, ap);
     va_end(ap);
-    err_puts(c, "\n");
+    errbuf_puts(&c->eb, "\n");
 }
 
 /* ------------------------------------------------------------------------ */
