@@ -259,3 +259,60 @@ int acl_mount(const struct cfg_role *const *roles, size_t n,
     }
     return 0;
 }
+
+int acl_each_pattern(const struct cfg_role *const *roles, size_t n,
+                     const char *user, bool publish,
+                     void (*fn)(void *arg, const char *pat, size_t len),
+                     void *arg)
+{
+    char **seen = NULL;
+    size_t n_seen = 0, cap = 0, i, j, k;
+    int rc = 0;
+
+    for (i = 0; i < n; i++) {
+        const struct cfg_role *r = roles[i];
+        char *const *pats = r ? (publish ? r->publish : r->subscribe) : NULL;
+        size_t np = r ? (publish ? r->n_publish : r->n_subscribe) : 0;
+
+        for (j = 0; j < np; j++) {
+            char stack[ACL_STACK_BUF], *heap, *copy;
+            size_t plen;
+            const char *pat = pattern_for(pats[j], user, stack, &heap, &plen);
+
+            if (!pat)
+                continue;
+            for (k = 0; k < n_seen; k++)
+                if (strlen(seen[k]) == plen && memcmp(seen[k], pat, plen) == 0)
+                    break;
+            if (k == n_seen) {
+                if (n_seen == cap) {
+                    size_t ncap = cap ? cap * 2 : 8;
+                    char **ns = realloc(seen, ncap * sizeof(*ns));
+
+                    if (!ns) {
+                        free(heap);
+                        rc = -1;
+                        goto out;
+                    }
+                    seen = ns;
+                    cap = ncap;
+                }
+                if (!(copy = malloc(plen + 1))) {
+                    free(heap);
+                    rc = -1;
+                    goto out;
+                }
+                memcpy(copy, pat, plen);
+                copy[plen] = '\0';
+                seen[n_seen++] = copy;
+                fn(arg, pat, plen);
+            }
+            free(heap);
+        }
+    }
+out:
+    for (k = 0; k < n_seen; k++)
+        free(seen[k]);
+    free(seen);
+    return rc;
+}

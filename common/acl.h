@@ -4,6 +4,7 @@
 #ifndef MQG_ACL_H
 #define MQG_ACL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -38,5 +39,14 @@ int acl_mount(const struct cfg_role *const *roles, size_t n,
  * or the user is unsafe and the pattern uses %u. */
 long acl_expand(const char *pattern, const char *user, char *out,
                 size_t outlen);
+
+/* Calls fn once for each distinct subscribe (publish when publish is true)
+ * pattern of the roles as it applies to user: %u expanded, patterns a user
+ * name makes unusable left out (protocol.md, "allow"). Returns 0, or -1
+ * when out of memory (fn has seen some of them). */
+int acl_each_pattern(const struct cfg_role *const *roles, size_t n,
+                     const char *user, bool publish,
+                     void (*fn)(void *arg, const char *pat, size_t len),
+                     void *arg);
 
 #endif

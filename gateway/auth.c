@@ -9,7 +9,9 @@
 #include "gateway.h"
 #include "log.h"
 #include "metrics.h"
+#include "jbuf.h"
 #include "payload.h"
+#include "reply.h"
 #include "request.h"
 #include "session.h"
 
@@ -50,36 +52,30 @@ void auth_destroy(void)
     verifier = NULL;
 }
 
-/* "user":U,"roles":[...] of an authenticated session, into out. */
-size_t auth_identity_json(const struct session *s, char *out, size_t len)
-{
-    char ue[256 * 6 + 1];
-    size_t ul = strlen(s->user), o;
-
-    if (ul > 256)
-        ul = 256;
-    ue[json_escape(s->user, ul, ue)] = '\0';
-    o = (size_t)snprintf(out, len, "\"user\":\"%s\",\"roles\":[", ue);
-    for (size_t i = 0; i < s->n_roles && o < len; i++)
-        o += (size_t)snprintf(out + o, len - o, "%s\"%s\"", i ? "," : "",
-                              s->roles[i]->name);
-    if (o < len)
-        o += (size_t)snprintf(out + o, len - o, "]");
-    return o < len ? o : len - 1;
-}
-
 void auth_send_hello(struct session *s)
 {
-    char buf[4096];
-    size_t n = strlen(hello);
+    struct jbuf b;
 
-    memcpy(buf, hello, n);
-    if (s->state == SS_AUTHED && !s->anonymous) {
-        buf[n++] = ',';
-        n += auth_identity_json(s, buf + n, sizeof(buf) - n - 2);
-    }
-    buf[n++] = '}';
-    session_send_json(s, buf, n);
+    jbuf_init(&b);
+    jbuf_raw(&b, hello, strlen(hello));
+    if (s->state == SS_AUTHED)
+        session_identity_json(s, &b);
+    reply_end(&b);
+    session_send_jbuf(s, &b);
+}
+
+/* The ok of an auth request that refreshed an authenticated session. */
+static void reply_refreshed(struct session *s, const char *id, size_t id_len)
+{
+    struct jbuf b;
+
+    if (!id_len)
+        return;
+    jbuf_init(&b);
+    reply_begin(&b, "ok", id, id_len);
+    session_identity_json(s, &b);
+    reply_end(&b);
+    session_send_jbuf(s, &b);
 }
 
 static void expired(lws_sorted_usec_list_t *sul)
@@ -130,6 +126,7 @@ int auth_handshake(struct session *s)
 {
     struct jwt_identity id;
     char *token, why[128];
+    const char *reason;
     int rc = -1;
 
     if (!verifier)
@@ -144,7 +141,8 @@ int auth_handshake(struct session *s)
                  (unsigned long long)s->serial, why);
         goto out;
     }
-    rc = session_set_identity(s, id.user, id.roles, id.n_roles);
+    rc = session_set_identity(s, CRED_TOKEN, id.user, id.roles, id.n_roles,
+                              &reason);
     metrics_auth(AUTH_HANDSHAKE, rc == 0);
     if (rc == 0)
         arm_expiry(s, id.exp);
@@ -204,6 +202,36 @@ static void password_request(struct session *s, const struct request *r)
     s->auth_job = job;
 }
 
+/* A verified credential for s: user with roles, from cred. A session
+ * authenticated as another user gets forbidden; otherwise s takes the
+ * identity (a refresh re-checks its roles and subscriptions) and gets ok,
+ * or the credential is refused (auth_failed, 4401). Returns 0 when taken,
+ * 1 for forbidden, -1 when refused. */
+static int take_identity(struct session *s, enum session_cred cred,
+                         const char *user, const struct cfg_role **roles,
+                         size_t n_roles, const char *id, size_t id_len)
+{
+    bool refresh = s->state == SS_AUTHED && !s->anonymous;
+    const char *why;
+
+    if (refresh && strcmp(user, s->user) != 0) {
+        session_reply_error(s, id, id_len, "forbidden",
+                            "already authenticated as another user");
+        return 1;
+    }
+    if (session_set_identity(s, cred, user, roles, n_roles, &why) < 0) {
+        log_info("session %llu: identity of %s refused: %s",
+                 (unsigned long long)s->serial, user, why);
+        refuse_id(s, id, id_len, why);
+        return -1;
+    }
+    if (refresh)
+        reply_refreshed(s, id, id_len);
+    else
+        session_authenticated(s, id, id_len);
+    return 0;
+}
+
 void auth_password_done(void *jobp)
 {
     struct auth_result res;
@@ -213,37 +241,23 @@ void auth_password_done(void *jobp)
     if (!s)
         goto out;
     s->auth_job = NULL;
-    metrics_auth(AUTH_PASSWORD, rc == 0);
     if (rc < 0) {
+        metrics_auth(AUTH_PASSWORD, false);
         log_info("session %llu: password authentication of %s refused: %s",
                  (unsigned long long)s->serial, res.user ? res.user : "?",
                  res.detail ? res.detail : res.reason);
         refuse_id(s, s->auth_id, s->auth_id_len, res.reason);
         goto out;
     }
-    if (s->state == SS_AUTHED && !s->anonymous) {
-        if (strcmp(res.user, s->user) != 0) {
-            session_reply_error(s, s->auth_id, s->auth_id_len, "forbidden",
-                                "already authenticated as another user");
-        } else if (s->auth_id_len) {
-            char extra[3000];
-
-            extra[0] = ',';
-            auth_identity_json(s, extra + 1, sizeof(extra) - 1);
-            session_reply_ok(s, s->auth_id, s->auth_id_len, extra);
-        }
-        goto out;
+    rc = take_identity(s, CRED_PASSWORD, res.user, res.roles, res.n_roles,
+                       s->auth_id, s->auth_id_len);
+    metrics_auth(AUTH_PASSWORD, rc == 0);
+    if (rc == 0) {
+        /* a password does not expire */
+        lws_sul_cancel(&s->exp_timer);
+        log_info("session %llu: user %s authenticated by password",
+                 (unsigned long long)s->serial, s->user);
     }
-    if (session_set_identity(s, res.user, res.roles, res.n_roles) < 0) {
-        refuse_id(s, s->auth_id, s->auth_id_len,
-                  "the roles of this user cannot be combined");
-        goto out;
-    }
-    s->anonymous = false;
-    lws_sul_cancel(&s->exp_timer);
-    session_authenticated(s, s->auth_id, s->auth_id_len);
-    log_info("session %llu: user %s authenticated by password",
-             (unsigned long long)s->serial, s->user);
 out:
     if (s) {
         free(s->auth_id);
@@ -257,6 +271,7 @@ void auth_request(struct session *s, const struct request *r)
 {
     struct jwt_identity id;
     char why[128];
+    int rc;
 
     if (r->token) {
         if (!verifier) {
@@ -271,37 +286,15 @@ void auth_request(struct session *s, const struct request *r)
             refuse(s, r, why);
             return;
         }
-        if (s->state == SS_AUTHED && !s->anonymous) {
-            /* a refresh: the same user only */
-            if (strcmp(id.user, s->user) != 0) {
-                session_reply_error(s, r->id, r->id_len, "forbidden",
-                                    "a token for another user");
-            } else {
-                arm_expiry(s, id.exp);
-                if (r->id_len) {
-                    char extra[3000];
-
-                    extra[0] = ',';
-                    auth_identity_json(s, extra + 1, sizeof(extra) - 1);
-                    session_reply_ok(s, r->id, r->id_len, extra);
-                }
-            }
-            jwt_identity_clear(&id);
-            return;
+        rc = take_identity(s, CRED_TOKEN, id.user, id.roles, id.n_roles,
+                           r->id, r->id_len);
+        metrics_auth(AUTH_TOKEN, rc == 0);
+        if (rc == 0) {
+            arm_expiry(s, id.exp);
+            log_info("session %llu: user %s authenticated by token",
+                     (unsigned long long)s->serial, s->user);
         }
-        if (session_set_identity(s, id.user, id.roles, id.n_roles) < 0) {
-            metrics_auth(AUTH_TOKEN, false);
-            jwt_identity_clear(&id);
-            refuse(s, r, "the roles of this user cannot be combined");
-            return;
-        }
-        metrics_auth(AUTH_TOKEN, true);
-        s->anonymous = false;
-        arm_expiry(s, id.exp);
         jwt_identity_clear(&id);
-        session_authenticated(s, r->id, r->id_len);
-        log_info("session %llu: user %s authenticated by token",
-                 (unsigned long long)s->serial, s->user);
         return;
     }
     if (r->user || r->password) {

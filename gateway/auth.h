@@ -15,11 +15,8 @@ int auth_init(const struct config *cfg);
 void auth_destroy(void);
 
 /* Sends the hello frame; with "user" and "roles" when the handshake
- * authenticated s. */
+ * authenticated s, and "allow" when s is authenticated or anonymous. */
 void auth_send_hello(struct session *s);
-
-/* Writes "user":U,"roles":[...] for s into out. Returns its length. */
-size_t auth_identity_json(const struct session *s, char *out, size_t len);
 
 /* Authenticates s from its handshake (Authorization: Bearer, cookie, query
  * token when allowed). Returns 0 when s now has an identity, -1 when the

@@ -383,6 +383,26 @@ static const char *judge(const struct auth_job *job,
     return NULL;
 }
 
+/* The roles of e as cfg defines them, without duplicates, into out (room
+ * for e->n_roles); unknown names are left out. Returns how many. */
+static size_t entry_roles(const struct user_entry *e,
+                          const struct config *cfg,
+                          const struct cfg_role **out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < e->n_roles; i++) {
+        const struct cfg_role *r = config_role(cfg, e->roles[i]);
+        size_t k;
+
+        for (k = 0; r && k < n && out[k] != r; k++)
+            ;
+        if (r && k == n)
+            out[n++] = r;
+    }
+    return n;
+}
+
 int auth_users_finish(struct auth_job *job, const struct config *cfg,
                       struct auth_result *res)
 {
@@ -411,16 +431,21 @@ int auth_users_finish(struct auth_job *job, const struct config *cfg,
     }
     if (job->key_len)
         A.state[e->index].last_step = job->step;
-    for (size_t i = 0; i < e->n_roles; i++) {
-        const struct cfg_role *r = config_role(cfg, e->roles[i]);
-        size_t k;
-
-        for (k = 0; r && k < res->n_roles && res->roles[k] != r; k++)
-            ;
-        if (r && k == res->n_roles)
-            res->roles[res->n_roles++] = r;
-    }
+    res->n_roles = entry_roles(e, cfg, res->roles);
     explicit_bzero(job, sizeof(*job));
+    return 0;
+}
+
+int auth_users_lookup(const char *user, const struct config *cfg,
+                      const struct cfg_role ***roles, size_t *n)
+{
+    const struct user_entry *e = A.users ? users_find(A.users, user) : NULL;
+
+    *roles = NULL;
+    *n = 0;
+    if (!e || !(*roles = calloc(e->n_roles + 1, sizeof(**roles))))
+        return -1;
+    *n = entry_roles(e, cfg, *roles);
     return 0;
 }
 

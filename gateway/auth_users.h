@@ -87,4 +87,10 @@ int auth_users_finish(struct auth_job *job, const struct config *cfg,
 
 void auth_result_clear(struct auth_result *res);
 
+/* The roles the loaded users file gives user, resolved in cfg: sets
+ * *roles (malloc'd, caller frees) and *n, returns 0; -1 when no users file
+ * is loaded, the user is not in it, or memory is short. */
+int auth_users_lookup(const char *user, const struct config *cfg,
+                      const struct cfg_role ***roles, size_t *n);
+
 #endif

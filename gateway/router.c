@@ -4,10 +4,12 @@
 #include "acl.h"
 #include "frame.h"
 #include "gateway.h"
+#include "jbuf.h"
 #include "log.h"
 #include "mailbox.h"
 #include "metrics.h"
 #include "payload.h"
+#include "reply.h"
 #include "router.h"
 #include "session.h"
 #include "upstream.h"
@@ -283,7 +285,6 @@ static int filter_send_subscribe(struct rfilter *f)
 static void sub_answer(struct sub *sub, int granted)
 {
     struct sub_reply *r;
-    char extra[16];
 
     while ((r = sub->replies)) {
         int q = r->qos < granted ? r->qos : granted;
@@ -294,8 +295,14 @@ static void sub_answer(struct sub *sub, int granted)
                                 "broker_unavailable",
                                 "the broker refused the subscription");
         } else if (r->id_len) {
-            snprintf(extra, sizeof(extra), ",\"qos\":%d", q);
-            session_reply_ok(sub->s, r->id, r->id_len, extra);
+            struct jbuf b;
+
+            jbuf_init(&b);
+            reply_begin(&b, "ok", r->id, r->id_len);
+            jbuf_lit(&b, ",\"qos\":");
+            jbuf_int(&b, q);
+            reply_end(&b);
+            session_send_jbuf(sub->s, &b);
         }
         free(r);
     }
@@ -544,9 +551,16 @@ void router_session_recheck(struct session *s)
     struct sub *sub = s->subs, *next;
 
     for (; sub; sub = next) {
-        const char *rel = sub->f->str + s->mount_len;
-        size_t rlen = sub->f->len - s->mount_len;
-        int q = acl_subscribe_qos(s->roles, s->n_roles, s->user, rel, rlen);
+        /* a filter made under another mount is never read with this
+         * one's length: it is not covered */
+        bool under = sub->f->len > s->mount_len &&
+                     memcmp(sub->f->str, s->mount ? s->mount : "",
+                            s->mount_len) == 0;
+        const char *rel = under ? sub->f->str + s->mount_len : sub->f->str;
+        size_t rlen = under ? sub->f->len - s->mount_len : sub->f->len;
+        int q = under ? acl_subscribe_qos(s->roles, s->n_roles, s->user, rel,
+                                          rlen)
+                      : -1;
 
         next = sub->s_next;
         if (q < 0) {

@@ -11,11 +11,13 @@
 #include "auth_users.h"
 #include "frame.h"
 #include "ipcount.h"
+#include "jbuf.h"
 #include "gateway.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "payload.h"
+#include "reply.h"
 #include "request.h"
 #include "router.h"
 #include "session.h"
@@ -118,24 +120,30 @@ void session_send_json(struct session *s, const char *json, size_t len)
     frame_unref(f);
 }
 
-void session_reply_ok(struct session *s, const char *id, size_t id_len,
-                      const char *extra)
+void session_send_jbuf(struct session *s, struct jbuf *b)
 {
-    char buf[1024];
-    int n;
-
-    if (id_len)
-        n = snprintf(buf, sizeof(buf), "{\"op\":\"ok\",\"id\":%.*s%s}",
-                     (int)id_len, id, extra);
+    if (b->failed)
+        session_close(s, 1011, "out of memory");
     else
-        n = snprintf(buf, sizeof(buf), "{\"op\":\"ok\"%s}", extra);
-    session_send_json(s, buf, (size_t)n);
+        session_send_json(s, b->p, b->len);
+    jbuf_free(b);
+}
+
+void session_reply_ok(struct session *s, const char *id, size_t id_len)
+{
+    struct jbuf b;
+
+    jbuf_init(&b);
+    reply_begin(&b, "ok", id, id_len);
+    reply_end(&b);
+    session_send_jbuf(s, &b);
 }
 
 void session_reply_error(struct session *s, const char *id, size_t id_len,
                          const char *code, const char *fmt, ...)
 {
-    char msg[256], esc[256 * 6], buf[2048];
+    char msg[REPLY_MESSAGE_MAX + 1];
+    struct jbuf b;
     va_list ap;
     int n;
 
@@ -145,22 +153,11 @@ void session_reply_error(struct session *s, const char *id, size_t id_len,
     va_end(ap);
     if (n < 0)
         n = 0;
-    if ((size_t)n >= sizeof(msg))
-        n = sizeof(msg) - 1;
-    /* the message may quote client text: keep it valid UTF-8 */
-    while (n > 0 && !utf8_valid(msg, (size_t)n))
-        n--;
-    esc[json_escape(msg, (size_t)n, esc)] = '\0';
-    if (id_len)
-        n = snprintf(buf, sizeof(buf),
-                     "{\"op\":\"error\",\"id\":%.*s,\"code\":\"%s\","
-                     "\"message\":\"%s\"}",
-                     (int)id_len, id, code, esc);
-    else
-        n = snprintf(buf, sizeof(buf),
-                     "{\"op\":\"error\",\"code\":\"%s\",\"message\":\"%s\"}",
-                     code, esc);
-    session_send_json(s, buf, (size_t)n);
+    jbuf_init(&b);
+    /* the message may quote client text: reply_error() keeps it valid
+     * UTF-8 */
+    reply_error(&b, id, id_len, code, msg, strnlen(msg, sizeof(msg)));
+    session_send_jbuf(s, &b);
 }
 
 void session_send_status(struct session *s, bool up)
@@ -356,7 +353,7 @@ static void do_unsub(struct session *s, const struct request *r)
     if (full)
         router_unsubscribe(s, full, full_len);
     if (r->id_len)
-        session_reply_ok(s, r->id, r->id_len, "");
+        session_reply_ok(s, r->id, r->id_len);
     free(buf);
 }
 
@@ -422,7 +419,7 @@ static void do_pub(struct session *s, const struct request *r)
             s->pubs->prev = ctx;
         s->pubs = ctx;
     } else if (r->id_len) {
-        session_reply_ok(s, r->id, r->id_len, "");
+        session_reply_ok(s, r->id, r->id_len);
     }
 out:
     free(buf);
@@ -443,7 +440,7 @@ void session_pubdone(void *ctxp, int code)
             ctx->next->prev = ctx->prev;
         if (code == PUBDONE_OK) {
             if (ctx->id_len)
-                session_reply_ok(s, ctx->id, ctx->id_len, "");
+                session_reply_ok(s, ctx->id, ctx->id_len);
         } else {
             G.m.pub_errors++;
             if (code == PUBDONE_REJECTED)
@@ -460,30 +457,108 @@ void session_pubdone(void *ctxp, int code)
     free(ctx);
 }
 
-int session_set_identity(struct session *s, const char *user,
-                         const struct cfg_role **roles, size_t n_roles)
+static bool str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Drops, each with a forbidden error frame, every subscription of s that
+ * roles (n of them) do not cover; with keep_none, all of them (they were
+ * made under another mount). s->mount and s->mount_len are still those the
+ * subscriptions were made under. */
+static void recheck_subs(struct session *s, const struct cfg_role **roles,
+                         size_t n, bool keep_none)
+{
+    const struct cfg_role **had = s->roles;
+    size_t had_n = s->n_roles;
+
+    s->roles = roles;
+    s->n_roles = keep_none ? 0 : n;
+    router_session_recheck(s);
+    s->roles = had;
+    s->n_roles = had_n;
+}
+
+/* Replaces the roles of s, whose user stays, by roles[0..n): after a
+ * refresh or a reload. Returns 0, or -1 with *why when they leave no role
+ * (where s had some), carry different mounts or change the mount: s
+ * keeps no role then, and the caller closes it with 4401. */
+static int swap_roles(struct session *s, const struct cfg_role **roles,
+                      size_t n, const char **why)
+{
+    const struct cfg_role **r = NULL;
+    char *mount = NULL;
+    bool same;
+
+    if (s->n_roles && !n) {
+        *why = "no role is left";
+        goto fail;
+    }
+    if (acl_mount(roles, n, s->user, &mount) < 0) {
+        *why = "the roles carry different mounts";
+        goto fail;
+    }
+    same = str_eq(mount, s->mount);
+    free(mount);
+    if (!same) {
+        *why = "the mount changed";
+        goto fail;
+    }
+    if (n && !(r = malloc(n * sizeof(*r)))) {
+        *why = "out of memory";
+        goto fail;
+    }
+    if (n)
+        memcpy(r, roles, n * sizeof(*r));
+    free(s->roles);
+    s->roles = r;
+    s->n_roles = n;
+    router_session_recheck(s);
+    return 0;
+fail:
+    s->n_roles = 0;
+    return -1;
+}
+
+int session_set_identity(struct session *s, enum session_cred cred,
+                         const char *user, const struct cfg_role **roles,
+                         size_t n_roles, const char **why)
 {
     char *mount = NULL, *u;
     const struct cfg_role **r = NULL;
 
+    if (s->close_code) {
+        *why = "the session is closing";
+        return -1;
+    }
+    if (s->state == SS_AUTHED && s->cred != CRED_ANONYMOUS) {
+        if (strcmp(s->user, user) != 0) {
+            *why = "already authenticated as another user";
+            return -1;
+        }
+        s->cred = cred;
+        return swap_roles(s, roles, n_roles, why);
+    }
     if (acl_mount(roles, n_roles, user, &mount) < 0) {
         log_info("session %llu: user %s: roles with different mounts, or "
                  "a user name a mount cannot carry",
                  (unsigned long long)s->serial, user);
+        *why = "the roles of this user cannot be combined";
         return -1;
     }
     if (!(u = strdup(user)) ||
         (n_roles && !(r = malloc(n_roles * sizeof(*r))))) {
         free(u);
         free(mount);
+        *why = "out of memory";
         return -1;
     }
     if (n_roles)
         memcpy(r, roles, n_roles * sizeof(*r));
-    /* Filters held under another identity belong to it. */
-    if (s->subs && (!s->user || strcmp(s->user, u) != 0 ||
-                    (s->mount && (!mount || strcmp(s->mount, mount)))))
-        router_session_gone(s);
+    /* An anonymous session taking an identity: what it holds is checked
+     * against the new roles; under another mount, nothing is kept. */
+    if (s->state == SS_AUTHED)
+        recheck_subs(s, r, n_roles, !str_eq(mount, s->mount));
     free(s->user);
     free(s->mount);
     free(s->roles);
@@ -493,6 +568,8 @@ int session_set_identity(struct session *s, const char *user,
     s->mount = mount;
     s->mount_len = mount ? strlen(mount) : 0;
     s->state = SS_AUTHED;
+    s->cred = cred;
+    s->anonymous = cred == CRED_ANONYMOUS;
     lws_sul_cancel(&s->auth_timer);
     return 0;
 }
@@ -500,13 +577,22 @@ int session_set_identity(struct session *s, const char *user,
 void session_authenticated(struct session *s, const char *id, size_t id_len)
 {
     if (id_len) {
-        char extra[3000];
+        struct jbuf b;
 
-        extra[0] = ',';
-        auth_identity_json(s, extra + 1, sizeof(extra) - 1);
-        session_reply_ok(s, id, id_len, extra);
+        jbuf_init(&b);
+        reply_begin(&b, "ok", id, id_len);
+        session_identity_json(s, &b);
+        reply_end(&b);
+        session_send_jbuf(s, &b);
     }
     session_send_status(s, G.broker_up);
+}
+
+void session_identity_json(const struct session *s, struct jbuf *b)
+{
+    if (!s->anonymous)
+        reply_identity(b, s->user, s->roles, s->n_roles);
+    reply_allow(b, s->roles, s->n_roles, s->user);
 }
 
 static void handle(struct session *s, const char *buf, size_t len)
@@ -520,13 +606,12 @@ static void handle(struct session *s, const char *buf, size_t len)
         goto out;
     }
     if (r.op == OP_PING) {
-        char pong[512];
-        int n = r.id_len ? snprintf(pong, sizeof(pong),
-                                    "{\"op\":\"pong\",\"id\":%.*s}",
-                                    (int)r.id_len, r.id)
-                         : snprintf(pong, sizeof(pong), "{\"op\":\"pong\"}");
+        struct jbuf b;
 
-        session_send_json(s, pong, (size_t)n);
+        jbuf_init(&b);
+        reply_begin(&b, "pong", r.id, r.id_len);
+        reply_end(&b);
+        session_send_jbuf(s, &b);
         goto out;
     }
     if (r.op == OP_AUTH) {
@@ -557,45 +642,58 @@ out:
 
 void session_reload(struct session *s)
 {
-    const struct cfg_role *roles[64];
-    size_t n = 0, had = s->n_roles;
-    char *mount = NULL;
-    bool same_mount;
+    const struct cfg_role *roles[64], **looked = NULL;
+    const char *why = NULL;
+    size_t n = 0;
 
     if (s->state != SS_AUTHED)
         return;
-    /* s->roles still point into the old configuration: take the names
-     * over to the new one */
-    if (s->anonymous) {
+    /* s->roles still point into the old configuration: take them over to
+     * the new one, from where they came */
+    switch (s->cred) {
+    case CRED_NONE:
+        return;
+    case CRED_ANONYMOUS: {
         const char *a = G.cfg->auth.anonymous_role;
         const struct cfg_role *r = a ? config_role(G.cfg, a) : NULL;
 
         if (r)
             roles[n++] = r;
-    } else {
+        break;
+    }
+    case CRED_PASSWORD:
+        /* the users file decides, as at a new login */
+        if (auth_users_lookup(s->user, G.cfg, &looked, &n) < 0) {
+            s->n_roles = 0;
+            session_close(s, 4401, "user removed by a reload");
+            return;
+        }
+        if (swap_roles(s, looked, n, &why) < 0)
+            goto refuse;
+        free(looked);
+        return;
+    case CRED_TOKEN:
+        if (!G.cfg->auth.jwt) {
+            s->n_roles = 0;
+            session_close(s, 4401, "token authentication removed by a "
+                                   "reload");
+            return;
+        }
         for (size_t i = 0; i < s->n_roles && n < 64; i++) {
             const struct cfg_role *r = config_role(G.cfg, s->roles[i]->name);
 
             if (r)
                 roles[n++] = r;
         }
+        break;
     }
-    if ((had && !n) || acl_mount(roles, n, s->user, &mount) < 0) {
-        s->n_roles = 0;
-        session_close(s, 4401, "roles withdrawn by a reload");
+    if (swap_roles(s, roles, n, &why) == 0)
         return;
-    }
-    same_mount = (!mount && !s->mount) ||
-                 (mount && s->mount && strcmp(mount, s->mount) == 0);
-    free(mount);
-    if (!same_mount) {
-        s->n_roles = 0;
-        session_close(s, 4401, "mount changed by a reload");
-        return;
-    }
-    memcpy(s->roles, roles, n * sizeof(*roles));
-    s->n_roles = n;
-    router_session_recheck(s);
+refuse:
+    free(looked);
+    log_info("session %llu: closed by the reload: %s",
+             (unsigned long long)s->serial, why);
+    session_close(s, 4401, "roles withdrawn by a reload");
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -722,9 +820,11 @@ static void opened(struct session *s, struct lws *wsi)
         const struct cfg_role *role =
             config_role(G.cfg, G.cfg->auth.anonymous_role);
 
-        if (role && session_set_identity(s, "anonymous", &role, 1) == 0) {
+        const char *why;
+
+        if (role && session_set_identity(s, CRED_ANONYMOUS, "anonymous",
+                                         &role, 1, &why) == 0) {
             metrics_auth(AUTH_ANONYMOUS, true);
-            s->anonymous = true;
             auth_send_hello(s);
             session_send_status(s, G.broker_up);
             return;

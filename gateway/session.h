@@ -16,8 +16,12 @@
 struct frame;
 struct sub;
 struct pub_ctx;
+struct jbuf;
 
 enum session_state { SS_OPENING, SS_AUTHED, SS_CLOSING };
+
+/* What gave a session its identity; a reload re-checks it there. */
+enum session_cred { CRED_NONE, CRED_ANONYMOUS, CRED_TOKEN, CRED_PASSWORD };
 
 struct session {
     struct lws *wsi;
@@ -25,7 +29,8 @@ struct session {
     uint64_t serial;
     char ip[64];                      /* peer address, for the per-IP count */
     enum session_state state;
-    bool anonymous;
+    bool anonymous;                   /* cred == CRED_ANONYMOUS */
+    enum session_cred cred;
     bool raw_ok;                      /* pre-framed writes allowed */
     char *user;
     const struct cfg_role **roles;    /* into G.cfg */
@@ -79,9 +84,16 @@ void session_keepalive(uint64_t now_ms);
 /* Queues a frame holding a copy of json[0..len). */
 void session_send_json(struct session *s, const char *json, size_t len);
 
-/* Queues {"op":"ok","id":ID,...extra}; extra is "" or starts with ','. */
-void session_reply_ok(struct session *s, const char *id, size_t id_len,
-                      const char *extra);
+/* Queues the text b holds as one frame and frees it (jbuf_free()); a b
+ * that ran out of memory closes s with 1011 instead. */
+void session_send_jbuf(struct session *s, struct jbuf *b);
+
+/* Queues {"op":"ok","id":ID}. */
+void session_reply_ok(struct session *s, const char *id, size_t id_len);
+
+/* Appends what s may know of its identity: ,"user":U,"roles":[...] (not
+ * for an anonymous session) and ,"allow":{...}. s is authenticated. */
+void session_identity_json(const struct session *s, struct jbuf *b);
 
 /* Queues an error frame with code and a message. */
 void session_reply_error(struct session *s, const char *id, size_t id_len,
@@ -94,19 +106,28 @@ void session_close(struct session *s, int code, const char *reason);
 /* Sends the status frame for the broker state. */
 void session_send_status(struct session *s, bool up);
 
-/* Gives s the identity user with roles (copied) and marks it
- * authenticated, sending nothing. Returns -1, changing nothing, when the
- * roles carry different mounts or the user cannot fill the mount's %u. */
-int session_set_identity(struct session *s, const char *user,
-                         const struct cfg_role **roles, size_t n_roles);
+/* Gives s the identity user with roles (copied), from cred, and marks it
+ * authenticated, sending nothing but the error frames of subscriptions it
+ * loses. For a session already authenticated as user (a refresh) the new
+ * roles replace the old ones and every subscription is checked again; for
+ * an anonymous one, too, and under another mount none is kept. Returns 0,
+ * or -1 with *why (static text for the client) when s is closing, the
+ * roles carry different mounts, the user cannot fill the mount's %u, it
+ * is another user than s has, or a refresh leaves no role or changes the
+ * mount: the caller refuses the credential (auth_failed, 4401). */
+int session_set_identity(struct session *s, enum session_cred cred,
+                         const char *user, const struct cfg_role **roles,
+                         size_t n_roles, const char **why);
 
 /* Replies ok with user and roles (when id_len) and sends the status. */
 void session_authenticated(struct session *s, const char *id,
                            size_t id_len);
 
-/* After a reload swapped G.cfg: maps s's roles by name onto the new
- * configuration, closing s with 4401 when none is left or its mount
- * changed, then re-checks its subscriptions. */
+/* After a reload swapped G.cfg: takes s's roles from the new
+ * configuration (a password session's from the new users file, a token
+ * session's by name), closing s with 4401 when its user or its method is
+ * gone, no role is left or its mount changed, then re-checks its
+ * subscriptions. */
 void session_reload(struct session *s);
 
 /* A publish of s completed (MB_PUBDONE): ctx from the publish, code one of

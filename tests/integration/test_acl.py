@@ -30,6 +30,9 @@ ROLES = {
 PASSWORDS = {"alice": "wonderland", "bob": "builder", "dave": "d4ve"}
 TOTP_SECRET = base64.b32encode(b"mqgate-totp-test-key").decode().rstrip("=")
 STATUS_UP = {"op": "status", "broker": "up"}
+# "allow" (protocol.md) of the roles above, for users without %u patterns
+ALLOW_OPERATOR = {"subscribe": ["sensor/#", "device/+/status"], "publish": ["device/+/cmd"]}
+ALLOW_VIEWER = {"subscribe": ["sensor/#"], "publish": []}
 
 
 def users_file():
@@ -113,7 +116,7 @@ def _():
     ws = gw().ws()
     ws.recv_json()
     ws.send_json({"op": "auth", "id": 1, "token": t.token("alice", ["operator"])})
-    eq(ws.recv_json(), {"op": "ok", "id": 1, "user": "alice", "roles": ["operator"]}, "auth reply")
+    eq(ws.recv_json(), {"op": "ok", "id": 1, "user": "alice", "roles": ["operator"], "allow": ALLOW_OPERATOR}, "auth reply")
     eq(ws.recv_json(), STATUS_UP, "frame after the auth ok")
     eq(ws.request({"op": "sub", "id": 2, "topic": "device/1/status"}), {"op": "ok", "id": 2, "qos": 0},
        "sub allowed to operator")
@@ -124,14 +127,14 @@ def _():
     ws = gw().ws()
     ws.recv_json()
     ws.send_json({"op": "auth", "id": 1, "user": "alice", "password": PASSWORDS["alice"], "otp": "000000"})
-    eq(ws.recv_json(timeout=10), {"op": "ok", "id": 1, "user": "alice", "roles": ["operator"]},
+    eq(ws.recv_json(timeout=10), {"op": "ok", "id": 1, "user": "alice", "roles": ["operator"], "allow": ALLOW_OPERATOR},
        "auth reply (otp ignored for a user without TOTP)")
     eq(ws.recv_json(), STATUS_UP, "frame after the auth ok")
     ws2 = gw().ws()
     ws2.recv_json()
     r = ws2.request({"op": "auth", "id": "b", "user": "bob", "password": PASSWORDS["bob"]}, timeout=10)
     eq(dict(r, roles=sorted(r.get("roles", []))),
-       {"op": "ok", "id": "b", "user": "bob", "roles": ["operator", "viewer"]}, "auth reply for bob")
+       {"op": "ok", "id": "b", "user": "bob", "roles": ["operator", "viewer"], "allow": ALLOW_OPERATOR}, "auth reply for bob")
 
 
 def failing_password(user, password, otp=None):
@@ -161,7 +164,7 @@ def _():
     ws.recv_json()
     r = ws.request({"op": "auth", "id": 1, "user": "dave", "password": PASSWORDS["dave"], "otp": code},
                    timeout=10)
-    eq(r, {"op": "ok", "id": 1, "user": "dave", "roles": ["viewer"]}, "auth with the right code")
+    eq(r, {"op": "ok", "id": 1, "user": "dave", "roles": ["viewer"], "allow": ALLOW_VIEWER}, "auth with the right code")
     failing_password("dave", PASSWORDS["dave"], code)()
     failing_password("dave", "wrong", T.totp(TOTP_SECRET, time.time() + 30))()
 
@@ -196,11 +199,12 @@ def _():
     ws = gw().ws()
     ws.recv_json()
     r = ws.request({"op": "auth", "id": 1, "token": t.token("alice", ["viewer", "nosuchrole"])})
-    eq(r, {"op": "ok", "id": 1, "user": "alice", "roles": ["viewer"]}, "auth reply")
+    eq(r, {"op": "ok", "id": 1, "user": "alice", "roles": ["viewer"], "allow": ALLOW_VIEWER}, "auth reply")
     ws2 = gw().ws()
     ws2.recv_json()
     r = ws2.request({"op": "auth", "id": 1, "token": t.token("alice", None)})
-    eq(r, {"op": "ok", "id": 1, "user": "alice", "roles": []}, "auth reply without roles claim")
+    eq(r, {"op": "ok", "id": 1, "user": "alice", "roles": [],
+           "allow": {"subscribe": [], "publish": []}}, "auth reply without roles claim")
     ws2.sync()
     expect_error(ws2.request({"op": "sub", "id": 2, "topic": "sensor/1"}), "forbidden", 2, "sub with no role")
 
@@ -237,7 +241,7 @@ def _():
 def _():
     ws = as_user("alice", ["operator"])
     eq(ws.request({"op": "auth", "id": 2, "token": t.token("alice", ["operator"], ttl=600)}),
-       {"op": "ok", "id": 2, "user": "alice", "roles": ["operator"]}, "refresh reply")
+       {"op": "ok", "id": 2, "user": "alice", "roles": ["operator"], "allow": ALLOW_OPERATOR}, "refresh reply")
     expect_error(ws.request({"op": "auth", "id": 3, "token": t.token("bob", ["everything"])}),
                  "forbidden", 3, "auth as another user")
     eq(ws.sync(), [], "frames after the refused re-auth")
@@ -274,7 +278,7 @@ def _():
     eq(ws.collect(1.6), [], "frames while idle past auth.timeout_s")
     check(not ws.closed, "anonymous session closed (%s)" % ws.close_code)
     r = ws.request({"op": "auth", "id": "up", "token": t.token("alice", ["operator"])})
-    eq(r, {"op": "ok", "id": "up", "user": "alice", "roles": ["operator"]}, "upgrade reply")
+    eq(r, {"op": "ok", "id": "up", "user": "alice", "roles": ["operator"], "allow": ALLOW_OPERATOR}, "upgrade reply")
     eq(sub_codes(ws, ["device/1/status"]), {"device/1/status": "ok"}, "sub after the upgrade")
 
 

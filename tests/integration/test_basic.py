@@ -19,6 +19,8 @@ t = T.Suite("basic")
 
 ROLES = {"all": {"subscribe": ["#"], "publish": ["#"]}}
 HELLO = {"op": "hello", "proto": 1, "server": "mqgate/0.1.0", "auth": []}
+# what an anonymous session of role "all" may do (protocol.md, "allow")
+HELLO_ALL = dict(HELLO, allow={"subscribe": ["#"], "publish": ["#"]})
 STATUS_UP = {"op": "status", "broker": "up"}
 
 
@@ -56,10 +58,10 @@ def noauth():
 
 # --- hello and status -------------------------------------------------------
 
-@t.test("hello: exact first frame (no auth method configured: auth [])")
+@t.test("hello: exact first frame (no auth method configured: auth [], anonymous: allow)")
 def _():
     ws = anon().ws()
-    eq(ws.recv_json(), HELLO, "hello")
+    eq(ws.recv_json(), HELLO_ALL, "hello")
 
 
 @t.test("status: anonymous session gets {op:status,broker:up} right after hello")
@@ -89,7 +91,7 @@ def _():
 def _():
     ws = anon().ws(protocols=None)
     eq(ws.protocol, None, "Sec-WebSocket-Protocol answered to a client that offered none")
-    eq(ws.recv_json(), HELLO, "hello")
+    eq(ws.recv_json(), HELLO_ALL, "hello")
     ws.sync()
 
 
@@ -403,7 +405,7 @@ def _():
     ws = gw.ws(listener=1)
     check(ws.sock.selected_alpn_protocol() in (None, "http/1.1"),
           "ALPN picked %r for a WebSocket client" % ws.sock.selected_alpn_protocol())
-    eq(ws.recv_json(), HELLO, "hello over TLS")
+    eq(ws.recv_json(), HELLO_ALL, "hello over TLS")
     eq(ws.recv_json(), STATUS_UP, "status over TLS")
     ws.sync()
     eq(gw.http("/healthz", listener=1)[0], 200, "healthz over TLS")
