@@ -33,6 +33,8 @@
  *   limits.max_queue_bytes        1024..1073741824 [1048576]
  *   limits.publish_rate           1..1000000      [100]
  *   limits.publish_burst          1..10000000     [200]
+ *   limits.subscribe_rate         1..1000000      [10]
+ *   limits.subscribe_burst        1..10000000     [100]
  *   limits.max_errors             1..100000       [20]
  *   limits.ping_interval_s        1..3600         [30]
  *   the file itself               at most 16 MiB
@@ -923,6 +925,10 @@ static const struct key limits_keys[] = {
     NUM("publish_rate", struct cfg_limits, publish_rate, 1, 1000000, 100),
     NUM("publish_burst", struct cfg_limits, publish_burst,
         1, 10000000, 200),
+    NUM("subscribe_rate", struct cfg_limits, subscribe_rate,
+        1, 1000000, 10),
+    NUM("subscribe_burst", struct cfg_limits, subscribe_burst,
+        1, 10000000, 100),
     NUM("max_errors", struct cfg_limits, max_errors, 1, 100000, 20),
     NUM("ping_interval_s", struct cfg_limits, ping_interval_s, 1, 3600, 30),
 };

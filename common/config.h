@@ -80,6 +80,8 @@ struct cfg_limits {
     long max_queue_bytes;         /* [1048576] */
     long publish_rate;            /* [100] per second */
     long publish_burst;           /* [200] */
+    long subscribe_rate;          /* [10] sub and unsub per second */
+    long subscribe_burst;         /* [100] */
     long max_errors;              /* [20] in 10 s */
     long ping_interval_s;         /* [30] */
 };

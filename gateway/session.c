@@ -38,17 +38,27 @@ struct pub_ctx {
 #define ERROR_WINDOW_MS 10000
 #define PREAUTH_MESSAGE_MAX 16384  /* bytes of a message before auth */
 #define PREAUTH_QUEUE_MAX 65536    /* bytes queued to it before auth */
+#define TX_CHUNK 16384             /* bytes of a fragment (flush_ext()) */
 
 /* ---- sending ------------------------------------------------------------ */
 
+/* Takes the frame at the head of the queue off it, keeping the
+ * reference for the caller. */
+static struct frame *queue_pop(struct session *s)
+{
+    struct frame *f = s->q[s->q_head];
+
+    s->q_head = (s->q_head + 1) % s->q_cap;
+    s->q_count--;
+    s->q_bytes -= f->len;
+    return f;
+}
+
 static void queue_drop(struct session *s)
 {
-    while (s->q_count) {
-        frame_unref(s->q[s->q_head]);
-        s->q_head = (s->q_head + 1) % s->q_cap;
-        s->q_count--;
-    }
-    s->q_bytes = 0;
+    while (s->q_count)
+        frame_unref(queue_pop(s));
+    s->tx_off = 0;
 }
 
 void session_close(struct session *s, int code, const char *reason)
@@ -67,6 +77,40 @@ void session_close(struct session *s, int code, const char *reason)
               code, reason);
 }
 
+/* Bytes the kernel holds unsent for s, asked now. */
+static void probe_kernel(struct session *s)
+{
+    int outq;
+
+    s->unprobed = 0;
+    if (ioctl(lws_get_socket_fd(s->wsi), SIOCOUTQ, &outq) == 0)
+        s->k_bytes = outq > 0 ? (size_t)outq : 0;
+}
+
+/* The queue bound (limits.max_queue_bytes) counts what s has unsent, here
+ * and in the kernel. A message larger than the bound is not a backlog: a
+ * session within the bound takes it, and its bound grows by the message's
+ * size until it is back within the bound. */
+static bool queue_admits(struct session *s, const struct frame *f, size_t max)
+{
+    size_t backlog = s->q_bytes + s->k_bytes;
+
+    if (s->slack && backlog <= max)
+        s->slack = 0;
+    if (backlog + f->len <= max + s->slack)
+        return true;
+    /* k_bytes is as last seen: ask the kernel before judging */
+    probe_kernel(s);
+    backlog = s->q_bytes + s->k_bytes;
+    if (backlog + f->len <= max + s->slack)
+        return true;
+    if (backlog <= max && f->len > max) {
+        s->slack = f->len;
+        return true;
+    }
+    return false;
+}
+
 void session_send(struct session *s, struct frame *f)
 {
     size_t max = (size_t)G.cfg->limits.max_queue_bytes;
@@ -76,7 +120,7 @@ void session_send(struct session *s, struct frame *f)
     /* a client that has not said who it is gets little room either way */
     if (s->state != SS_AUTHED && max > PREAUTH_QUEUE_MAX)
         max = PREAUTH_QUEUE_MAX;
-    if (s->q_bytes + s->k_bytes + f->len > max) {
+    if (!queue_admits(s, f, max)) {
         G.m.slow_closes++;
         G.m.frames_dropped += s->q_count + 1;
         queue_drop(s);
@@ -171,39 +215,59 @@ void session_send_status(struct session *s, bool up)
         session_send_json(s, st_down, sizeof(st_down) - 1);
 }
 
+/* On a connection with an extension (permessage-deflate), the head
+ * frame's payload goes through libwebsockets' framing in fragments of at
+ * most TX_CHUNK bytes, one per writable callback, whatever its size. Each
+ * is copied into the session's own buffer: the extension keeps pointing
+ * into it while it drains its output over later callbacks, so it must not
+ * be shared with other sessions, and it is freed only at a callback that
+ * finds the queue empty (libwebsockets calls back only once it drained).
+ * Returns the bytes written, or -1 to close. */
+static long flush_ext(struct session *s)
+{
+    struct frame *f = s->q[s->q_head];
+    size_t left = f->payload_len - s->tx_off;
+    size_t n = left > TX_CHUNK ? TX_CHUNK : left;
+    int flags = s->tx_off ? LWS_WRITE_CONTINUATION : LWS_WRITE_TEXT;
+
+    if (n < left)
+        flags |= LWS_WRITE_NO_FIN;
+    if (!s->tx && !(s->tx = malloc(LWS_PRE + TX_CHUNK)))
+        return -1;
+    memcpy(s->tx + LWS_PRE, f->payload + s->tx_off, n);
+    if (lws_write(s->wsi, s->tx + LWS_PRE, n, (enum lws_write_protocol)flags) <
+        (int)n)
+        return -1;
+    s->tx_off += n;
+    if (s->tx_off == f->payload_len) {
+        s->tx_off = 0;
+        frame_unref(queue_pop(s));
+    }
+    return (long)n;
+}
+
 /* Writes what is queued: pre-framed frames coalesced into one write, or,
- * on a connection with an extension (permessage-deflate), one frame at a
- * time through libwebsockets' framing. Returns -1 to close. */
+ * on a connection with an extension, a fragment of one frame at a time
+ * (flush_ext()). Returns -1 to close. */
 static int flush(struct session *s)
 {
     uint8_t *out = G.scratch + LWS_PRE;
     size_t n = 0;
 
     if (!s->raw_ok) {
-        struct frame *f = s->q[s->q_head];
+        long w = flush_ext(s);
 
-        if (f->payload_len > G.scratch_size)
+        if (w < 0)
             return -1;
-        memcpy(out, f->payload, f->payload_len);
-        n = f->payload_len;
-        s->q_head = (s->q_head + 1) % s->q_cap;
-        s->q_count--;
-        s->q_bytes -= f->len;
-        frame_unref(f);
-        if (lws_write(s->wsi, out, n, LWS_WRITE_TEXT) < (int)n)
-            return -1;
+        n = (size_t)w;
         goto more;
     }
     if (s->q[s->q_head]->len > G.scratch_size) {
         /* too big to coalesce: written from its own buffer, which has
          * LWS_PRE headroom */
-        struct frame *f = s->q[s->q_head];
-        int rc;
+        struct frame *f = queue_pop(s);
+        int rc = lws_write(s->wsi, f->data, f->len, LWS_WRITE_RAW);
 
-        s->q_head = (s->q_head + 1) % s->q_cap;
-        s->q_count--;
-        s->q_bytes -= f->len;
-        rc = lws_write(s->wsi, f->data, f->len, LWS_WRITE_RAW);
         n = f->len;
         frame_unref(f);
         if (rc < 0)
@@ -217,10 +281,7 @@ static int flush(struct session *s)
             break;
         memcpy(out + n, f->data, f->len);
         n += f->len;
-        s->q_head = (s->q_head + 1) % s->q_cap;
-        s->q_count--;
-        s->q_bytes -= f->len;
-        frame_unref(f);
+        frame_unref(queue_pop(s));
     }
     if (lws_write(s->wsi, out, n, LWS_WRITE_RAW) < 0)
         return -1;
@@ -231,14 +292,11 @@ more:
      * is when a backlog builds, after every 64 KiB of small ones, and
      * until it has drained. */
     s->unprobed += n;
-    if (n >= 8192 || s->unprobed >= 65536 || s->k_bytes) {
-        int outq;
-
-        s->unprobed = 0;
-        if (ioctl(lws_get_socket_fd(s->wsi), SIOCOUTQ, &outq) == 0)
-            s->k_bytes = outq > 0 ? (size_t)outq : 0;
-    }
-    if (s->q_count || s->close_code)
+    if (n >= 8192 || s->unprobed >= 65536 || s->k_bytes)
+        probe_kernel(s);
+    /* (with an extension, once more when the queue is empty: the callback
+     * that frees the fragment buffer) */
+    if (s->q_count || s->close_code || s->tx)
         lws_callback_on_writable(s->wsi);
     else if (s->q_cap > 256) {
         /* a big burst is over: give its ring back (smaller rings stay, so
@@ -623,6 +681,15 @@ static void handle(struct session *s, const char *buf, size_t len)
                   "authenticate first");
         goto out;
     }
+    /* each may make an upstream SUBSCRIBE and a retained replay */
+    if ((r.op == OP_SUB || r.op == OP_UNSUB) &&
+        !tbucket_take(&s->sub_bucket, G.cfg->limits.subscribe_rate,
+                      G.cfg->limits.subscribe_burst, gateway_now_ms())) {
+        req_error(s, r.id, r.id_len, "rate_limited",
+                  "more than %ld subscription requests a second",
+                  G.cfg->limits.subscribe_rate);
+        goto out;
+    }
     switch (r.op) {
     case OP_SUB:
         do_sub(s, &r);
@@ -802,6 +869,8 @@ static void opened(struct session *s, struct lws *wsi)
     s->last_rx_ms = s->last_ping_ms = gateway_now_ms();
     s->raw_ok = !(lis && lis->compression);
     tbucket_init(&s->bucket, G.cfg->limits.publish_burst, gateway_now_ms());
+    tbucket_init(&s->sub_bucket, G.cfg->limits.subscribe_burst,
+                 gateway_now_ms());
     s->next = G.sessions;
     if (G.sessions)
         G.sessions->prev = s;
@@ -848,6 +917,7 @@ static void closed(struct session *s)
     s->pubs = NULL;
     queue_drop(s);
     free(s->q);
+    free(s->tx);
     free(s->rx);
     free(s->user);
     free(s->roles);
@@ -895,6 +965,9 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason,
         }
         if (s->q_count)
             return flush(s);
+        /* the extension drained what it had of the fragment buffer */
+        free(s->tx);
+        s->tx = NULL;
         if (s->close_code) {
             lws_close_reason(wsi, (enum lws_close_status)s->close_code,
                              (unsigned char *)s->close_reason,

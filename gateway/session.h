@@ -44,6 +44,11 @@ struct session {
     struct frame **q;
     uint32_t q_head, q_count, q_cap;
     size_t q_bytes;
+    size_t slack;                     /* the bound grown for one big frame */
+    uint8_t *tx;                      /* with an extension: the fragment
+                                         being written, LWS_PRE + TX_CHUNK */
+    size_t tx_off;                    /* payload bytes of the head frame
+                                         written */
     size_t k_bytes;                   /* unsent in the kernel, last seen */
     size_t unprobed;                  /* written since k_bytes was read */
     /* a message being assembled from fragments */
@@ -59,6 +64,7 @@ struct session {
     int close_code;                   /* 0: open */
     char close_reason[96];
     struct tbucket bucket;            /* publish rate */
+    struct tbucket sub_bucket;        /* sub and unsub rate */
     lws_sorted_usec_list_t auth_timer;
     lws_sorted_usec_list_t exp_timer;  /* token expiry */
     time_t token_exp;
