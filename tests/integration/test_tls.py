@@ -23,7 +23,8 @@ t = T.Suite("tls")
 
 ROLES = {"all": {"subscribe": ["#"], "publish": ["#"]}}
 ANON = {"auth": {"anonymous_role": "all"}, "roles": ROLES}
-HELLO = {"op": "hello", "proto": 1, "server": "mqgate/0.1.0", "auth": []}
+HELLO = {"op": "hello", "proto": 1, "server": "mqgate/0.1.0", "auth": [],
+         "allow": {"subscribe": ["#"], "publish": ["#"]}}  # anonymous role "all"
 STATUS_UP = {"op": "status", "broker": "up"}
 
 _pki = {}
