@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "auth_users.h"
 #include "gateway.h"
+#include "handle.h"
 #include "ipcount.h"
 #include "listener.h"
 #include "log.h"
@@ -122,7 +123,7 @@ void gateway_drain(void)
             break;
         case MB_PUBDONE:
             upstream_pub_done(G.up);
-            session_pubdone(ev->ctx, ev->code);
+            handle_pub_done(ev->ctx, ev->code);
             break;
         case MB_AUTHDONE:
             auth_password_done(ev->ctx);
@@ -140,7 +141,7 @@ static void drain_discard(void)
     for (; ev; ev = next) {
         next = ev->next;
         if (ev->type == MB_PUBDONE)
-            session_pubdone(ev->ctx, ev->code);
+            handle_pub_done(ev->ctx, ev->code);
         else if (ev->type == MB_AUTHDONE)
             auth_password_done(ev->ctx);
         free(ev);

@@ -15,6 +15,7 @@
 #include "origin.h"
 #include "router.h"
 #include "session.h"
+#include "ws.h"
 
 #define WS_PROTOCOL "mqgate.v1"
 #define RX_BUFFER_SIZE 512
@@ -28,7 +29,7 @@ static const struct lws_protocols protocols[] = {
     /* A small rx buffer: libwebsockets allocates it for every
      * connection, and a larger request simply arrives in pieces that the
      * session assembles. Sends are not limited by it. */
-    {WS_PROTOCOL, session_callback, sizeof(struct session), RX_BUFFER_SIZE,
+    {WS_PROTOCOL, ws_callback, sizeof(struct session), RX_BUFFER_SIZE,
      0, NULL, TX_PACKET_SIZE},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -107,7 +107,7 @@ int metrics_render(char **out, size_t *len)
         return -1;
     b.p[0] = '\0';
     for (const struct session *s = G.sessions; s; s = s->next) {
-        queued += s->q_bytes;
+        queued += s->q.bytes;
         if (s->state == SS_OPENING)
             opening++;
         else if (s->state == SS_AUTHED)

@@ -11,12 +11,15 @@
 #include <libwebsockets.h>
 
 #include "config.h"
+#include "sendq.h"
 #include "tbucket.h"
+#include "ws.h"
 
 struct frame;
 struct sub;
 struct pub_ctx;
 struct jbuf;
+struct transport;
 
 enum session_state { SS_OPENING, SS_AUTHED, SS_CLOSING };
 
@@ -24,6 +27,7 @@ enum session_state { SS_OPENING, SS_AUTHED, SS_CLOSING };
 enum session_cred { CRED_NONE, CRED_ANONYMOUS, CRED_TOKEN, CRED_PASSWORD };
 
 struct session {
+    const struct transport *tp;
     struct lws *wsi;
     struct session *prev, *next;      /* G.sessions */
     uint64_t serial;
@@ -31,7 +35,6 @@ struct session {
     enum session_state state;
     bool anonymous;                   /* cred == CRED_ANONYMOUS */
     enum session_cred cred;
-    bool raw_ok;                      /* pre-framed writes allowed */
     char *user;
     const struct cfg_role **roles;    /* into G.cfg */
     size_t n_roles;
@@ -40,21 +43,11 @@ struct session {
     struct sub *subs;                 /* this session's subscriptions */
     size_t n_subs;
     struct pub_ctx *pubs;             /* publishes awaiting the broker */
-    /* send queue: a ring of shared frames */
-    struct frame **q;
-    uint32_t q_head, q_count, q_cap;
-    size_t q_bytes;
+    struct sendq q;                   /* frames to send */
     size_t slack;                     /* the bound grown for one big frame */
-    uint8_t *tx;                      /* with an extension: the fragment
-                                         being written, LWS_PRE + TX_CHUNK */
-    size_t tx_off;                    /* payload bytes of the head frame
-                                         written */
     size_t k_bytes;                   /* unsent in the kernel, last seen */
     size_t unprobed;                  /* written since k_bytes was read */
-    /* a message being assembled from fragments */
-    char *rx;
-    size_t rx_len, rx_cap;
-    bool rx_discard;
+    struct ws_conn ws;                /* the WebSocket transport's part */
     uint64_t stamp;                   /* G.seq of the last delivery */
     uint64_t last_rx_ms;              /* anything from the peer, pongs too */
     uint64_t last_ping_ms;
@@ -73,9 +66,18 @@ struct session {
     size_t auth_id_len;
 };
 
-/* The libwebsockets protocol callback of the "mqgate.v1" protocol. */
-int session_callback(struct lws *wsi, enum lws_callback_reasons reason,
-                     void *user, void *in, size_t len);
+/* A transport opened s (zeroed by the caller, apart from what the
+ * transport keeps in it) on connection wsi from address ip: counts it,
+ * authenticates it from the handshake or as anonymous, and queues hello
+ * (and status); or arms the authentication timeout. */
+void session_open(struct session *s, const struct transport *tp,
+                  struct lws *wsi, const char *ip);
+
+/* The connection of s is gone: releases everything s holds. */
+void session_closed(struct session *s);
+
+/* Reads how many bytes the kernel holds unsent for s (s->k_bytes). */
+void session_probe_kernel(struct session *s);
 
 /* Queues frame for s, taking a new reference. Closes s with 4408 when its
  * queue would pass limits.max_queue_bytes. */
@@ -136,8 +138,5 @@ void session_authenticated(struct session *s, const char *id,
  * subscriptions. */
 void session_reload(struct session *s);
 
-/* A publish of s completed (MB_PUBDONE): ctx from the publish, code one of
- * PUBDONE_*. Frees ctx. */
-void session_pubdone(void *ctx, int code);
 
 #endif

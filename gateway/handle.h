@@ -1,0 +1,45 @@
+/* Request handlers of a session, one file per kind, as mosquitto has one
+ * per packet: handle.c decodes a frame and dispatches it (and answers
+ * ping), handle_sub.c sub and unsub, handle_pub.c pub, auth.c auth.
+ * Service thread only. */
+#ifndef MQG_HANDLE_H
+#define MQG_HANDLE_H
+
+#include <stddef.h>
+
+struct session;
+struct request;
+
+/* Decodes the frame buf[0..len) (valid UTF-8) of s and answers it. */
+void handle_request(struct session *s, const char *buf, size_t len);
+
+/* An error caused by the client's request: the error frame, counted
+ * toward the error budget (limits.max_errors in 10 s, then 4429). */
+void handle_error(struct session *s, const char *id, size_t id_len,
+                  const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* The broker-side topic: the session's mount, then t[0..len). Returns t
+ * itself or *buf (malloc'd, the caller frees it; NULL when t is
+ * returned), setting *out_len; NULL when the whole is too long or memory
+ * is short. */
+const char *handle_mounted(const struct session *s, const char *t,
+                           size_t len, char **buf, size_t *out_len);
+
+/* The session's role names, comma-separated, into buf (len bytes), for
+ * messages. Returns buf. */
+const char *handle_role_names(const struct session *s, char *buf,
+                              size_t len);
+
+void handle_sub(struct session *s, const struct request *r);
+void handle_unsub(struct session *s, const struct request *r);
+void handle_pub(struct session *s, const struct request *r);
+
+/* A publish of s completed (MB_PUBDONE): ctx from the publish, code one of
+ * PUBDONE_*. Answers the session if it is still there; frees ctx. */
+void handle_pub_done(void *ctx, int code);
+
+/* s is going away: its publishes awaiting the broker forget it. */
+void handle_pub_disown(struct session *s);
+
+#endif

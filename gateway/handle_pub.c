@@ -1,0 +1,128 @@
+/* pub (protocol.md § pub): the ACL, the rate, the mount, and the answer
+ * once the message is safe. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "acl.h"
+#include "gateway.h"
+#include "handle.h"
+#include "request.h"
+#include "session.h"
+#include "tbucket.h"
+#include "upstream.h"
+
+/* A publish waiting for the broker's PUBACK/PUBCOMP. Owned by the upstream
+ * request until MB_PUBDONE; s is cleared when the session goes first. */
+struct pub_ctx {
+    struct pub_ctx *prev, *next;
+    struct session *s;
+    size_t id_len;
+    char id[];
+};
+
+void handle_pub(struct session *s, const struct request *r)
+{
+    char roles[128], *buf;
+    const char *full;
+    size_t full_len;
+    struct pub_ctx *ctx = NULL;
+    int maxq = acl_publish_qos(s->roles, s->n_roles, s->user, r->topic,
+                               r->topic_len);
+    int qos, rc;
+
+    if (maxq < 0) {
+        handle_error(s, r->id, r->id_len, "forbidden",
+                  "role %s may not publish to %.*s",
+                  handle_role_names(s, roles, sizeof(roles)),
+                  (int)(r->topic_len > 128 ? 128 : r->topic_len), r->topic);
+        return;
+    }
+    if (!tbucket_take(&s->bucket, G.cfg->limits.publish_rate,
+                      G.cfg->limits.publish_burst, gateway_now_ms())) {
+        handle_error(s, r->id, r->id_len, "rate_limited",
+                  "more than %ld publishes a second",
+                  G.cfg->limits.publish_rate);
+        return;
+    }
+    if (!(full = handle_mounted(s, r->topic, r->topic_len, &buf, &full_len))) {
+        handle_error(s, r->id, r->id_len, "bad_topic",
+                  "the mount and the topic together are too long");
+        return;
+    }
+    qos = r->qos < maxq ? r->qos : maxq;
+    if (qos > 0) {
+        if (!(ctx = malloc(sizeof(*ctx) + r->id_len))) {
+            session_reply_error(s, r->id, r->id_len, "internal",
+                                "out of memory");
+            goto out;
+        }
+        ctx->s = s;
+        G.pubs_pending++;
+        ctx->id_len = r->id_len;
+        memcpy(ctx->id, r->id, r->id_len);
+    }
+    rc = upstream_publish(G.up, full, r->payload, r->payload_len, qos,
+                          r->retain, ctx);
+    G.m.pubs++;
+    if (rc < 0) {
+        if (ctx)
+            G.pubs_pending--;
+        free(ctx);
+        G.m.pub_errors++;
+        session_reply_error(s, r->id, r->id_len, "broker_unavailable",
+                            rc == UPSTREAM_FULL
+                                ? "the broker is away and its buffer is full"
+                                : "the broker is not reachable");
+        goto out;
+    }
+    if (ctx) {
+        ctx->prev = NULL;
+        ctx->next = s->pubs;
+        if (s->pubs)
+            s->pubs->prev = ctx;
+        s->pubs = ctx;
+    } else if (r->id_len) {
+        session_reply_ok(s, r->id, r->id_len);
+    }
+out:
+    free(buf);
+}
+
+void handle_pub_done(void *ctxp, int code)
+{
+    struct pub_ctx *ctx = ctxp;
+    struct session *s = ctx->s;
+
+    G.pubs_pending--;
+    if (s) {
+        if (ctx->prev)
+            ctx->prev->next = ctx->next;
+        else
+            s->pubs = ctx->next;
+        if (ctx->next)
+            ctx->next->prev = ctx->prev;
+        if (code == PUBDONE_OK) {
+            if (ctx->id_len)
+                session_reply_ok(s, ctx->id, ctx->id_len);
+        } else {
+            G.m.pub_errors++;
+            if (code == PUBDONE_REJECTED)
+                session_reply_error(s, ctx->id, ctx->id_len,
+                                    "broker_rejected",
+                                    "the broker refused the message");
+            else
+                session_reply_error(s, ctx->id, ctx->id_len,
+                                    "broker_unavailable",
+                                    "the broker connection was lost before "
+                                    "it acknowledged the message");
+        }
+    }
+    free(ctx);
+}
+
+void handle_pub_disown(struct session *s)
+{
+    for (struct pub_ctx *p = s->pubs; p; p = p->next)
+        p->s = NULL;
+    s->pubs = NULL;
+}

@@ -1,0 +1,56 @@
+/* sub and unsub (protocol.md § sub, § unsub): the ACL, the mount and the
+ * subscription limit here; the router holds the filters. */
+#include <stdlib.h>
+
+#include "acl.h"
+#include "gateway.h"
+#include "handle.h"
+#include "request.h"
+#include "router.h"
+#include "session.h"
+
+void handle_sub(struct session *s, const struct request *r)
+{
+    char roles[128], *buf;
+    const char *full;
+    size_t full_len;
+    int maxq = acl_subscribe_qos(s->roles, s->n_roles, s->user, r->topic,
+                                 r->topic_len);
+
+    if (maxq < 0) {
+        handle_error(s, r->id, r->id_len, "forbidden",
+                  "role %s may not subscribe to %.*s",
+                  handle_role_names(s, roles, sizeof(roles)),
+                  (int)(r->topic_len > 128 ? 128 : r->topic_len), r->topic);
+        return;
+    }
+    if (!(full = handle_mounted(s, r->topic, r->topic_len, &buf, &full_len))) {
+        handle_error(s, r->id, r->id_len, "bad_topic",
+                  "the mount and the filter together are too long");
+        return;
+    }
+    if (!router_session_holds(s, full, full_len) &&
+        s->n_subs >= (size_t)G.cfg->limits.max_subscriptions) {
+        handle_error(s, r->id, r->id_len, "limit_exceeded",
+                  "at most %ld subscriptions",
+                  G.cfg->limits.max_subscriptions);
+    } else {
+        router_subscribe(s, full, full_len, r->qos < maxq ? r->qos : maxq,
+                         r->id, r->id_len);
+    }
+    free(buf);
+}
+
+void handle_unsub(struct session *s, const struct request *r)
+{
+    char *buf;
+    size_t full_len;
+    const char *full = handle_mounted(s, r->topic, r->topic_len, &buf, &full_len);
+
+    if (full)
+        router_unsubscribe(s, full, full_len);
+    if (r->id_len)
+        session_reply_ok(s, r->id, r->id_len);
+    free(buf);
+}
+

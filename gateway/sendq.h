@@ -1,0 +1,45 @@
+/* A session's send queue: a ring of shared frames (frame.h), its size a
+ * power of two, with the bytes it holds. Pure: no I/O. Service thread. */
+#ifndef MQG_SENDQ_H
+#define MQG_SENDQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct frame;
+
+/* A ring this long or shorter stays allocated when it empties, so that a
+ * steady stream does not allocate one per burst. */
+#define SENDQ_KEEP 256
+
+struct sendq {
+    struct frame **v;         /* cap entries; NULL when cap is 0 */
+    uint32_t head, count, cap;
+    size_t bytes;             /* f->len of the frames held */
+};
+
+/* Appends f, taking a new reference. Returns 0, or -1 when out of memory
+ * (nothing changes). */
+int sendq_push(struct sendq *q, struct frame *f);
+
+/* The oldest frame; q is not empty. */
+static inline struct frame *sendq_peek(const struct sendq *q)
+{
+    return q->v[q->head];
+}
+
+/* Takes the oldest frame off q; the caller owns the reference. q is not
+ * empty. */
+struct frame *sendq_pop(struct sendq *q);
+
+/* Drops every frame (their references). */
+void sendq_drop(struct sendq *q);
+
+/* An empty q gives a ring longer than SENDQ_KEEP back. */
+void sendq_trim(struct sendq *q);
+
+/* Drops every frame and frees the ring. */
+void sendq_free(struct sendq *q);
+
+#endif
