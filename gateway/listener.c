@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,15 @@ static const struct lws_extension deflate_ext[] = {
     {NULL, NULL, NULL},
 };
 
+/* Sent with every HTTP answer of a listener, libwebsockets' own included;
+ * the Content-Security-Policy names the request's host, so it is added per
+ * answer (add_csp()). */
+static const struct lws_protocol_vhost_options policy_headers[] = {
+    {&policy_headers[1], NULL, "x-content-type-options:", "nosniff"},
+    {&policy_headers[2], NULL, "referrer-policy:", "no-referrer"},
+    {NULL, NULL, "x-frame-options:", "DENY"},
+};
+
 int listener_start_all(const struct config *cfg, struct lws_context *ctx)
 {
     listeners = calloc(cfg->n_listeners, sizeof(*listeners));
@@ -74,7 +84,9 @@ int listener_start_all(const struct config *cfg, struct lws_context *ctx)
         info.protocols = protocols;
         info.user = l;
         info.retry_and_idle_policy = &no_validity_timers;
-        info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+        /* Not lws' "best practices" headers: their policy lets a page
+         * connect to any ws: or wss: URL. */
+        info.headers = &policy_headers[0];
         /* lws 4.1 binds every interface when IPv6 is on, whatever the
          * address: an IPv4 bind address turns IPv6 off for the vhost. */
         if (strchr(lc->bind, ':') == NULL) {
@@ -190,11 +202,55 @@ int listener_reload_tls(const struct config *cfg)
     return 0;
 }
 
+/* A host name, an IPv4 address or a bracketed IPv6 one, with an optional
+ * port: nothing that could end a CSP source or a header line. */
+static bool plain_host(const char *h, size_t len)
+{
+    if (len == 0 || len > 255)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)h[i]) && !strchr(".-:[]", h[i]))
+            return false;
+    return true;
+}
+
+/* Adds the Content-Security-Policy of the dashboard: its own scripts,
+ * styles and images only, no frames, and connections only to this
+ * gateway. 'self' does not cover ws: and wss: URLs in every browser, so
+ * the WebSocket origin is named: the request's Host, with wss: on a TLS
+ * listener and both schemes on a plain one (a TLS proxy may stand in
+ * front of it). A Host that is not a plain host[:port] gets 'self' only.
+ * Returns 0, or 1 when the headers do not fit. */
+static int add_csp(struct lws *wsi, const struct listener *l, uint8_t **p,
+                   uint8_t *end)
+{
+    char host[256 + 1], csp[1024];
+    int hl = lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST);
+    bool tls = l && l->tls;
+    int n;
+
+    if (hl <= 0 || !plain_host(host, (size_t)hl))
+        hl = 0;
+    n = snprintf(csp, sizeof(csp),
+                 "default-src 'none'; script-src 'self'; style-src 'self'; "
+                 "img-src 'self' data:; font-src 'self'; manifest-src 'self'; "
+                 "connect-src 'self'%s%.*s%s%.*s; frame-ancestors 'none'; "
+                 "base-uri 'none'; form-action 'self'",
+                 hl && !tls ? " ws://" : "", hl && !tls ? hl : 0, host,
+                 hl ? " wss://" : "", hl, host);
+    if (n < 0 || (size_t)n >= sizeof(csp))
+        return 1;
+    return lws_add_http_header_by_name(
+        wsi, (const unsigned char *)"content-security-policy:",
+        (const unsigned char *)csp, n, p, end);
+}
+
 /* Writes a whole response. Returns what the callback should return. */
 static int respond(struct lws *wsi, unsigned status, const char *ctype,
                    const char *body, size_t len)
 {
-    size_t cap = LWS_PRE + 1024 + len;
+    const struct listener *l = lws_vhost_user(lws_get_vhost(wsi));
+    size_t cap = LWS_PRE + 2048 + len;
     uint8_t *buf = malloc(cap), *start, *p, *end;
     int rc = -1;
 
@@ -206,6 +262,7 @@ static int respond(struct lws *wsi, unsigned status, const char *ctype,
         lws_add_http_header_by_token(
             wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (const unsigned char *)"no-store",
             8, &p, end) ||
+        add_csp(wsi, l, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         goto out;
     if (len) {
@@ -251,25 +308,47 @@ static const char *mime_of(const char *path)
     return "application/octet-stream";
 }
 
+/* Whether a path relative to static_dir may be served: segments separated
+ * by single slashes, none empty (a trailing slash aside) and none starting
+ * with a dot, which refuses "..", "." and hidden files and directories
+ * (.git/, .env), and no backslash. */
+static bool static_path_ok(const char *rel)
+{
+    for (const char *seg = rel;; ) {
+        size_t n = strcspn(seg, "/");
+
+        if (seg[0] == '.' || memchr(seg, '\\', n) || (n == 0 && seg[n]))
+            return false;
+        if (!seg[n])
+            return true;
+        seg += n + 1;
+    }
+}
+
 /* Serves uri from the listener's static_dir. The URI has been decoded by
- * libwebsockets; anything that could step outside the directory (dot
- * segments, backslashes, a symlink leading out) is refused. */
+ * libwebsockets (%2e is a dot by now); anything that could step outside
+ * the directory or reach a hidden file (see static_path_ok()), also
+ * through a symlink, is refused with 404. */
 static int serve_static(struct lws *wsi, const struct listener *l,
                         const char *uri)
 {
     char path[PATH_MAX], real[PATH_MAX];
+    uint8_t hdrs[1200], *p = hdrs;
     size_t rl = strlen(l->static_real);
     int n;
 
-    if (strstr(uri, "..") || strchr(uri, '\\') || strstr(uri, "//") ||
-        uri[0] != '/')
+    if (uri[0] != '/' || !static_path_ok(uri + 1))
         return respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
     n = snprintf(path, sizeof(path), "%s%s%s", l->static_real, uri,
                  uri[strlen(uri) - 1] == '/' ? "index.html" : "");
     if (n < 0 || (size_t)n >= sizeof(path) || !realpath(path, real) ||
-        strncmp(real, l->static_real, rl) != 0 || real[rl] != '/')
+        strncmp(real, l->static_real, rl) != 0 || real[rl] != '/' ||
+        !static_path_ok(real + rl + 1))
         return respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
-    n = lws_serve_http_file(wsi, real, mime_of(real), NULL, 0);
+    if (add_csp(wsi, l, &p, hdrs + sizeof(hdrs)))
+        return -1;
+    n = lws_serve_http_file(wsi, real, mime_of(real), (const char *)hdrs,
+                            (int)(p - hdrs));
     if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
         return -1;
     return 0;

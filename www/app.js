@@ -7,7 +7,8 @@ import { MqGate } from "./mqgate.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const WS_URL = params.get("ws") || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+const GATEWAY = gatewayUrl(params.get("ws"));
+const WS_URL = GATEWAY.url;
 const FILTERS_KEY = "mqgate.filters";
 
 const MAX_ROWS = 500;          // topics shown in the table
@@ -16,6 +17,24 @@ const SERIES_POINTS = 600;     // points kept per series
 const CHART_WINDOW_MS = 60000; // time shown by a chart
 const AGE_EVERY_MS = 500;      // how often ages are refreshed
 const CHART_EVERY_MS = 1000;   // charts scroll at least this often
+
+// The gateway this page talks to: the one of the site that served it. ?ws=
+// may choose another path of the same site (a listener with another
+// "path"), never another host or port, nor ws: from an https: page: a link
+// to this dashboard must not be able to send the password typed here to
+// someone else. Returns {url, ignored}: ignored is the refused value.
+function gatewayUrl(asked) {
+  const secure = location.protocol === "https:";
+  const own = `${secure ? "wss" : "ws"}://${location.host}/ws`;
+  if (asked === null || asked === "") return { url: own, ignored: null };
+  let u = null;
+  try {
+    u = new URL(asked, own);
+  } catch { /* refused below */ }
+  const ok = u && (u.protocol === "wss:" || (u.protocol === "ws:" && !secure)) &&
+    u.host === location.host && !u.username && !u.password;
+  return ok ? { url: u.href, ignored: null } : { url: own, ignored: asked };
+}
 
 // ---------------------------------------------------------------------------
 // model
@@ -469,7 +488,7 @@ function onState(state, d) {
       text = "Connected, signing in…";
       break;
     case "authenticated":
-      text = gw.anonymous ? "Connected without signing in" : "Connected";
+      text = connectedText();
       break;
     case "closed":
       if (d.reconnectIn != null) {
@@ -484,6 +503,10 @@ function onState(state, d) {
   }
   el.textContent = text;
   if (state !== "authenticated") onBroker(null);
+}
+
+function connectedText() {
+  return gw.anonymous ? "Connected without signing in" : "Connected";
 }
 
 function onBroker(b) {
@@ -501,10 +524,14 @@ function onAuthenticated(who) {
   id.textContent = who.anonymous ? "Guest" : `${who.user}${who.roles.length ? ` (${who.roles.join(", ")})` : ""}`;
   $("sign-out").hidden = false;
   $("sign-out").textContent = who.anonymous ? "Sign in" : "Sign out";
+  // a sign-in on an anonymous session changes no state, only the identity
+  if (gw.state === "authenticated") $("conn-status").textContent = connectedText();
+  showAllowed(gw.allow);
   if (who.anonymous) {
     anonymousAllowed = true;
     $("continue-anon").hidden = false;
     if (!inDashboard) showSignIn("You may sign in, or continue without signing in.");
+    else followAllowed(gw.allow);
     return;
   }
   enterDashboard();
@@ -513,9 +540,67 @@ function onAuthenticated(who) {
 function enterDashboard() {
   hideSignIn();
   $("main").hidden = false;
+  const allow = gw.allow;
   if (!inDashboard) {
     inDashboard = true;
-    for (const f of initialFilters()) addFilter(f.filter, f.qos);
+    const start = initialFilters(allow);
+    filterSource = start.source;
+    for (const f of start.filters) addFilter(f.filter, f.qos);
+    showNoFilters();
+  } else {
+    followAllowed(allow);
+  }
+}
+
+// What the session may do, from the gateway's "allow": the publish panel
+// only when there is something to publish to, with its patterns on offer,
+// and the subscribe patterns as suggestions. Without "allow" (an older
+// gateway) everything stays on offer and the gateway refuses what it must.
+function showAllowed(allow) {
+  const pub = allow ? allow.publish : null;
+  $("publish-panel").hidden = !!pub && pub.length === 0;
+  const box = $("pub-patterns");
+  const list = $("pub-pattern-list");
+  list.textContent = "";
+  box.hidden = !pub || pub.length === 0;
+  for (const pattern of pub || []) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "link";
+    b.textContent = pattern;
+    b.setAttribute("aria-label", `Publish to ${pattern}`);
+    b.addEventListener("click", () => usePattern(pattern, true));
+    li.appendChild(b);
+    list.appendChild(li);
+  }
+  if (pub && pub.length) {
+    $("pub-topic").placeholder = pub[0];
+    if ($("pub-topic").value === "") usePattern(pub[0], false);
+  }
+  const sugg = $("sub-suggestions");
+  sugg.textContent = "";
+  for (const pattern of allow ? allow.subscribe : []) {
+    const o = document.createElement("option");
+    o.value = pattern;
+    sugg.appendChild(o);
+  }
+  if (allow && allow.subscribe.length) $("sub-filter").placeholder = allow.subscribe[0];
+}
+
+// Fills the topic field with a name the pattern allows: each wildcard level
+// becomes "1", selected when focus is asked for, so that typing replaces it.
+function usePattern(pattern, focus) {
+  const levels = pattern.split("/");
+  const wild = levels.findIndex((l) => l === "+" || l === "#");
+  const name = levels.map((l) => (l === "+" || l === "#" ? "1" : l)).join("/");
+  const input = $("pub-topic");
+  input.value = name;
+  if (!focus) return;
+  input.focus();
+  if (wild >= 0) {
+    const at = levels.slice(0, wild).join("/").length + (wild > 0 ? 1 : 0);
+    input.setSelectionRange(at, at + 1);
   }
 }
 
@@ -624,19 +709,62 @@ function errorText(e) {
 // ---------------------------------------------------------------------------
 // subscriptions
 
-function initialFilters() {
-  let list = params.get("sub");
-  if (list === null) list = localStorage.getItem(FILTERS_KEY);
-  if (list === null) list = "#";
+// Where the filters of the session came from: "param" (?sub=), "saved" (the
+// user's earlier choice), "allow" (what the gateway says the session may
+// subscribe to: they follow it when the identity changes, and are not
+// saved), "fallback" ("#", for a gateway that does not say), "user".
+let filterSource = null;
+
+function initialFilters(allow) {
+  const given = params.get("sub");
+  if (given !== null) return { source: "param", filters: parseFilters(given) };
+  const saved = localStorage.getItem(FILTERS_KEY);
+  if (saved !== null) return { source: "saved", filters: parseFilters(saved) };
+  if (allow) return { source: "allow", filters: allowedFilters(allow) };
+  return { source: "fallback", filters: parseFilters("#") };
+}
+
+function parseFilters(list) {
   return list.split(",").map((s) => s.trim()).filter(Boolean).map((s) => {
     const m = /^(.*)@([012])$/.exec(s);
     return m ? { filter: m[1], qos: +m[2] } : { filter: s, qos: 0 };
   });
 }
 
+// A shared subscription would take messages away from the group's other
+// members: never one by default.
+function allowedFilters(allow) {
+  return allow.subscribe.filter((p) => !p.startsWith("$share/")).map((filter) => ({ filter, qos: 0 }));
+}
+
+// After a sign-in on an anonymous session, a refresh or a reconnect: the
+// default filters become those of the new identity.
+function followAllowed(allow) {
+  if (filterSource !== "allow" || !allow) return;
+  const want = allowedFilters(allow);
+  for (const li of [...$("sub-list").children]) {
+    if (!want.some((f) => f.filter === li.dataset.filter)) removeFilter(li);
+  }
+  for (const f of want) {
+    if (![...$("sub-list").children].some((li) => li.dataset.filter === f.filter)) addFilter(f.filter, f.qos);
+  }
+  showNoFilters();
+}
+
+function showNoFilters() {
+  const none = filterSource === "allow" && $("sub-list").children.length === 0;
+  $("topics-empty").textContent = none ? "Your role may not subscribe to any topic." : "No messages yet.";
+}
+
 function saveFilters() {
+  if (filterSource === "allow") return;
   const items = [...$("sub-list").children].filter((li) => li.dataset.status !== "error");
   localStorage.setItem(FILTERS_KEY, items.map((li) => `${li.dataset.filter}@${li.dataset.qos}`).join(","));
+}
+
+function removeFilter(li) {
+  if (gw) gw.unsubscribe(li.dataset.filter).catch(noop);
+  li.remove();
 }
 
 const noop = () => {};
@@ -657,8 +785,8 @@ function addFilter(filter, qos) {
     rm.textContent = "Remove";
     rm.setAttribute("aria-label", `Unsubscribe from ${filter}`);
     rm.addEventListener("click", () => {
-      gw.unsubscribe(filter).catch(noop);
-      li.remove();
+      filterSource = "user";
+      removeFilter(li);
       saveFilters();
     });
     li.append(name, status, rm);
@@ -751,6 +879,10 @@ function init() {
   // For tests and curious people at the console.
   window.mqgateApp = { gw: null, topics, series, peak: { mps: 0, minFpsUnderLoad: null } };
   $("gateway-url").textContent = `Gateway: ${WS_URL}`;
+  if (GATEWAY.ignored !== null) {
+    $("gateway-url").textContent += ` (the link's ws=${GATEWAY.ignored} is not this site's gateway: ignored)`;
+    console.warn("mqgate: ignored ?ws= pointing away from this site:", GATEWAY.ignored);
+  }
   $("signin-form").addEventListener("submit", onSignIn);
   for (const r of document.querySelectorAll('input[name="method"]')) {
     r.addEventListener("change", () => setMethod(r.value));
@@ -771,6 +903,7 @@ function init() {
     ev.preventDefault();
     const f = $("sub-filter").value.trim();
     if (!f) return;
+    filterSource = "user";
     addFilter(f, +$("sub-qos").value);
     $("sub-filter").value = "";
   });

@@ -61,6 +61,15 @@ export type CredentialsSource =
   | null
   | ((ctx: CredentialsContext) => Credentials | null | undefined | Promise<Credentials | null | undefined>);
 
+/**
+ * What a session may do (protocol extension "allow"): its topic patterns,
+ * %u replaced, relative to its mount.
+ */
+export interface Allow {
+  subscribe: string[];
+  publish: string[];
+}
+
 export interface HelloFrame {
   op: "hello";
   proto: number;
@@ -68,6 +77,8 @@ export interface HelloFrame {
   auth: string[];
   user?: string;
   roles?: string[];
+  /** When the session is already authenticated, or anonymous. */
+  allow?: Allow;
   [key: string]: unknown;
 }
 
@@ -163,6 +174,11 @@ export declare class MqGate {
   readonly user: string | null;
   readonly roles: string[];
   readonly anonymous: boolean;
+  /**
+   * What the session may do, from hello or auth's ok; null when the gateway
+   * did not say (an older gateway). Set before "authenticated" is emitted.
+   */
+  readonly allow: Allow | null;
   readonly broker: "up" | "down" | null;
   readonly hello: HelloFrame | null;
   readonly authMethods: string[];
@@ -192,6 +208,8 @@ export default MqGate;
 export declare function connect(url: string, credentials?: CredentialsSource, options?: Options): Promise<MqGate>;
 
 export declare function topicMatches(filter: string, topic: string): boolean;
+/** The allow field of a hello or an auth ok, cleaned; null when absent or malformed. */
+export declare function readAllow(allow: unknown): Allow | null;
 export declare function compileFilter(filter: string): (topic: string) => boolean;
 export declare function base64ToBytes(s: string): Uint8Array;
 export declare function bytesToBase64(bytes: Uint8Array | ArrayBuffer | ArrayBufferView): string;

@@ -216,6 +216,17 @@ function hasCreds(c) {
 }
 
 /**
+ * The "allow" field of hello or of auth's ok (protocol extension "What a
+ * session may do"): {subscribe, publish}, each a list of topic patterns;
+ * null when the gateway sent none (an older gateway) or not an object.
+ */
+export function readAllow(a) {
+  if (!a || typeof a !== "object" || Array.isArray(a)) return null;
+  const list = (x) => (Array.isArray(x) ? x.filter((p) => typeof p === "string" && p !== "") : []);
+  return { subscribe: list(a.subscribe), publish: list(a.publish) };
+}
+
+/**
  * A gateway session that survives disconnects.
  *
  * new MqGate(url, credentials?, options?)
@@ -241,6 +252,7 @@ export class MqGate {
     this.user = null;
     this.roles = [];
     this.anonymous = false;
+    this.allow = null;           // {subscribe, publish} patterns, null: not told
     this.broker = null;          // "up" | "down" | null (unknown)
     this.hello = null;           // the last hello frame
     this.authMethods = [];       // from hello
@@ -269,7 +281,8 @@ export class MqGate {
 
   /**
    * Events: "state" (state, detail), "broker" ("up"|"down"), "error"
-   * (MqGateError), "hello" (frame), "authenticated" ({user, roles, anonymous}),
+   * (MqGateError), "hello" (frame), "authenticated" ({user, roles,
+   * anonymous}: also when the identity changes; gw.allow is set by then),
    * "message" (msg) for every msg frame, "close" ({code, reason, reconnectIn,
    * authReason}). Returns a function that removes the listener.
    */
@@ -322,7 +335,8 @@ export class MqGate {
   /**
    * Starts the session and keeps it up with reconnects (unless
    * options.reconnect is false). Resolves {user, roles, anonymous} once the
-   * session is usable. Rejects when authentication fails for good
+   * session is usable; gw.allow then holds what the session may do, when
+   * the gateway says. Rejects when authentication fails for good
    * ("auth_failed", "token_expired"), when the gateway wants credentials and
    * none were given ("auth_required", err.methods lists the methods), or
    * when close() comes first ("closed").
@@ -386,7 +400,7 @@ export class MqGate {
     }
     this._creds = credentials; // a credentials function, if any, is still asked first
     this._resumeToken = typeof ok.token === "string" ? ok.token : null;
-    this._becomeReady(ok.user, ok.roles, false);
+    this._becomeReady(ok.user, ok.roles, false, ok.allow);
     return this._who();
   }
 
@@ -516,7 +530,7 @@ export class MqGate {
     this._emit("hello", f);
     if (typeof f.user === "string") {
       // The handshake carried a valid token (cookie or bearer header).
-      this._becomeReady(f.user, f.roles, false);
+      this._becomeReady(f.user, f.roles, false, f.allow);
       return;
     }
     if (this._resumeToken) {
@@ -527,8 +541,10 @@ export class MqGate {
       this._sendAuth(this._creds, "creds");
       return;
     }
-    if (f.anonymous === true || this.authMethods.includes("anonymous")) {
-      this._becomeReady("anonymous", f.roles, true);
+    // A hello that says what the session may do, without a user, is that
+    // of a session acting with the anonymous role.
+    if (f.anonymous === true || this.authMethods.includes("anonymous") || readAllow(f.allow)) {
+      this._becomeReady("anonymous", f.roles, true, f.allow);
       return;
     }
     // Without credentials the session is usable only when the gateway grants
@@ -557,7 +573,7 @@ export class MqGate {
       (ok) => {
         this._authVia = null;
         if (typeof ok.token === "string") this._resumeToken = ok.token;
-        this._becomeReady(ok.user, ok.roles, false);
+        this._becomeReady(ok.user, ok.roles, false, ok.allow);
       },
       (err) => {
         // The gateway closes with 4401 next; _onClose decides what follows.
@@ -579,12 +595,13 @@ export class MqGate {
     }
   }
 
-  _becomeReady(user, roles, anonymous) {
+  _becomeReady(user, roles, anonymous, allow) {
     clearTimeout(this._anonTimer);
     const was = this.ready;
     this.user = user;
     this.roles = Array.isArray(roles) ? roles.slice() : [];
     this.anonymous = anonymous;
+    this.allow = readAllow(allow);
     if (was) {
       this._emit("authenticated", this._who());
       return;

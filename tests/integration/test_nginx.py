@@ -608,6 +608,25 @@ def _():
     eq(ngx.https("/missing.html")[0], 404, "a missing file")
 
 
+@ntest("dashboard served by nginx: the headers mqgated sends (CSP connect-src 'self' "
+        "and the site's wss:// origin, nosniff, Referrer-Policy, X-Frame-Options)")
+def _():
+    gw, ngx = main_setup()
+    for path in ("/", "/app.js", "/missing.html"):
+        st, hdrs, _ = ngx.https(path)
+        csp = {w.split()[0]: w.split()[1:] for w in
+               hdrs.get("content-security-policy", "").split(";") if w.strip()}
+        eq(csp.get("connect-src"), ["'self'", "wss://localhost"], "connect-src of %s" % path)
+        eq(csp.get("default-src"), ["'none'"], "default-src of %s" % path)
+        eq(csp.get("script-src"), ["'self'"], "script-src of %s" % path)
+        eq(csp.get("frame-ancestors"), ["'none'"], "frame-ancestors of %s" % path)
+        eq(hdrs.get("x-content-type-options"), "nosniff", "X-Content-Type-Options of %s" % path)
+        eq(hdrs.get("referrer-policy"), "no-referrer", "Referrer-Policy of %s" % path)
+        eq(hdrs.get("x-frame-options"), "DENY", "X-Frame-Options of %s" % path)
+        check("max-age=" in hdrs.get("strict-transport-security", ""),
+              "no Strict-Transport-Security on %s" % path)
+
+
 @ntest("nginx: exits 0 on SIGTERM, no [emerg]/[alert]/[crit] in its log")
 def _():
     for ngx in _state.get("all_nginx", []):

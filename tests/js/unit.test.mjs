@@ -7,7 +7,7 @@ import test, { afterEach } from "node:test";
 import assert from "node:assert/strict";
 import {
   MqGate, MqGateError, topicMatches, compileFilter, base64ToBytes, bytesToBase64,
-  decodeMessage, encodeBody, backoffDelay, SUBPROTOCOL,
+  decodeMessage, encodeBody, backoffDelay, readAllow, SUBPROTOCOL,
 } from "../../www/mqgate.js";
 import { FakeWebSocket, tick } from "./fake-ws.mjs";
 
@@ -262,6 +262,81 @@ test("session: hello with a user (cookie) is already authenticated", async () =>
   assert.deepEqual(await p, { user: "carol", roles: ["viewer"], anonymous: false });
   assert.equal(ws.sent.length, 0);
   gw.close();
+});
+
+test("allow: auth's ok sets gw.allow before \"authenticated\"; an older gateway's ok leaves it null", async () => {
+  let gw = mk({ user: "alice", password: "pw" });
+  const seen = [];
+  gw.on("authenticated", () => seen.push(gw.allow));
+  let p = gw.connect();
+  let ws = await nextSocket();
+  ws.accept();
+  let a = await ws.next("auth");
+  const allow = { subscribe: ["sensor/#", "device/+/status"], publish: ["device/+/cmd"] };
+  ws.push({ op: "ok", id: a.id, user: "alice", roles: ["operator"], allow });
+  assert.deepEqual(await p, { user: "alice", roles: ["operator"], anonymous: false });
+  assert.deepEqual(gw.allow, allow);
+  assert.deepEqual(seen, [allow]);
+  // a refresh that changes what the session may do is told again
+  const r = gw.authenticate({ token: "t2" });
+  a = await ws.next("auth");
+  ws.push({ op: "ok", id: a.id, user: "alice", roles: ["viewer"], allow: { subscribe: ["sensor/#"], publish: [] } });
+  assert.deepEqual(await r, { user: "alice", roles: ["viewer"], anonymous: false });
+  assert.deepEqual(gw.allow, { subscribe: ["sensor/#"], publish: [] });
+  assert.deepEqual(seen[1], { subscribe: ["sensor/#"], publish: [] });
+  gw.close();
+
+  gw = mk({ user: "alice", password: "pw" });
+  p = gw.connect();
+  ws = await nextSocket();
+  ws.accept();
+  a = await ws.next("auth");
+  ws.push({ op: "ok", id: a.id, user: "alice", roles: ["operator"] });
+  assert.deepEqual(await p, { user: "alice", roles: ["operator"], anonymous: false });
+  assert.equal(gw.allow, null);
+  gw.close();
+});
+
+test("allow: an anonymous hello carrying it is usable at once, before any status", async () => {
+  const gw = mk(null, { anonymousWait: 5000 });
+  const p = gw.connect();
+  const ws = await nextSocket();
+  const allow = { subscribe: ["sensor/#"], publish: [] };
+  ws.accept({ op: "hello", proto: 1, auth: ["password"], allow });
+  const who = await Promise.race([p, tick(1000).then(() => "still waiting")]);
+  assert.deepEqual(who, { user: "anonymous", roles: [], anonymous: true });
+  assert.deepEqual(gw.allow, allow);
+  assert.equal(ws.sent.length, 0, "no auth sent");
+  // with credentials the same hello is answered with auth, not taken as anonymous
+  gw.close();
+  const gw2 = mk({ user: "bob", password: "pw" });
+  gw2.connect();
+  const ws2 = await nextSocket();
+  ws2.accept({ op: "hello", proto: 1, auth: ["password"], allow });
+  assert.equal((await ws2.next("auth")).user, "bob");
+  assert.equal(gw2.ready, false);
+  gw2.close();
+});
+
+test("allow: a hello with a user (cookie) carries it too", async () => {
+  const gw = mk(null);
+  const p = gw.connect();
+  const ws = await nextSocket();
+  const allow = { subscribe: ["sensor/#"], publish: ["device/+/cmd"] };
+  ws.accept({ op: "hello", proto: 1, auth: ["token"], user: "carol", roles: ["operator"], allow });
+  assert.deepEqual(await p, { user: "carol", roles: ["operator"], anonymous: false });
+  assert.deepEqual(gw.allow, allow);
+  gw.close();
+});
+
+test("readAllow: keeps the string patterns of an object, else null", () => {
+  assert.equal(readAllow(undefined), null);
+  assert.equal(readAllow(null), null);
+  assert.equal(readAllow("sensor/#"), null);
+  assert.equal(readAllow(["sensor/#"]), null);
+  assert.deepEqual(readAllow({}), { subscribe: [], publish: [] });
+  assert.deepEqual(readAllow({ subscribe: ["a/#", 7, null, "", "b"], publish: "x" }),
+    { subscribe: ["a/#", "b"], publish: [] });
 });
 
 test("session: auth_failed + 4401 → closed, no reconnect with the same credentials", async () => {
