@@ -180,6 +180,30 @@ def _():
     check("hunter2" not in out, "output shows the password")
 
 
+@t.test("--check-config: a users file role name not of the role syntax names FILE:LINE")
+def _():
+    for role in ('a"b', "a\\b", "caf\u00e9", "r" * 65, "a/b"):
+        users = write("users", "# users\nalice:%s:viewer,%s\n" % (T.crypt_hash("pw"), role))
+        cfg = T.deep_merge(good_config(), {"auth": {"users_file": users}})
+        rc, out = check_config(write("cfg.json", json.dumps(cfg, indent=2)))
+        eq(rc, 1, "exit status for role %r (output: %s)" % (role, out.strip()[:300]))
+        check("auth.users_file: %s:2:" % users in out,
+              "output does not name %s:2: for role %r: %s" % (users, role, out.strip()[:300]))
+    users = write("users", "alice:%s:viewer,op-1,A.b_9,%s\n" % (T.crypt_hash("pw"), "r" * 64))
+    cfg = T.deep_merge(good_config(), {"auth": {"users_file": users}})
+    rc, out = check_config(write("cfg.json", json.dumps(cfg, indent=2)))
+    eq(rc, 0, "exit status with role names of the syntax (output: %s)" % out.strip()[:300])
+
+
+type_case("a role name with a quote", {"roles": {'a"b': {}}}, '"a\\"b"', "roles.a\"b")
+type_case("a role name with a backslash", {"roles": {"a\\b": {}}}, '"a\\\\b"', "roles.a\\b")
+type_case("a role name of 65 bytes", {"roles": {"r" * 65: {}}}, '"%s"' % ("r" * 65), "roles.r")
+type_case("auth.anonymous_role not of the role syntax", {"auth": {"anonymous_role": "a b"}},
+          '"anonymous_role"', "auth.anonymous_role")
+type_case("auth.jwt.default_roles not of the role syntax",
+          {"auth": {"jwt": {"default_roles": ["viewer", "x\"y"]}}}, '"x\\"y"', "auth.jwt.default_roles[1]")
+
+
 @t.test("-c with a file that does not exist: exit 1, names the file")
 def _():
     path = os.path.join(t.tmpdir(), "nope.json")
