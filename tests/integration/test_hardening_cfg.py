@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""Hardening of the topic rules (issue 10): "$share/NAME/" filters follow
-every filter rule, the '$' rule included, after their prefix."""
+"""Hardening of the topic rules and of JWT claims (issue 10): "$share/NAME/"
+filters follow every filter rule, the '$' rule included, after their
+prefix; a JWT user claim holding U+0000 is refused; a roles claim that is
+not an array of strings gives default_roles."""
 
 import os
 import sys
@@ -8,7 +10,7 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mqgtest as T                                     # noqa: E402
-from mqgtest import eq, expect_error                    # noqa: E402
+from mqgtest import check, eq, expect_error             # noqa: E402
 
 t = T.Suite("hardening_cfg")
 
@@ -88,6 +90,42 @@ def _():
         expect_error(r, "bad_topic", 100 + i, "unsub %r" % topic)
     eq(sub_code(ws, 99, "$share/g//"), "ok", "sub $share/g// (the filter \"/\")")
     ws.sync()
+
+
+def token_fails(claims, what):
+    ws = gw().ws()
+    ws.recv_json()
+    r = ws.request({"op": "auth", "id": 1, "token": t.token("alice", ["operator"], claims=claims)})
+    expect_error(r, "auth_failed", 1, what)
+    eq(ws.expect_close(4401, what=what), [], "frames between auth_failed and the close")
+    gw().assert_serving()
+
+
+@t.test("a JWT user claim holding U+0000 (\"alice\\u0000x\"): auth_failed, close 4401")
+def _():
+    token_fails({"sub": "alice\u0000x"}, "user alice\\u0000x")
+    token_fails({"sub": "\u0000"}, "user \\u0000")
+    token_fails({"sub": "alice\u0000"}, "user alice\\u0000")
+
+
+@t.test("a roles claim that is not an array of strings gives default_roles")
+def _():
+    cases = [5, "operator", {"operator": True}, [1, "operator"], ["operator", None],
+             [["operator"]], True, None]
+    for roles in cases:
+        ws = gw().ws()
+        ws.recv_json()
+        r = ws.request({"op": "auth", "id": 1, "token": t.token("alice", None, claims={"roles": roles})})
+        eq(r, {"op": "ok", "id": 1, "user": "alice", "roles": ["viewer"]}, "auth reply, roles claim %r" % (roles,))
+        ws.sync()
+        eq(sub_code(ws, 2, "sensor/1"), "ok", "sub sensor/1 with default_roles, roles claim %r" % (roles,))
+        ws.close(wait=0)
+    for roles, want in ((["operator"], ["operator"]), ([], []), (["nosuchrole"], [])):
+        ws = gw().ws()
+        ws.recv_json()
+        r = ws.request({"op": "auth", "id": 1, "token": t.token("alice", roles)})
+        eq(r, {"op": "ok", "id": 1, "user": "alice", "roles": want}, "auth reply, roles claim %r" % (roles,))
+        ws.close(wait=0)
 
 
 if __name__ == "__main__":
