@@ -66,8 +66,9 @@ long acl_expand(const char *pattern, const char *user, char *out,
 /* The pattern as it applies to user: the pattern itself, or its expansion
  * in stack (ACL_STACK_BUF bytes) or, when longer, in *heap (free it).
  * NULL when the pattern cannot apply: it uses %u and the user is unsafe,
- * or the expansion is longer than a topic may be, or it starts with '$'
- * only because the user name does, or out of memory. */
+ * or the expansion is longer than a topic may be, or it (or its part after
+ * "$share/NAME/") starts with '$' only because the user name does, or out
+ * of memory. */
 static const char *pattern_for(const char *pattern, const char *user,
                                char *stack, char **heap, size_t *len)
 {
@@ -96,9 +97,15 @@ static const char *pattern_for(const char *pattern, const char *user,
             return NULL;
     }
     n = acl_expand(pattern, user, buf, need + 1);
-    /* "%u/#" with user "$SYS" must not reach the broker's own topics. */
-    if (n > 0 && buf[0] == '$' && pattern[0] != '$')
-        n = -1;
+    /* "%u/#" with user "$SYS" must not reach the broker's own topics, nor
+     * "$share/g/%u/#" (after "$share/NAME/" as at the start). */
+    if (n > 0) {
+        size_t bs = topic_share_prefix(buf, (size_t)n);
+        size_t ps = topic_share_prefix(pattern, plen);
+
+        if ((size_t)n > bs && buf[bs] == '$' && pattern[ps] != '$')
+            n = -1;
+    }
     if (n < 0) {
         free(*heap);
         *heap = NULL;
@@ -108,15 +115,9 @@ static const char *pattern_for(const char *pattern, const char *user,
     return buf;
 }
 
-static bool is_share(const char *s, size_t len)
-{
-    return len >= 7 && memcmp(s, "$share/", 7) == 0;
-}
-
 int acl_subscribe_qos(const struct cfg_role *const *roles, size_t n,
                       const char *user, const char *filter, size_t flen)
 {
-    bool share = is_share(filter, flen);
     int best = -1;
     size_t i, j;
 
@@ -131,9 +132,6 @@ int acl_subscribe_qos(const struct cfg_role *const *roles, size_t n,
             size_t plen;
             bool ok;
 
-            /* topic_covers() would take "$share/g/x" for a plain filter. */
-            if (share && strncmp(r->subscribe[j], "$share/", 7) != 0)
-                continue;
             pat = pattern_for(r->subscribe[j], user, stack, &heap, &plen);
             if (!pat)
                 continue;

@@ -15,9 +15,10 @@ int acl_user_safe(const char *user, size_t len);
 
 /* The highest max_qos among roles with a subscribe pattern that covers the
  * (mount-relative, valid) filter, or -1 when none does. A pattern using %u
- * never matches when the user is unsafe, or when the expansion starts
- * with '$' only because the user name does. "$share/..." is covered only
- * by a pattern that itself starts with "$share/". */
+ * never matches when the user is unsafe, or when the expansion (or its
+ * part after "$share/NAME/") starts with '$' only because the user name
+ * does. "$share/NAME/..." is covered only by a pattern that starts with
+ * the same "$share/NAME/", as topic_covers() says. */
 int acl_subscribe_qos(const struct cfg_role *const *roles, size_t n,
                       const char *user, const char *filter, size_t flen);
 

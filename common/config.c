@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "topic.h"
+#include "users.h"
 
 #define CONFIG_MAX_BYTES (16L * 1024 * 1024)
 
@@ -746,16 +747,15 @@ static const char *check_mount(struct ctx *c, const char *s)
                    : "expected a topic prefix ending in '/', no wildcards";
 }
 
-/* Role names are listed in the users file as "name:hash:role1,role2". */
-static bool role_name_ok(const char *s)
+/* Role names are plain (users.h): they stand in the users file as
+ * "name:hash:role1,role2" and go into JSON and logs as they are. */
+#define ROLE_NAME_EXPECTED \
+    "expected a role name: 1 to 64 bytes of A-Z a-z 0-9 _ . -"
+
+static const char *check_role(struct ctx *c, const char *s)
 {
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if ((unsigned char)*s <= 0x20 || *s == 0x7f || *s == ',' ||
-            *s == ':')
-            return false;
-    return true;
+    (void)c;
+    return users_role_name_check(s, strlen(s)) ? ROLE_NAME_EXPECTED : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -886,7 +886,7 @@ static const struct key jwt_keys[] = {
     STR("roles_claim", struct cfg_jwt, roles_claim, 0, "roles",
         check_nonempty),
     STRV("default_roles", struct cfg_jwt, default_roles, n_default_roles, 0,
-         NULL, NULL),
+         NULL, check_role),
 };
 static const struct table jwt_table = TABLE(jwt_keys, struct cfg_jwt);
 
@@ -894,7 +894,7 @@ static const struct key auth_keys[] = {
     STR("users_file", struct cfg_auth, users_file, 0, NULL, check_nonempty),
     OBJP("jwt", struct cfg_auth, jwt, jwt_table),
     STR("anonymous_role", struct cfg_auth, anonymous_role, KF_NULL, NULL,
-        NULL),
+        check_role),
     NUM("timeout_s", struct cfg_auth, timeout_s, 1, 3600, 10),
     STR("cookie", struct cfg_auth, cookie, 0, "mqgate_token", check_cookie),
     BOOL("allow_query_token", struct cfg_auth, allow_query_token, false),
@@ -1189,9 +1189,8 @@ static int load_key(struct ctx *c, const struct path *p, const struct key *k,
 
             if (!(FIELD(elem, k->name_off, char *) = mem_strdup(key)))
                 return -1;
-            if (!role_name_ok(key))
-                cfg_err(c, &ep, false, "expected a role name: non-empty, "
-                        "without spaces, ',' or ':'");
+            if (check_role(c, key))
+                cfg_err(c, &ep, false, "%s", ROLE_NAME_EXPECTED);
             /* Kept (with defaults) even when bad, so that references to it
              * do not fail as well. */
             if (!json_is_object(e)) {

@@ -36,10 +36,34 @@ int topic_name_check(const char *s, size_t len)
     return 0;
 }
 
+#define SHARE "$share/"
+#define SHARE_LEN (sizeof(SHARE) - 1)
+
+size_t topic_share_prefix(const char *s, size_t len)
+{
+    const char *slash;
+
+    if (len <= SHARE_LEN || memcmp(s, SHARE, SHARE_LEN) != 0)
+        return 0;
+    slash = memchr(s + SHARE_LEN, '/', len - SHARE_LEN);
+    return slash ? (size_t)(slash - s) + 1 : 0;
+}
+
 int topic_filter_check(const char *s, size_t len)
 {
+    size_t share;
+
     if (common_check(s, len) < 0)
         return -1;
+    if (len >= SHARE_LEN && memcmp(s, SHARE, SHARE_LEN) == 0) {
+        /* "$share/NAME/FILTER": a name without wildcards, then a filter
+         * of its own (checked below, as the rest of the string). */
+        share = topic_share_prefix(s, len);
+        if (share == 0 || share == SHARE_LEN + 1 || share == len ||
+            memchr(s + SHARE_LEN, '+', share - SHARE_LEN) ||
+            memchr(s + SHARE_LEN, '#', share - SHARE_LEN))
+            return -1;
+    }
     for (size_t i = 0; i < len; i++) {
         if (s[i] != '+' && s[i] != '#')
             continue;
@@ -82,8 +106,8 @@ bool topic_match(const char *filter, size_t flen, const char *name,
     }
 }
 
-bool topic_covers(const char *pattern, size_t plen, const char *filter,
-                  size_t flen)
+static bool covers_plain(const char *pattern, size_t plen,
+                         const char *filter, size_t flen)
 {
     size_t pp = 0, fp = 0;
 
@@ -117,4 +141,18 @@ bool topic_covers(const char *pattern, size_t plen, const char *filter,
         pp = pe + 1;
         fp = fe + 1;
     }
+}
+
+bool topic_covers(const char *pattern, size_t plen, const char *filter,
+                  size_t flen)
+{
+    size_t ps = topic_share_prefix(pattern, plen);
+    size_t fs = topic_share_prefix(filter, flen);
+
+    /* A shared subscription is covered only by a pattern for the same
+     * share name, and then by what its filter part covers: the '$' rule
+     * and every other rule apply after "$share/NAME/". */
+    if (ps != fs || memcmp(pattern, filter, ps) != 0)
+        return false;
+    return covers_plain(pattern + ps, plen - ps, filter + fs, flen - fs);
 }

@@ -14,16 +14,27 @@
 int topic_name_check(const char *s, size_t len);
 
 /* Returns 0 when s is a valid topic filter: as a name, but '+' may stand as
- * a whole level and '#' as a whole, last level. Returns -1 otherwise. */
+ * a whole level and '#' as a whole, last level. A filter that begins with
+ * "$share/" is a shared subscription, "$share/NAME/FILTER": NAME is not
+ * empty and holds no wildcard, FILTER is a valid filter. Returns -1
+ * otherwise. */
 int topic_filter_check(const char *s, size_t len);
 
-/* True when the valid filter matches the valid topic name. A filter whose
- * first level is a wildcard does not match a name that begins with '$'. */
+/* The length of the "$share/NAME/" that begins s, or 0 when s does not
+ * begin with "$share/" and a '/' after it. */
+size_t topic_share_prefix(const char *s, size_t len);
+
+/* True when the valid filter matches the valid topic name, level by level
+ * ("$share/" has no meaning here). A filter whose first level is a
+ * wildcard does not match a name that begins with '$'. */
 bool topic_match(const char *filter, size_t flen, const char *name,
                  size_t nlen);
 
 /* True when every topic name that filter can match is matched by pattern
- * (both valid filters): "a/#" covers "a/+/b" and "a/#", not "#" or "+/b". */
+ * (both valid filters): "a/#" covers "a/+/b" and "a/#", not "#" or "+/b".
+ * A shared subscription is covered only by a pattern with the same
+ * "$share/NAME/", and then as its FILTER part is by the pattern's, '$' rule
+ * included: "$share/g/#" covers "$share/g/a", not "$share/g/$SYS/#". */
 bool topic_covers(const char *pattern, size_t plen, const char *filter,
                   size_t flen);
 

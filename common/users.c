@@ -379,10 +379,33 @@ static const char *check_name(const char *s, size_t n)
     return NULL;
 }
 
+const char *users_role_name_check(const char *s, size_t n)
+{
+    const char *msg = NULL;
+
+    if (n == 0)
+        return "empty role name";
+    for (size_t k = 0; k < n; k++) {
+        unsigned char ch = (unsigned char)s[k];
+
+        if (ch <= 0x20 || ch == 0x7f)
+            return "role name with a space or control character";
+        if (!msg && !(ch >= '0' && ch <= '9') && !(ch >= 'a' && ch <= 'z') &&
+            !(ch >= 'A' && ch <= 'Z') && !strchr("_.-", ch))
+            msg = "role name with a character other than A-Z a-z 0-9 _ . -";
+    }
+    if (!utf8_valid(s, n))
+        return "role name is not valid UTF-8";
+    if (n > USERS_ROLE_MAX)
+        return "role name longer than 64 bytes";
+    return msg;
+}
+
 /* Counts the roles of s[0..n) into *count ("" has none). */
 static const char *check_roles(const char *s, size_t n, size_t *count)
 {
     size_t start = 0;
+    const char *msg;
 
     *count = 0;
     if (n == 0)
@@ -390,16 +413,8 @@ static const char *check_roles(const char *s, size_t n, size_t *count)
     for (size_t i = 0; i <= n; i++) {
         if (i < n && s[i] != ',')
             continue;
-        if (i == start)
-            return "empty role name";
-        for (size_t k = start; k < i; k++) {
-            unsigned char ch = (unsigned char)s[k];
-
-            if (ch <= 0x20 || ch == 0x7f)
-                return "role name with a space or control character";
-        }
-        if (!utf8_valid(s + start, i - start))
-            return "role name is not valid UTF-8";
+        if ((msg = users_role_name_check(s + start, i - start)))
+            return msg;
         (*count)++;
         start = i + 1;
     }

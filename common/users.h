@@ -21,6 +21,8 @@
 #define USERS_TOTP_MIN 10             /* bytes of a decoded TOTP secret */
 #define USERS_TOTP_MAX 64
 
+#define USERS_ROLE_MAX 64             /* bytes of a role name */
+
 enum users_method { USERS_YESCRYPT, USERS_SHA512, USERS_BCRYPT };
 
 struct user_entry {
@@ -58,6 +60,11 @@ const struct user_entry *users_find(const struct users *u, const char *name);
 /* Number of users, and the i-th one in file order (i < users_count()). */
 size_t users_count(const struct users *u);
 const struct user_entry *users_get(const struct users *u, size_t i);
+
+/* NULL when s[0..n) is a role name as both the config and the users file
+ * spell them: 1..USERS_ROLE_MAX bytes of A-Z a-z 0-9 '_' '.' '-' (plain
+ * in JSON, logs and file fields alike); else why it is not. */
+const char *users_role_name_check(const char *s, size_t n);
 
 /* Tests only: routes users.c's allocations through m and f; (NULL, NULL)
  * restores malloc() and free(). Not thread-safe. */

@@ -1,9 +1,15 @@
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 #include <jwt.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "auth_jwt.h"
 #include "log.h"
@@ -17,56 +23,126 @@ struct jwt_verifier {
     size_t key_len;
 };
 
-static unsigned char *read_file(const char *path, size_t *len)
+static int refuse(char *why, size_t whylen, const char *reason)
+{
+    snprintf(why, whylen, "%s", reason);
+    return -1;
+}
+
+/* The whole file, NUL-terminated, at most KEY_MAX bytes. */
+static unsigned char *read_file(const char *path, size_t *len, char *why,
+                                size_t whylen)
 {
     FILE *f = fopen(path, "rb");
     unsigned char *buf;
     size_t n;
 
-    if (!f)
+    if (!f) {
+        snprintf(why, whylen, "%s", strerror(errno));
         return NULL;
+    }
     buf = malloc(KEY_MAX + 1);
     if (!buf) {
         fclose(f);
+        refuse(why, whylen, "out of memory");
         return NULL;
     }
     n = fread(buf, 1, KEY_MAX + 1, f);
-    fclose(f);
-    if (n > KEY_MAX) {
+    if (ferror(f) || n > KEY_MAX) {
+        if (ferror(f))
+            refuse(why, whylen, "cannot be read");
+        else
+            snprintf(why, whylen, "larger than %d bytes", KEY_MAX);
+        fclose(f);
         free(buf);
         return NULL;
     }
+    fclose(f);
     buf[n] = '\0';
     *len = n;
     return buf;
 }
 
-struct jwt_verifier *jwt_verifier_new(const struct cfg_jwt *c)
+/* NULL when pem holds a public key that libjwt can verify alg with (a
+ * SubjectPublicKeyInfo PEM, "BEGIN PUBLIC KEY": RSA for RS256, EC P-256
+ * for ES256), else the reason. */
+static const char *public_key_problem(jwt_alg_t alg, const unsigned char *pem,
+                                      size_t len)
+{
+    BIO *b = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *k = b ? PEM_read_bio_PUBKEY(b, NULL, NULL, NULL) : NULL;
+    const char *why = NULL;
+    char group[64];
+
+    if (!k)
+        why = "not a PEM public key (-----BEGIN PUBLIC KEY-----)";
+    else if (alg == JWT_ALG_RS256 && EVP_PKEY_get_base_id(k) != EVP_PKEY_RSA)
+        why = "not an RSA public key, which RS256 needs";
+    else if (alg == JWT_ALG_ES256 &&
+             (EVP_PKEY_get_base_id(k) != EVP_PKEY_EC ||
+              EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME,
+                                             group, sizeof(group),
+                                             NULL) != 1 ||
+              strcmp(group, "prime256v1") != 0))
+        why = "not an EC P-256 public key, which ES256 needs";
+    EVP_PKEY_free(k);
+    BIO_free(b);
+    ERR_clear_error();
+    return why;
+}
+
+struct jwt_verifier *jwt_verifier_load(const struct cfg_jwt *c, char *why,
+                                       size_t whylen)
 {
     struct jwt_verifier *v = calloc(1, sizeof(*v));
-    const char *file = c->secret_file ? c->secret_file : c->public_key_file;
+    const char *problem;
 
-    if (!v)
+    if (!v) {
+        refuse(why, whylen, "out of memory");
         return NULL;
+    }
     v->alg = jwt_str_alg(c->alg);
     if (v->alg == JWT_ALG_NONE || v->alg == JWT_ALG_INVAL) {
-        log_error("auth.jwt.alg %s: not supported", c->alg);
+        snprintf(why, whylen, "alg %s: not supported", c->alg);
         goto fail;
     }
-    if (!(v->key = read_file(file, &v->key_len))) {
-        log_error("auth.jwt: cannot read the key file %s", file);
+    if (!(v->key = read_file(jwt_key_file(c), &v->key_len, why, whylen)))
         goto fail;
-    }
     if (c->secret_file && v->key_len && v->key[v->key_len - 1] == '\n')
         v->key[--v->key_len] = '\0';
     if (v->key_len == 0) {
-        log_error("auth.jwt: the key file %s is empty", file);
+        refuse(why, whylen, "empty");
+        goto fail;
+    }
+    if (!c->secret_file &&
+        (problem = public_key_problem(v->alg, v->key, v->key_len))) {
+        refuse(why, whylen, problem);
         goto fail;
     }
     return v;
 fail:
     jwt_verifier_free(v);
     return NULL;
+}
+
+const char *jwt_key_key(const struct cfg_jwt *c)
+{
+    return c->secret_file ? "auth.jwt.secret_file" : "auth.jwt.public_key_file";
+}
+
+const char *jwt_key_file(const struct cfg_jwt *c)
+{
+    return c->secret_file ? c->secret_file : c->public_key_file;
+}
+
+struct jwt_verifier *jwt_verifier_new(const struct cfg_jwt *c)
+{
+    char why[256];
+    struct jwt_verifier *v = jwt_verifier_load(c, why, sizeof(why));
+
+    if (!v)
+        log_error("%s: %s: %s", jwt_key_key(c), jwt_key_file(c), why);
+    return v;
 }
 
 void jwt_verifier_free(struct jwt_verifier *v)
@@ -86,36 +162,107 @@ void jwt_identity_clear(struct jwt_identity *id)
     memset(id, 0, sizeof(*id));
 }
 
-static int fail(char *why, size_t whylen, const char *reason)
+/* v is a string equal to want, byte for byte (a U+0000 in v is no end). */
+static bool str_is(json_t *v, const char *want)
 {
-    snprintf(why, whylen, "%s", reason);
-    return -1;
+    return json_is_string(v) && json_string_length(v) == strlen(want) &&
+           memcmp(json_string_value(v), want, json_string_length(v)) == 0;
 }
 
-static int aud_matches(json_t *aud, const char *want)
+static bool aud_matches(json_t *aud, const char *want)
 {
     size_t i;
     json_t *v;
 
     if (json_is_string(aud))
-        return strcmp(json_string_value(aud), want) == 0;
+        return str_is(aud, want);
     json_array_foreach(aud, i, v)
-        if (json_is_string(v) && strcmp(json_string_value(v), want) == 0)
-            return 1;
-    return 0;
+        if (str_is(v, want))
+            return true;
+    return false;
 }
 
-static int add_role(const struct config *cfg, struct jwt_identity *id,
-                    const char *name)
+/* A JSON string that holds no U+0000 (C sees all of it). */
+static bool plain_string(json_t *v)
+{
+    return json_is_string(v) &&
+           strlen(json_string_value(v)) == json_string_length(v);
+}
+
+/* An array of strings (config.md: else default_roles apply). */
+static bool string_array(json_t *a)
+{
+    size_t i;
+    json_t *x;
+
+    if (!json_is_array(a))
+        return false;
+    json_array_foreach(a, i, x)
+        if (!json_is_string(x))
+            return false;
+    return true;
+}
+
+static void add_role(const struct config *cfg, struct jwt_identity *id,
+                     const char *name)
 {
     const struct cfg_role *r = config_role(cfg, name);
 
     if (!r)
-        return 0; /* unknown names are ignored */
+        return; /* unknown names are ignored */
     for (size_t i = 0; i < id->n_roles; i++)
         if (id->roles[i] == r)
-            return 0;
+            return;
     id->roles[id->n_roles++] = r;
+}
+
+/* The claims rules of cfg->auth.jwt on verified claims at time now: fills
+ * id and returns 0, or -1 with the reason in why (id to be cleared). */
+static int check_claims(const struct config *cfg, json_t *claims, time_t now,
+                        struct jwt_identity *id, char *why, size_t whylen)
+{
+    const struct cfg_jwt *c = cfg->auth.jwt;
+    json_t *exp, *nbf, *user, *roles, *x;
+    size_t i;
+
+    if (!json_is_object(claims))
+        return refuse(why, whylen, "token claims not readable");
+    exp = json_object_get(claims, "exp");
+    if (!json_is_number(exp))
+        return refuse(why, whylen, "token has no exp");
+    if (json_number_value(exp) <= (double)now)
+        return refuse(why, whylen, "token expired");
+    id->exp = (time_t)json_number_value(exp);
+    nbf = json_object_get(claims, "nbf");
+    if (nbf && (!json_is_number(nbf) || json_number_value(nbf) > (double)now))
+        return refuse(why, whylen, "token not valid yet (nbf)");
+    if (c->issuer && !str_is(json_object_get(claims, "iss"), c->issuer))
+        return refuse(why, whylen, "token issuer not accepted");
+    if (c->audience && !aud_matches(json_object_get(claims, "aud"),
+                                    c->audience))
+        return refuse(why, whylen, "token audience not accepted");
+    user = json_object_get(claims, c->user_claim);
+    if (!json_is_string(user) || json_string_length(user) == 0 ||
+        json_string_length(user) > 256)
+        return refuse(why, whylen, "token carries no user name");
+    /* "alice\u0000x" would be "alice" to every C string function */
+    if (!plain_string(user))
+        return refuse(why, whylen, "token user name holds U+0000");
+    if (!(id->user = strdup(json_string_value(user))))
+        return refuse(why, whylen, "out of memory");
+    id->roles = calloc(cfg->n_roles + 1, sizeof(*id->roles));
+    if (!id->roles)
+        return refuse(why, whylen, "out of memory");
+    roles = json_object_get(claims, c->roles_claim);
+    if (string_array(roles)) {
+        /* a name holding U+0000 is no role's name: ignored as unknown */
+        json_array_foreach(roles, i, x)
+            if (plain_string(x))
+                add_role(cfg, id, json_string_value(x));
+    } else {
+        for (i = 0; i < c->n_default_roles; i++)
+            add_role(cfg, id, c->default_roles[i]);
+    }
     return 0;
 }
 
@@ -123,82 +270,30 @@ int jwt_verify_token(const struct jwt_verifier *v, const struct config *cfg,
                      const char *token, struct jwt_identity *id, char *why,
                      size_t whylen)
 {
-    const struct cfg_jwt *c = cfg->auth.jwt;
     jwt_t *jwt = NULL;
     char *grants = NULL;
-    json_t *claims = NULL, *exp, *nbf, *user, *roles, *x;
-    time_t now = time(NULL);
-    size_t i;
+    json_t *claims = NULL;
     int rc = -1;
 
     memset(id, 0, sizeof(*id));
     if (strlen(token) > TOKEN_MAX)
-        return fail(why, whylen, "token too long");
+        return refuse(why, whylen, "token too long");
     if (jwt_decode(&jwt, token, v->key, (int)v->key_len) != 0 || !jwt) {
-        fail(why, whylen, "token not valid (signature or format)");
+        refuse(why, whylen, "token not valid (signature or format)");
         goto out;
     }
     /* Only the configured algorithm: never "none", never an HMAC made
      * with a public key as the secret. */
     if (jwt_get_alg(jwt) != v->alg) {
-        fail(why, whylen, "token algorithm not accepted");
+        refuse(why, whylen, "token algorithm not accepted");
         goto out;
     }
     if (!(grants = jwt_get_grants_json(jwt, NULL)) ||
-        !(claims = json_loads(grants, 0, NULL)) || !json_is_object(claims)) {
-        fail(why, whylen, "token claims not readable");
+        !(claims = json_loads(grants, JSON_ALLOW_NUL, NULL))) {
+        refuse(why, whylen, "token claims not readable");
         goto out;
     }
-    exp = json_object_get(claims, "exp");
-    if (!json_is_number(exp)) {
-        fail(why, whylen, "token has no exp");
-        goto out;
-    }
-    if (json_number_value(exp) <= (double)now) {
-        fail(why, whylen, "token expired");
-        goto out;
-    }
-    id->exp = (time_t)json_number_value(exp);
-    nbf = json_object_get(claims, "nbf");
-    if (nbf && (!json_is_number(nbf) || json_number_value(nbf) > (double)now)) {
-        fail(why, whylen, "token not valid yet (nbf)");
-        goto out;
-    }
-    if (c->issuer) {
-        x = json_object_get(claims, "iss");
-        if (!json_is_string(x) || strcmp(json_string_value(x), c->issuer)) {
-            fail(why, whylen, "token issuer not accepted");
-            goto out;
-        }
-    }
-    if (c->audience && !aud_matches(json_object_get(claims, "aud"),
-                                    c->audience)) {
-        fail(why, whylen, "token audience not accepted");
-        goto out;
-    }
-    user = json_object_get(claims, c->user_claim);
-    if (!json_is_string(user) || json_string_length(user) == 0 ||
-        json_string_length(user) > 256) {
-        fail(why, whylen, "token carries no user name");
-        goto out;
-    }
-    if (!(id->user = strdup(json_string_value(user))))
-        goto out;
-    roles = json_object_get(claims, c->roles_claim);
-    if (!json_is_array(roles))
-        roles = NULL;
-    id->roles = calloc(cfg->n_roles + 1, sizeof(*id->roles));
-    if (!id->roles)
-        goto out;
-    if (roles) {
-        json_array_foreach(roles, i, x)
-            if (json_is_string(x))
-                add_role(cfg, id, json_string_value(x));
-    } else {
-        for (i = 0; i < c->n_default_roles; i++)
-            add_role(cfg, id, c->default_roles[i]);
-    }
-    rc = 0;
+    rc = check_claims(cfg, claims, time(NULL), id, why, whylen);
 out:
     if (rc < 0)
         jwt_identity_clear(id);

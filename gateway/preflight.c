@@ -5,6 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include "auth_jwt.h"
 #include "preflight.h"
 #include "users.h"
 
@@ -12,34 +17,135 @@
 
 struct pf {
     const char *path;
-    bool verbose;
+    bool full;
     int bad;
 };
 
-/* A file the daemon must read; secret ones should not be world-readable. */
-static void need_file(struct pf *pf, const char *key, const char *file,
-                      bool secret)
+/* A file the daemon must read; secret ones should not be world-readable.
+ * Returns 0 when there is one to read, else -1 (printed unless file is
+ * NULL: none configured). */
+static int need_file(struct pf *pf, const char *key, const char *file,
+                     bool secret)
 {
     struct stat st;
 
     if (!file)
-        return;
+        return -1;
     if (stat(file, &st) < 0 || access(file, R_OK) < 0) {
         fprintf(stderr, "%s: %s: %s: %s\n", pf->path, key, file,
                 strerror(errno));
         pf->bad++;
-        return;
+        return -1;
     }
     if (!S_ISREG(st.st_mode)) {
         fprintf(stderr, "%s: %s: %s: not a regular file\n", pf->path, key,
                 file);
         pf->bad++;
-        return;
+        return -1;
     }
-    if (secret && pf->verbose && (st.st_mode & S_IROTH))
+    if (secret && pf->full && (st.st_mode & S_IROTH))
         fprintf(stderr,
                 "%s: %s: %s: warning: readable by every user (chmod 600)\n",
                 pf->path, key, file);
+    return 0;
+}
+
+/* Prints a problem with a file's contents, with OpenSSL's last reason
+ * when it has one, and clears OpenSSL's error queue. */
+static void bad_content(struct pf *pf, const char *key, const char *file,
+                        const char *problem)
+{
+    const char *reason = ERR_reason_error_string(ERR_peek_last_error());
+
+    fprintf(stderr, "%s: %s: %s: %s%s%s%s\n", pf->path, key, file, problem,
+            reason ? " (" : "", reason ? reason : "", reason ? ")" : "");
+    ERR_clear_error();
+    pf->bad++;
+}
+
+/* Never ask for a passphrase: the daemon has nobody to ask. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+/* A certificate chain (PEM) and its unencrypted private key, as the
+ * listeners and the broker connection load them: both parse, and the key
+ * is the certificate's (contents only when full). */
+static void check_pair(struct pf *pf, const char *prefix,
+                       const char *cert_file, const char *key_file)
+{
+    char cert_key[80], key_key[80];
+    SSL_CTX *ctx = NULL;
+    EVP_PKEY *pkey = NULL;
+    BIO *b = NULL;
+
+    snprintf(cert_key, sizeof(cert_key), "%s.cert_file", prefix);
+    snprintf(key_key, sizeof(key_key), "%s.key_file", prefix);
+    if (need_file(pf, cert_key, cert_file, false) < 0 ||
+        need_file(pf, key_key, key_file, true) < 0 || !pf->full)
+        return;
+    if (!(ctx = SSL_CTX_new(TLS_method()))) {
+        bad_content(pf, cert_key, cert_file, "cannot be checked");
+        return;
+    }
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        bad_content(pf, cert_key, cert_file, "not a PEM certificate chain");
+        goto out;
+    }
+    if (!(b = BIO_new_file(key_file, "r")) ||
+        !(pkey = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL))) {
+        bad_content(pf, key_key, key_file,
+                    "not a PEM private key (or one with a passphrase)");
+        goto out;
+    }
+    if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        ERR_clear_error();
+        fprintf(stderr, "%s: %s: %s: not the key of %s (%s)\n", pf->path,
+                key_key, key_file, cert_key, cert_file);
+        pf->bad++;
+    }
+out:
+    EVP_PKEY_free(pkey);
+    BIO_free(b);
+    SSL_CTX_free(ctx);
+}
+
+/* A CA file: at least one certificate loads from it (when full). */
+static void check_ca(struct pf *pf, const char *key, const char *file)
+{
+    SSL_CTX *ctx;
+
+    if (need_file(pf, key, file, false) < 0 || !pf->full)
+        return;
+    ctx = SSL_CTX_new(TLS_method());
+    if (!ctx || SSL_CTX_load_verify_locations(ctx, file, NULL) != 1)
+        bad_content(pf, key, file, "no CA certificate loads from it");
+    SSL_CTX_free(ctx);
+}
+
+/* The JWT key file loads as the daemon loads it, with the same function
+ * (when full). */
+static void check_jwt(struct pf *pf, const struct cfg_jwt *c)
+{
+    struct jwt_verifier *v;
+    char why[256];
+
+    if (need_file(pf, jwt_key_key(c), jwt_key_file(c), !!c->secret_file) < 0 ||
+        !pf->full)
+        return;
+    if (!(v = jwt_verifier_load(c, why, sizeof(why)))) {
+        fprintf(stderr, "%s: %s: %s: %s\n", pf->path, jwt_key_key(c),
+                jwt_key_file(c), why);
+        pf->bad++;
+    }
+    jwt_verifier_free(v);
 }
 
 static void need_dir(struct pf *pf, const char *key, const char *dir)
@@ -109,46 +215,34 @@ static void check_users(struct pf *pf, const struct config *cfg)
     users_free(u);
 }
 
-int preflight_check(const struct config *cfg, const char *path,
-                    bool verbose)
+int preflight_check(const struct config *cfg, const char *path, bool full)
 {
-    struct pf pf = {.path = path, .verbose = verbose};
+    struct pf pf = {.path = path, .full = full};
     char key[64];
 
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct cfg_listener *l = &cfg->listeners[i];
 
         if (l->tls) {
-            snprintf(key, sizeof(key), "listeners[%zu].tls.cert_file", i);
-            need_file(&pf, key, l->tls->cert_file, false);
-            snprintf(key, sizeof(key), "listeners[%zu].tls.key_file", i);
-            need_file(&pf, key, l->tls->key_file, true);
+            snprintf(key, sizeof(key), "listeners[%zu].tls", i);
+            check_pair(&pf, key, l->tls->cert_file, l->tls->key_file);
             snprintf(key, sizeof(key), "listeners[%zu].tls.ca_file", i);
-            need_file(&pf, key, l->tls->ca_file, false);
+            check_ca(&pf, key, l->tls->ca_file);
         }
         snprintf(key, sizeof(key), "listeners[%zu].static_dir", i);
         need_dir(&pf, key, l->static_dir);
     }
     need_file(&pf, "broker.password_file", cfg->broker.password_file, true);
     if (cfg->broker.tls) {
-        need_file(&pf, "broker.tls.ca_file", cfg->broker.tls->ca_file, false);
-        need_file(&pf, "broker.tls.cert_file", cfg->broker.tls->cert_file,
-                  false);
-        need_file(&pf, "broker.tls.key_file", cfg->broker.tls->key_file,
-                  true);
+        check_ca(&pf, "broker.tls.ca_file", cfg->broker.tls->ca_file);
+        if (cfg->broker.tls->cert_file || cfg->broker.tls->key_file)
+            check_pair(&pf, "broker.tls", cfg->broker.tls->cert_file,
+                       cfg->broker.tls->key_file);
     }
-    if (cfg->auth.users_file) {
-        int bad = pf.bad;
-
-        need_file(&pf, "auth.users_file", cfg->auth.users_file, true);
-        if (pf.bad == bad)
-            check_users(&pf, cfg);
-    }
-    if (cfg->auth.jwt) {
-        need_file(&pf, "auth.jwt.secret_file", cfg->auth.jwt->secret_file,
-                  true);
-        need_file(&pf, "auth.jwt.public_key_file",
-                  cfg->auth.jwt->public_key_file, false);
-    }
+    if (cfg->auth.users_file &&
+        need_file(&pf, "auth.users_file", cfg->auth.users_file, true) == 0)
+        check_users(&pf, cfg);
+    if (cfg->auth.jwt)
+        check_jwt(&pf, cfg->auth.jwt);
     return pf.bad ? -1 : 0;
 }

@@ -73,12 +73,24 @@ static char *ref_expand(const char *pat, const char *user, size_t *len)
     return out;
 }
 
-/* The pattern as it applies to the user, or NULL when it cannot. */
+/* Where the filter after "$share/NAME/" begins in s (0: not shared). */
+static size_t ref_share(const char *s)
+{
+    const char *slash;
+
+    if (strncmp(s, "$share/", 7) != 0 || !(slash = strchr(s + 7, '/')))
+        return 0;
+    return (size_t)(slash - s) + 1;
+}
+
+/* The pattern as it applies to the user, or NULL when it cannot: also
+ * when its filter part starts with '$' only because of the user. */
 static char *ref_pattern(const char *pat, const char *user, size_t *len)
 {
     char *e = ref_expand(pat, user, len);
 
-    if (e && (*len > TOPIC_MAX_LEN || (e[0] == '$' && pat[0] != '$'))) {
+    if (e && (*len > TOPIC_MAX_LEN ||
+              (e[ref_share(e)] == '$' && pat[ref_share(pat)] != '$'))) {
         free(e);
         e = NULL;
     }

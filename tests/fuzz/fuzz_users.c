@@ -29,6 +29,8 @@ static const char wording[] =
     "user name is not valid UTF-8 user name contains a control character "
     "empty role name role name with a space or control character "
     "role name is not valid UTF-8 empty TOTP secret "
+    "role name with a character other than A-Z a-z 0-9 _ . - "
+    "role name longer than 64 bytes "
     "TOTP secret is not valid base32 TOTP secret is bytes, expected 10..64 "
     "duplicate user (first on line ) line longer than 4096 bytes "
     "larger than 1048576 bytes out of memory";

@@ -4,6 +4,8 @@
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 
@@ -178,6 +180,181 @@ def _():
     eq(rc, 1, "exit status with a plaintext password (output: %s)" % out.strip()[:300])
     check(plain in out, "output does not name the users file")
     check("hunter2" not in out, "output shows the password")
+
+
+def openssl(*args):
+    r = subprocess.run(["openssl"] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        T.fail("openssl %s: %s" % (" ".join(args), r.stdout.decode(errors="replace")))
+
+
+_keys = {}
+
+
+def key_files(kind):
+    """(private key file, public key file) of a new key kind "ec" (P-256),
+    "ec384" or "rsa" (2048), made once per run."""
+    if not shutil.which("openssl"):
+        t.skip("no openssl tool")
+    if kind not in _keys:
+        d = os.path.join(t.root, "keys-" + kind)
+        os.makedirs(d, exist_ok=True)
+        priv, pub = os.path.join(d, "key.pem"), os.path.join(d, "pub.pem")
+        opts = {"ec": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                "ec384": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+                "rsa": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]}[kind]
+        openssl("genpkey", *opts, "-out", priv)
+        openssl("pkey", "-in", priv, "-pubout", "-out", pub)
+        _keys[kind] = (priv, pub)
+    return _keys[kind]
+
+
+def cert_pair(name):
+    """(cert_file, key_file) of a new self-signed certificate."""
+    d = os.path.join(t.root, "cert-" + name)
+    os.makedirs(d, exist_ok=True)
+    pair = T.make_cert(d)
+    if pair is None:
+        t.skip("no openssl tool")
+    return pair
+
+
+def garbage(name="garbage.pem"):
+    return write(name, "this is not PEM\n")
+
+
+def files_case(name, patch_fn, key, bad=True):
+    """--check-config on good_config() changed by patch_fn(cfg) -> cfg:
+    bad: exit 1 with a line that names key and the file patch_fn gave it
+    (returned as cfg, file); else exit 0."""
+    def f():
+        cfg, file = patch_fn(good_config())
+        path = write("cfg.json", json.dumps(cfg, indent=2) + "\n")
+        rc, out = check_config(path)
+        shown = "\noutput:\n" + out.strip()[:800]
+        if not bad:
+            eq(rc, 0, "exit status" + shown)
+            return
+        eq(rc, 1, "exit status" + shown)
+        lines = [l for l in out.splitlines() if l.startswith(path + ": ")]
+        check(any(key in l and file in l for l in lines),
+              "no line names both %s and %s%s" % (key, file, shown))
+    t.add("--check-config: %s" % name, f)
+
+
+def jwt_key(alg, kind):
+    def patch(cfg):
+        file = garbage() if kind == "garbage" else \
+            key_files(kind[:-5])[0] if kind.endswith("-priv") else key_files(kind)[1]
+        cfg["auth"]["jwt"] = {"alg": alg, "public_key_file": file}
+        return cfg, file
+    return patch
+
+
+files_case("auth.jwt ES256 with a P-256 public key passes", jwt_key("ES256", "ec"), "", bad=False)
+files_case("auth.jwt RS256 with an RSA public key passes", jwt_key("RS256", "rsa"), "", bad=False)
+files_case("auth.jwt.public_key_file not PEM: exit 1", jwt_key("ES256", "garbage"),
+           "auth.jwt.public_key_file")
+files_case("auth.jwt.public_key_file an RSA key for ES256: exit 1", jwt_key("ES256", "rsa"),
+           "auth.jwt.public_key_file")
+files_case("auth.jwt.public_key_file a P-384 key for ES256: exit 1", jwt_key("ES256", "ec384"),
+           "auth.jwt.public_key_file")
+files_case("auth.jwt.public_key_file an EC key for RS256: exit 1", jwt_key("RS256", "ec"),
+           "auth.jwt.public_key_file")
+files_case("auth.jwt.public_key_file a private key: exit 1", jwt_key("ES256", "ec-priv"),
+           "auth.jwt.public_key_file")
+
+
+def listener_tls(cert, key, ca=None, which="cert"):
+    def patch(cfg):
+        c, k = cert(), key()
+        tls = {"cert_file": c, "key_file": k}
+        if ca:
+            tls["ca_file"] = ca()
+        cfg["listeners"].append({"bind": "127.0.0.1", "port": T.free_port(), "path": "/ws", "tls": tls})
+        return cfg, tls[which + "_file"]
+    return patch
+
+
+files_case("a good listener certificate, key and CA pass",
+           listener_tls(lambda: cert_pair("a")[0], lambda: cert_pair("a")[1], lambda: cert_pair("b")[0]),
+           "", bad=False)
+files_case("listeners[1].tls.cert_file not PEM: exit 1",
+           listener_tls(garbage, lambda: cert_pair("a")[1]), "listeners[1].tls.cert_file")
+files_case("listeners[1].tls.key_file not PEM: exit 1",
+           listener_tls(lambda: cert_pair("a")[0], garbage, which="key"), "listeners[1].tls.key_file")
+files_case("listeners[1].tls.key_file not the certificate's key: exit 1",
+           listener_tls(lambda: cert_pair("a")[0], lambda: cert_pair("b")[1], which="key"),
+           "listeners[1].tls.key_file")
+files_case("listeners[1].tls.key_file an RSA key for an EC certificate: exit 1",
+           listener_tls(lambda: cert_pair("a")[0], lambda: key_files("rsa")[0], which="key"),
+           "listeners[1].tls.key_file")
+files_case("listeners[1].tls.key_file given the certificate: exit 1",
+           listener_tls(lambda: cert_pair("a")[0], lambda: cert_pair("a")[0], which="key"),
+           "listeners[1].tls.key_file")
+files_case("listeners[1].tls.ca_file that does not load: exit 1",
+           listener_tls(lambda: cert_pair("a")[0], lambda: cert_pair("a")[1], garbage, which="ca"),
+           "listeners[1].tls.ca_file")
+
+
+def broker_tls(tls_fn, which):
+    def patch(cfg):
+        tls = tls_fn()
+        cfg["broker"]["tls"] = tls
+        return cfg, tls[which]
+    return patch
+
+
+files_case("broker.tls.ca_file that does not load: exit 1",
+           broker_tls(lambda: {"ca_file": garbage()}, "ca_file"), "broker.tls.ca_file")
+files_case("broker.tls.key_file not the certificate's key: exit 1",
+           broker_tls(lambda: {"cert_file": cert_pair("a")[0], "key_file": cert_pair("b")[1]}, "key_file"),
+           "broker.tls.key_file")
+files_case("broker.tls.cert_file not PEM: exit 1",
+           broker_tls(lambda: {"cert_file": garbage(), "key_file": cert_pair("b")[1]}, "cert_file"),
+           "broker.tls.cert_file")
+files_case("a good broker.tls passes",
+           broker_tls(lambda: {"ca_file": cert_pair("b")[0], "cert_file": cert_pair("a")[0],
+                               "key_file": cert_pair("a")[1]}, "ca_file"), "", bad=False)
+
+
+def users_case(text):
+    def patch(cfg):
+        users = write("users", text)
+        cfg["auth"]["users_file"] = users
+        return cfg, users
+    return patch
+
+
+files_case("a users file with an error: exit 1 naming it",
+           users_case("alice:%s:viewer\nbob:nothash:viewer\n" % T.crypt_hash("pw")), "auth.users_file")
+files_case("a users file role name with a quote: exit 1 naming it",
+           users_case('alice:%s:viewer,a"b\n' % T.crypt_hash("pw")), "auth.users_file")
+
+
+@t.test("--check-config: a users file role name not of the role syntax names FILE:LINE")
+def _():
+    for role in ('a"b', "a\\b", "caf\u00e9", "r" * 65, "a/b"):
+        users = write("users", "# users\nalice:%s:viewer,%s\n" % (T.crypt_hash("pw"), role))
+        cfg = T.deep_merge(good_config(), {"auth": {"users_file": users}})
+        rc, out = check_config(write("cfg.json", json.dumps(cfg, indent=2)))
+        eq(rc, 1, "exit status for role %r (output: %s)" % (role, out.strip()[:300]))
+        check("auth.users_file: %s:2:" % users in out,
+              "output does not name %s:2: for role %r: %s" % (users, role, out.strip()[:300]))
+    users = write("users", "alice:%s:viewer,op-1,A.b_9,%s\n" % (T.crypt_hash("pw"), "r" * 64))
+    cfg = T.deep_merge(good_config(), {"auth": {"users_file": users}})
+    rc, out = check_config(write("cfg.json", json.dumps(cfg, indent=2)))
+    eq(rc, 0, "exit status with role names of the syntax (output: %s)" % out.strip()[:300])
+
+
+type_case("a role name with a quote", {"roles": {'a"b': {}}}, '"a\\"b"', "roles.a\"b")
+type_case("a role name with a backslash", {"roles": {"a\\b": {}}}, '"a\\\\b"', "roles.a\\b")
+type_case("a role name of 65 bytes", {"roles": {"r" * 65: {}}}, '"%s"' % ("r" * 65), "roles.r")
+type_case("auth.anonymous_role not of the role syntax", {"auth": {"anonymous_role": "a b"}},
+          '"anonymous_role"', "auth.anonymous_role")
+type_case("auth.jwt.default_roles not of the role syntax",
+          {"auth": {"jwt": {"default_roles": ["viewer", "x\"y"]}}}, '"x\\"y"', "auth.jwt.default_roles[1]")
 
 
 @t.test("-c with a file that does not exist: exit 1, names the file")

@@ -42,6 +42,13 @@ static const struct cfg_role self = {
 static const struct cfg_role shared = {
     "shared", LIST("$share/g/sensor/#", "plain/#"), NONE, 1, NULL
 };
+static const struct cfg_role shared_all = {
+    "shared_all", LIST("$share/g/#", "$share/u/%u/#", "$share/%u/x"), NONE,
+    2, NULL
+};
+static const struct cfg_role shared_sys = {
+    "shared_sys", LIST("$share/g/$SYS/#"), NONE, 0, NULL
+};
 static const struct cfg_role top_user = {
     "top_user", LIST("%u/#"), LIST("%u/x"), 2, "%u/"
 };
@@ -257,6 +264,22 @@ static const struct qos_case sub_cases[] = {
     { ROLES(&shared), "alice", "sensor/1", -1 },
     { ROLES(&shared), "alice", "plain/1", 1 },
     { ROLES(&shared, &tenant), "alice", "$share/g/sensor/1", 1 },
+    /* The '$' rule applies after "$share/NAME/", also through %u. */
+    { ROLES(&shared_all), "alice", "$share/g/sensor/1", 2 },
+    { ROLES(&shared_all), "alice", "$share/g/#", 2 },
+    { ROLES(&shared_all), "alice", "$share/g/$SYS/#", -1 },
+    { ROLES(&shared_all), "alice", "$share/g/$SYS/broker/uptime", -1 },
+    { ROLES(&shared_all), "alice", "$share/g/$foo", -1 },
+    { ROLES(&shared_all), "alice", "$share/h/a", -1 },
+    { ROLES(&shared_all), "alice", "$share/u/alice/x", 2 },
+    { ROLES(&shared_all), "$SYS", "$share/u/$SYS/x", -1 },
+    { ROLES(&shared_all), "alice", "$share/alice/x", 2 },
+    { ROLES(&shared_all), "$a", "$share/$a/x", 2 },
+    { ROLES(&shared_all), "alice", "$SYS/#", -1 },
+    { ROLES(&shared_sys), "alice", "$share/g/$SYS/#", 0 },
+    { ROLES(&shared_sys), "alice", "$share/g/$SYS/broker/uptime", 0 },
+    { ROLES(&shared_sys), "alice", "$share/g/#", -1 },
+    { ROLES(&shared_sys, &shared_all), "alice", "$share/g/$SYS/#", 0 },
 };
 
 START_TEST(subscribe_qos)

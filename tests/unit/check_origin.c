@@ -1,5 +1,6 @@
 /* Origin checks and the per-address session count. */
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -96,6 +97,59 @@ START_TEST(test_ipcount)
 }
 END_TEST
 
+/* The hash is SipHash-2-4 under the table's seed: the reference vector
+ * for the empty message under key 00..0f, a stable value per address in
+ * one table, other values under another seed or another random table. */
+START_TEST(test_ipcount_keyed)
+{
+    static const unsigned char k0[IPCOUNT_SEED_BYTES] = {
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+    };
+    static const unsigned char k1[IPCOUNT_SEED_BYTES] = { 1 };
+    struct ipcount *a = ipcount_new_keyed(k0), *a2 = ipcount_new_keyed(k0);
+    struct ipcount *b = ipcount_new_keyed(k1);
+    struct ipcount *r1 = ipcount_new(), *r2 = ipcount_new();
+    char addr[64];
+    int differ_ab = 0, differ_r = 0;
+
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(a2);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_nonnull(r1);
+    ck_assert_ptr_nonnull(r2);
+    ck_assert_uint_eq(ipcount_hash(a, ""), 0x726fdb47dd0e0e31ULL);
+    for (int i = 0; i < 64; i++) {
+        snprintf(addr, sizeof(addr), "2001:db8::%x", i);
+        uint64_t h = ipcount_hash(a, addr);
+
+        /* the same slot for the same address, also after the table
+         * changed (grown, entries added and removed) */
+        ck_assert_uint_eq(ipcount_inc(a, addr), 1);
+        ck_assert_uint_eq(ipcount_hash(a, addr), h);
+        ck_assert_uint_eq(ipcount_hash(a2, addr), h);
+        differ_ab += ipcount_hash(b, addr) != h;
+        differ_r += ipcount_hash(r1, addr) != ipcount_hash(r2, addr);
+    }
+    for (int i = 0; i < 2000; i++) {
+        snprintf(addr, sizeof(addr), "10.1.%d.%d", i / 256, i % 256);
+        ck_assert_uint_eq(ipcount_inc(a, addr), 1);
+    }
+    for (int i = 0; i < 64; i++) {
+        snprintf(addr, sizeof(addr), "2001:db8::%x", i);
+        ck_assert_uint_eq(ipcount_hash(a, addr), ipcount_hash(a2, addr));
+        ck_assert_uint_eq(ipcount_get(a, addr), 1);
+    }
+    ck_assert_int_eq(differ_ab, 64);
+    ck_assert_int_eq(differ_r, 64);
+    ipcount_free(a);
+    ipcount_free(a2);
+    ipcount_free(b);
+    ipcount_free(r1);
+    ipcount_free(r2);
+    ipcount_free(NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("origin");
@@ -105,6 +159,7 @@ int main(void)
 
     tcase_add_loop_test(tc, test_origin, 0, sizeof(rows) / sizeof(rows[0]));
     tcase_add_test(tc, test_ipcount);
+    tcase_add_test(tc, test_ipcount_keyed);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);

@@ -45,6 +45,8 @@
 #define N64 "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
 #define N256 N64 N64 N64 N64
 #define N257 N256 "n"
+/* A role name one byte over USERS_ROLE_MAX. */
+#define R65 "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"
 
 static int parse(const char *text, size_t len, struct users **u, char *err,
                  size_t errlen)
@@ -212,6 +214,31 @@ START_TEST(crlf_and_bom)
 }
 END_TEST
 
+/* The role name syntax as users.h gives it, also for the config. */
+START_TEST(role_names)
+{
+    static const char *const ok[] = {
+        "viewer", "op-1", "A.b_9", "-", ".", R65 + 1, /* 64 bytes */
+    };
+    static const char *const bad[] = {
+        "", "a b", "a\"b", "a\\b", "a,b", "a:b", "caf\xc3\xa9", "\xff", "a/b",
+        "a+b", "#", "%u", "R65", "a\x7f",
+    };
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        ck_assert_msg(users_role_name_check(ok[i], strlen(ok[i])) == NULL,
+                      "\"%s\" refused", ok[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *s = strcmp(bad[i], "R65") ? bad[i] : R65;
+
+        ck_assert_msg(users_role_name_check(s, strlen(s)) != NULL,
+                      "\"%s\" accepted", s);
+    }
+    ck_assert_ptr_nonnull(users_role_name_check("a\0b", 3));
+    ck_assert_ptr_null(users_role_name_check("ab!", 2));
+}
+END_TEST
+
 /* Functions, not tables, where a NUL must sit inside a line. */
 START_TEST(nul_bytes)
 {
@@ -341,6 +368,17 @@ static const struct {
       Y_SALT },
     { "alice:" YES ":" SEED_B32 ",x y",
       UA "role name with a space or control character", SEED_B32 },
+    /* roles: the role name syntax of the config (users.h) */
+#define OTHER "role name with a character other than A-Z a-z 0-9 _ . -"
+    { "alice:" YES ":viewer,a\"b", UA OTHER, Y_SALT },
+    { "alice:" YES ":a\\b", UA OTHER, Y_SALT },
+    { "alice:" YES ":caf\xc3\xa9", UA OTHER, Y_SALT },
+    { "alice:" YES ":a/b", UA OTHER, Y_SALT },
+    { "alice:" YES ":a+b,viewer", UA OTHER, Y_SALT },
+    { "alice:" YES ":<script>", UA OTHER, Y_SALT },
+    { "alice:" YES ":viewer," R65, UA "role name longer than 64 bytes",
+      Y_SALT },
+#undef OTHER
     /* TOTP */
     { "alice:" YES ":viewer:", UA "empty TOTP secret", Y_SALT },
     { "alice:" YES ":viewer:GEZDGNBV GY3TQOJQ", B32_BAD, "GEZDGNBV" },
@@ -462,13 +500,17 @@ START_TEST(line_cap)
     struct users *u;
     char err[256];
 
-    /* a valid line of exactly the cap: pad the role list */
+    /* a valid line of exactly the cap: pad the role list (names of at
+     * most USERS_ROLE_MAX bytes: "r...r,r...r,...") */
     n = (size_t)snprintf(text, cap + 64, "alice:%s:", YES);
     memset(text + n, 'r', cap - n);
+    for (size_t i = n + USERS_ROLE_MAX; i < cap - 1; i += USERS_ROLE_MAX + 1)
+        text[i] = ',';
     text[cap] = '\0';
     ck_assert_uint_eq(strlen(text), cap);
     ck_assert_int_eq(parse(text, cap, &u, err, sizeof err), 0);
-    ck_assert_uint_eq(users_find(u, "alice")->n_roles, 1);
+    ck_assert_uint_eq(users_find(u, "alice")->n_roles,
+                      (cap - n + USERS_ROLE_MAX) / (USERS_ROLE_MAX + 1));
     users_free(u);
     /* the '\r' of a CRLF does not count */
     memcpy(text + cap, "\r\n", 2);
@@ -850,6 +892,7 @@ static Suite *users_suite(void)
     tcase_add_test(tc, empty_files);
     tcase_add_test(tc, crlf_and_bom);
     tcase_add_test(tc, nul_bytes);
+    tcase_add_test(tc, role_names);
     tcase_add_test(tc, lookups);
     tcase_add_test(tc, many_users);
     suite_add_tcase(s, tc);
