@@ -49,6 +49,29 @@ size_t topic_share_prefix(const char *s, size_t len)
     return slash ? (size_t)(slash - s) + 1 : 0;
 }
 
+size_t topic_mount(const char *mount, size_t mlen, const char *t, size_t len,
+                   char *out)
+{
+    size_t share = topic_share_prefix(t, len);
+
+    memcpy(out, t, share);
+    memcpy(out + share, mount, mlen);
+    memcpy(out + share + mlen, t + share, len - share);
+    return mlen + len;
+}
+
+long topic_unmount(const char *mount, size_t mlen, const char *full,
+                   size_t len, char *out)
+{
+    size_t share = topic_share_prefix(full, len);
+
+    if (len - share < mlen || memcmp(full + share, mount, mlen) != 0)
+        return -1;
+    memcpy(out, full, share);
+    memcpy(out + share, full + share + mlen, len - share - mlen);
+    return (long)(len - mlen);
+}
+
 int topic_filter_check(const char *s, size_t len)
 {
     size_t share;

@@ -24,6 +24,19 @@ int topic_filter_check(const char *s, size_t len);
  * begin with "$share/" and a '/' after it. */
 size_t topic_share_prefix(const char *s, size_t len);
 
+/* The broker-side form of the mount-relative t[0..len) under mount[0..mlen)
+ * into out (room for mlen + len bytes, not terminated): the mount, then t;
+ * for a shared subscription "$share/NAME/F", "$share/NAME/", the mount,
+ * then F. Returns mlen + len. */
+size_t topic_mount(const char *mount, size_t mlen, const char *t, size_t len,
+                   char *out);
+
+/* The inverse of topic_mount() for full[0..len) into out (room for len
+ * bytes): returns the length of the mount-relative form, or -1 when full
+ * does not lie under the mount (mlen 0: everything does). */
+long topic_unmount(const char *mount, size_t mlen, const char *full,
+                   size_t len, char *out);
+
 /* True when the valid filter matches the valid topic name, level by level
  * ("$share/" has no meaning here). A filter whose first level is a
  * wildcard does not match a name that begins with '$'. */

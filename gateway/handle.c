@@ -45,8 +45,8 @@ const char *handle_mounted(const struct session *s, const char *t,
         return t;
     if (*out_len > TOPIC_MAX_LEN || !(*buf = malloc(*out_len + 1)))
         return NULL;
-    memcpy(*buf, s->mount, s->mount_len);
-    memcpy(*buf + s->mount_len, t, len);
+    /* a shared subscription keeps "$share/NAME/" in front of the mount */
+    topic_mount(s->mount, s->mount_len, t, len, *buf);
     (*buf)[*out_len] = '\0';
     return *buf;
 }

@@ -11,6 +11,7 @@
 #include "payload.h"
 #include "reply.h"
 #include "router.h"
+#include "topic.h"
 #include "session.h"
 #include "upstream.h"
 
@@ -551,28 +552,30 @@ void router_session_recheck(struct session *s)
     struct sub *sub = s->subs, *next;
 
     for (; sub; sub = next) {
-        /* a filter made under another mount is never read with this
-         * one's length: it is not covered */
-        bool under = sub->f->len > s->mount_len &&
-                     memcmp(sub->f->str, s->mount ? s->mount : "",
-                            s->mount_len) == 0;
-        const char *rel = under ? sub->f->str + s->mount_len : sub->f->str;
-        size_t rlen = under ? sub->f->len - s->mount_len : sub->f->len;
-        int q = under ? acl_subscribe_qos(s->roles, s->n_roles, s->user, rel,
-                                          rlen)
-                      : -1;
+        /* a filter made under another mount is not covered */
+        char *rel = malloc(sub->f->len + 1);
+        long rlen = rel ? topic_unmount(s->mount, s->mount_len, sub->f->str,
+                                        sub->f->len, rel)
+                        : -1;
+        int q = rlen > 0 ? acl_subscribe_qos(s->roles, s->n_roles, s->user,
+                                             rel, (size_t)rlen)
+                         : -1;
 
         next = sub->s_next;
         if (q < 0) {
+            const char *shown = rlen > 0 ? rel : sub->f->str;
+            size_t slen = rlen > 0 ? (size_t)rlen : sub->f->len;
+
             session_reply_error(s, NULL, 0, "forbidden",
                                 "subscription to %.*s withdrawn: the roles "
                                 "no longer allow it",
-                                (int)(rlen > 200 ? 200 : rlen), rel);
+                                (int)(slen > 200 ? 200 : slen), shown);
             sub_answer(sub, sub->qos);
             sub_unlink(sub);
         } else if (sub->qos > q) {
             sub->qos = (uint8_t)q;
         }
+        free(rel);
     }
 }
 

@@ -19,6 +19,7 @@ ROLES = {
     "operator": {"subscribe": ["sensor/#", "device/+/status"], "max_qos": 2},
     "shared": {"subscribe": ["$share/g/#"]},
     "sysshare": {"subscribe": ["$share/g/$SYS/#"]},
+    "tenant": {"mount": "tenants/%u/", "subscribe": ["#", "$share/g/#"]},
 }
 
 _sys_mosq = []
@@ -92,6 +93,22 @@ def _():
     ws.sync()
 
 
+@t.test("a mounted role's shared subscription is shared upstream: $share/g/ then the mount")
+def _():
+    ws = as_user("carol", ["tenant"])
+    eq(sub_code(ws, 1, "$share/g/a/#"), "ok", "sub $share/g/a/#")
+    m = sys_mosquitto().client()
+    m.publish("tenants/carol/a/1", b"x", qos=1)
+    got = ws.collect_n(1, pred=lambda f: f.get("op") == "msg")
+    eq(got[0]["topic"], "a/1", "topic relative to the mount")
+    m.publish("tenants/dave/a/1", b"y", qos=1)
+    eq([f for f in ws.collect(0.5) if f.get("op") == "msg"], [], "another tenant's message")
+    ws.send_json({"op": "unsub", "id": 2, "topic": "$share/g/a/#"})
+    ws.sync()
+    m.publish("tenants/carol/a/2", b"z", qos=1)
+    eq([f for f in ws.collect(0.5) if f.get("op") == "msg"], [], "after the unsub")
+
+
 def token_fails(claims, what):
     ws = gw().ws()
     ws.recv_json()
@@ -116,7 +133,8 @@ def _():
         ws = gw().ws()
         ws.recv_json()
         r = ws.request({"op": "auth", "id": 1, "token": t.token("alice", None, claims={"roles": roles})})
-        eq(r, {"op": "ok", "id": 1, "user": "alice", "roles": ["viewer"]}, "auth reply, roles claim %r" % (roles,))
+        eq(r, {"op": "ok", "id": 1, "user": "alice", "roles": ["viewer"],
+           "allow": {"subscribe": ["sensor/#"], "publish": []}}, "auth reply, roles claim %r" % (roles,))
         ws.sync()
         eq(sub_code(ws, 2, "sensor/1"), "ok", "sub sensor/1 with default_roles, roles claim %r" % (roles,))
         ws.close(wait=0)
@@ -124,7 +142,8 @@ def _():
         ws = gw().ws()
         ws.recv_json()
         r = ws.request({"op": "auth", "id": 1, "token": t.token("alice", roles)})
-        eq(r, {"op": "ok", "id": 1, "user": "alice", "roles": want}, "auth reply, roles claim %r" % (roles,))
+        eq({k: r.get(k) for k in ("op", "id", "user", "roles")},
+           {"op": "ok", "id": 1, "user": "alice", "roles": want}, "auth reply, roles claim %r" % (roles,))
         ws.close(wait=0)
 
 

@@ -342,7 +342,7 @@ def _():
         (["-f", path, "--stdin", ""], b"pw-jo-1\n", "empty user name"),
         (["-f", path, "--stdin", "-r", "viewer,,operator", "joe"], b"pw-jo-1\n", "empty role"),
         (["-f", path, "--stdin", "-r", "viewer,", "joe"], b"pw-jo-1\n", "empty role"),
-        (["-f", path, "--stdin", "-r", "a,b:c", "joe"], b"pw-jo-1\n", "':'"),
+        (["-f", path, "--stdin", "-r", "a,b:c", "joe"], b"pw-jo-1\n", "A-Z a-z 0-9 _ . -"),
         (["-f", path, "--stdin", "-r", "view er", "joe"], b"pw-jo-1\n", "space"),
         (["-f", path, "--stdin", "-m", "md5", "joe"], b"pw-jo-1\n", "unknown method"),
         (["-f", path, "--stdin", "--totp", "--no-totp", "joe"], b"pw-jo-1\n", "exclude"),

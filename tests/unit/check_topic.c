@@ -521,6 +521,47 @@ START_TEST(test_exhaustive)
 }
 END_TEST
 
+/* topic_mount() and topic_unmount(): the mount goes after a shared
+ * subscription's "$share/NAME/", and comes off again exactly. */
+static const struct {
+    const char *mount, *rel, *full;
+} mount_rows[] = {
+    { "", "a/b", "a/b" },
+    { "t/u/", "a/b", "t/u/a/b" },
+    { "t/u/", "#", "t/u/#" },
+    { "t/u/", "$share/g/a/#", "$share/g/t/u/a/#" },
+    { "t/u/", "$share/g/#", "$share/g/t/u/#" },
+    { "", "$share/g/#", "$share/g/#" },
+    { "t/", "$sharex/a", "t/$sharex/a" },
+};
+
+START_TEST(test_mount)
+{
+    const char *m = mount_rows[_i].mount, *rel = mount_rows[_i].rel;
+    const char *full = mount_rows[_i].full;
+    char out[64];
+    long n;
+
+    ck_assert_uint_eq(topic_mount(m, strlen(m), rel, strlen(rel), out),
+                      strlen(full));
+    ck_assert_int_eq(memcmp(out, full, strlen(full)), 0);
+    n = topic_unmount(m, strlen(m), full, strlen(full), out);
+    ck_assert_int_eq(n, (long)strlen(rel));
+    ck_assert_int_eq(memcmp(out, rel, strlen(rel)), 0);
+}
+END_TEST
+
+START_TEST(test_unmount_outside)
+{
+    char out[64];
+
+    ck_assert_int_eq(topic_unmount("t/u/", 4, "t/v/a", 5, out), -1);
+    ck_assert_int_eq(topic_unmount("t/u/", 4, "t/u", 3, out), -1);
+    ck_assert_int_eq(topic_unmount("t/u/", 4, "$share/g/a/#", 12, out), -1);
+    ck_assert_int_eq(topic_unmount("t/u/", 4, "$share/g/t/u", 12, out), -1);
+}
+END_TEST
+
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
@@ -541,6 +582,12 @@ static Suite *topic_suite(void)
     tc = tcase_create("covers");
     tcase_add_loop_test(tc, test_covers, 0,
                         (int)(sizeof cover_rows / sizeof cover_rows[0]));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("mount");
+    tcase_add_loop_test(tc, test_mount, 0,
+                        (int)(sizeof mount_rows / sizeof mount_rows[0]));
+    tcase_add_test(tc, test_unmount_outside);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("exhaustive");
