@@ -118,7 +118,7 @@ void gateway_drain(void)
             schedule_reconnect(true);
             break;
         case MB_SUBACK:
-            router_suback(ev->ctx, ev->code);
+            router_suback(ev->tag, ev->code);
             break;
         case MB_PUBDONE:
             upstream_pub_done(G.up);

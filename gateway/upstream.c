@@ -46,8 +46,8 @@ struct upstream {
 
 /* ---- Paho threads: only build events and push them ------------------- */
 
-static void push_simple(struct upstream *up, enum mb_type t, int code,
-                        void *ctx)
+static void push_tagged(struct upstream *up, enum mb_type t, int code,
+                        void *ctx, uint64_t tag)
 {
     struct mb_event *ev = mb_event_new(t, 0);
 
@@ -57,7 +57,14 @@ static void push_simple(struct upstream *up, enum mb_type t, int code,
     }
     ev->code = code;
     ev->ctx = ctx;
+    ev->tag = tag;
     mailbox_push(up->mb, ev);
+}
+
+static void push_simple(struct upstream *up, enum mb_type t, int code,
+                        void *ctx)
+{
+    push_tagged(up, t, code, ctx, 0);
 }
 
 static void on_conn_lost(void *context, char *cause)
@@ -145,17 +152,18 @@ static void on_connect_fail5(void *context, MQTTAsync_failureData5 *r)
 }
 
 /* Subscribe and publish contexts carry the upstream in a small box, as
- * Paho gives one context pointer. */
+ * Paho gives one context pointer: a publish's ctx, a SUBSCRIBE's tag. */
 struct req_box {
     struct upstream *up;
     void *ctx;
+    uint64_t tag;
 };
 
 static void box_push(void *context, enum mb_type t, int code)
 {
     struct req_box *b = context;
 
-    push_simple(b->up, t, code, b->ctx);
+    push_tagged(b->up, t, code, b->ctx, b->tag);
     free(b);
 }
 
@@ -410,26 +418,28 @@ bool upstream_is_connected(const struct upstream *up)
     return up && up->connected;
 }
 
-static struct req_box *box_new(struct upstream *up, void *ctx)
+static struct req_box *box_new(struct upstream *up, void *ctx,
+                               uint64_t tag)
 {
     struct req_box *b = malloc(sizeof(*b));
 
     if (b) {
         b->up = up;
         b->ctx = ctx;
+        b->tag = tag;
     }
     return b;
 }
 
 int upstream_subscribe(struct upstream *up, const char *filter,
-                       uint32_t subid, int qos, void *ctx)
+                       uint32_t subid, int qos, uint64_t tag)
 {
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     MQTTProperty prop;
     struct req_box *b;
     int rc;
 
-    if (!up || !up->connected || !(b = box_new(up, ctx)))
+    if (!up || !up->connected || !(b = box_new(up, NULL, tag)))
         return -1;
     ro.context = b;
     if (up->version == 5) {
@@ -478,7 +488,7 @@ static int send_now(struct upstream *up, const char *topic,
     m.qos = qos;
     m.retained = retain;
     if (qos > 0) {
-        if (!(b = box_new(up, ctx)))
+        if (!(b = box_new(up, ctx, 0)))
             return -1;
         ro.context = b;
         if (up->version == 5) {
