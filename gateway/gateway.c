@@ -199,7 +199,7 @@ static void reload(void)
     warn_restart_only(old, ncfg);
     notify_reloading();
     G.cfg = ncfg;
-    log_threshold = ncfg->log_level;
+    log_set_threshold(ncfg->log_level);
     for (struct session *s = G.sessions; s; s = s->next)
         session_reload(s);
     config_free(old);
@@ -273,7 +273,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     memset(&G, 0, sizeof(G));
     G.cfg = cfg;
     G.config_path = config_path;
-    log_threshold = cfg->log_level;
+    log_set_threshold(cfg->log_level);
     /* Paho honours http_proxy and ignores no_proxy: a proxy setting
      * would send the broker connection through it. */
     unsetenv("http_proxy");

@@ -1,3 +1,5 @@
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,9 @@ struct upstream {
     struct mailbox *mb;
     int version;               /* 4 or 5 */
     char **uris;               /* copies: a reload keeps the connection */
+    /* uri_idx is the service thread's; the connect callbacks read it on
+     * Paho's thread between the MQTTAsync_connect() of the attempt and
+     * the MB_CONNECT_FAILED they post, while it does not change. */
     size_t n_uris, uri_idx;
     int keepalive_s;
     char *username, *password;
@@ -348,6 +353,7 @@ void upstream_connect(struct upstream *up)
     MQTTAsync_connectOptions *opts = up->version == 5 ? &o5 : &o;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
     const char *uri = up->uris[up->uri_idx];
+    sigset_t all, old;
     int rc;
 
     opts->keepAliveInterval = up->keepalive_s;
@@ -379,7 +385,14 @@ void upstream_connect(struct upstream *up)
         opts->ssl = &ssl;
     }
     log_info("connecting to broker %s", uri);
+    /* Paho starts its threads in the first connect: they inherit a full
+     * signal mask from it, so that SIGHUP and SIGTERM reach the service
+     * thread only, whose loop they must interrupt and whose flags the
+     * handler sets. Pending signals arrive when the mask is restored. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = MQTTAsync_connect(up->client, opts);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != MQTTASYNC_SUCCESS) {
         log_warn("broker connect to %s: %s", uri, MQTTAsync_strerror(rc));
         push_simple(up, MB_CONNECT_FAILED, rc, NULL);

@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""The daemon's life cycle across threads: what a reload changes while
+Paho's threads are busy, how long SIGTERM takes when the broker stays
+silent, and that a refused reload changes nothing at all (users, JWT
+keys, TLS certificates).
+
+The data race tests mean most in the ThreadSanitizer build (the TSan pass
+of scripts/test.sh, `make check-tsan`): there the harness' "no sanitizer
+report" result fails on any race report in the daemon's log."""
+
+import os
+import signal
+import socket
+import sys
+import time
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+import mqgtest as T                                     # noqa: E402
+from mqgtest import check, diag, eq                     # noqa: E402
+
+t = T.Suite("lifecycle")
+
+ROLES = {"all": {"subscribe": ["#"], "publish": ["#"]}}
+
+
+class Hole(object):
+    """A TCP port that accepts connections (the kernel does) and never
+    reads or answers: a broker whose CONNACK never comes."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        T._open_resources.append(self)
+
+    def close(self):
+        self.sock.close()
+
+
+# --- data races ---------------------------------------------------------------
+
+@t.test("SIGHUP while Paho's thread waits for a CONNACK that never comes: the log level the "
+        "reload sets is what Paho's thread reads, with no data race", timeout=60)
+def _():
+    hole = Hole()
+    g = t.gateway({"broker": {"uris": ["tcp://127.0.0.1:%d" % hole.port]},
+                   "auth": {"anonymous_role": "all"}, "roles": ROLES},
+                  fresh=True, name="race-level", healthy=False)
+    T.wait_for(lambda: "connecting to broker" in g.log_text(), 5, what="the first connect attempt")
+    # The connect attempt gives up after its 10 s connect timeout, on
+    # Paho's thread, which then logs "broker connect ... failed" at warn.
+    # The reloads change the level meanwhile, from the service thread.
+    for level in ("info", "debug", "info"):
+        g.cfg["log"] = {"level": level}
+        g.write_config(g.cfg)
+        log = g.reload("level %s" % level)
+        check("configuration reloaded" in log, "reload to level %s refused:\n%s" % (level, log))
+        time.sleep(0.2)
+    # to "warn": its own "configuration reloaded" (info) is not logged
+    g.cfg["log"] = {"level": "warn"}
+    g.write_config(g.cfg)
+    mark = g._log_size()
+    g.send_signal(signal.SIGHUP)
+    T.wait_for(lambda: "SIGHUP: reloading" in T.read_text(g.logpath, mark), 5,
+               what="the reload to level warn")
+    time.sleep(0.5)
+    mark = g._log_size()
+    T.wait_for(lambda: "warn: broker connect to" in T.read_text(g.logpath, mark), 20,
+               what="the connect attempt to fail (logged at warn on Paho's thread)")
+    time.sleep(T.scaled(1.5))
+    later = T.read_text(g.logpath, mark)
+    diag("log after the reload to level warn: %r" % later[:400])
+    eq([l for l in later.splitlines() if not l.startswith(("warn:", "error:"))], [],
+       "lines below warn after the reload to level warn")
+    g.stop()
+
+
+def thread_masks(pid):
+    """{tid: (name, blocked signal mask)} of every thread of pid."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            st = dict(l.split(":\t", 1) for l in f.read().splitlines() if ":\t" in l)
+        out[int(tid)] = (st["Name"].strip(), int(st["SigBlk"], 16))
+    return out
+
+
+@t.test("SIGHUP, SIGTERM and SIGINT reach the service thread only: Paho's threads and the "
+        "password worker block them (the handler's flags are the service thread's)")
+def _():
+    users = t.write_file("users-sig", "alice:%s:all\n" % T.crypt_hash("pw"))
+    g = t.gateway({"auth": {"anonymous_role": "all", "users_file": users}, "roles": ROLES},
+                  fresh=True, name="sigmask")
+    pid = g.proc.pid
+    masks = thread_masks(pid)
+    diag("threads: %s" % ", ".join("%d %s %016x" % (tid, n, m) for tid, (n, m) in sorted(masks.items())))
+    check(any(n.startswith("MQTTAsync") for n, _ in masks.values()), "no Paho thread found")
+    want = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    eq(masks[pid][1] & want, 0, "signals blocked on the service thread")
+    eq(sorted("%s (%d)" % (n, tid) for tid, (n, m) in masks.items() if tid != pid and m & want != want),
+       [], "threads other than the service thread that do not block SIGHUP, SIGINT and SIGTERM")
+    # and the signals still work: a reload, then the stop below
+    check("configuration reloaded" in g.reload("sigmask"), "reload refused")
+    g.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(t.run())
