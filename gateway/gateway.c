@@ -20,7 +20,11 @@
 
 struct gateway G;
 
+/* SIGTERM: up to SHUTDOWN_WAIT_MS for the broker's acknowledgements, then
+ * up to SHUTDOWN_DISCONNECT_MS for the DISCONNECT to go out: the whole
+ * shutdown ends within 6 s (config.md). */
 #define SHUTDOWN_WAIT_MS 5000
+#define SHUTDOWN_DISCONNECT_MS 500
 
 static lws_sorted_usec_list_t reconnect_timer, shutdown_timer, keepalive_timer;
 static bool ever_connected;
@@ -348,7 +352,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     rc = 0;
 out:
     if (G.up)
-        upstream_free(G.up, 2000);
+        upstream_free(G.up, SHUTDOWN_DISCONNECT_MS);
     G.up = NULL;
     if (G.ctx) {
         lws_sul_cancel(&reconnect_timer);

@@ -53,7 +53,9 @@ int upstream_publish(struct upstream *up, const char *topic,
                      const void *payload, size_t len, int qos, bool retain,
                      void *ctx);
 
-/* Disconnects (waiting at most timeout_ms) and frees. */
+/* Sends DISCONNECT at once, without waiting for acknowledgements still
+ * due (the caller has waited for them as long as it would), waits at most
+ * timeout_ms for it to go out, then frees. */
 void upstream_free(struct upstream *up, int timeout_ms);
 
 /* Publish outcome codes carried in MB_PUBDONE. */

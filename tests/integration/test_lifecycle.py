@@ -20,6 +20,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 import mqgtest as T                                     # noqa: E402
 from mqgtest import check, diag, eq                     # noqa: E402
+from faultproxy import FaultProxy                       # noqa: E402
 
 t = T.Suite("lifecycle")
 
@@ -106,6 +107,50 @@ def _():
     # and the signals still work: a reload, then the stop below
     check("configuration reloaded" in g.reload("sigmask"), "reload refused")
     g.stop()
+
+
+# --- shutdown -----------------------------------------------------------------
+
+@t.test("SIGTERM with a QoS 1 publish the broker took but never acknowledged (its PUBACKs held "
+        "back for good): exit 0 within 6 s, the wait for the PUBACKs and the DISCONNECT included",
+        timeout=40)
+def _():
+    m = t.new_mosquitto("m-silent")
+    p = FaultProxy(m.port, name="proxy-silent").start()
+    T._open_resources.append(p)
+    g = t.gateway({"broker": {"uris": ["tcp://127.0.0.1:%d" % p.port], "client_id": "mqgate-silent"},
+                   "auth": {"anonymous_role": "all"}, "roles": ROLES},
+                  mosq=m, fresh=True, name="silent")
+    w = m.client()
+    w.subscribe("silent/#", 1)
+    s = g.session()
+    p.stall("down")     # the broker hears everything; nothing it says comes back
+    for i in range(5):
+        s.send_json({"op": "pub", "id": i, "topic": "silent/t", "text": "m%d" % i, "qos": 1})
+    got = w.get_n(5)
+    eq(sorted(x.payload for x in got), [b"m%d" % i for i in range(5)], "messages at the broker")
+    eq(s.collect(0.3), [], "frames at the session before SIGTERM (no ok: no PUBACK came)")
+    t0 = time.monotonic()
+    g.send_signal(signal.SIGTERM)
+    try:
+        g.proc.wait(T.scaled(15))
+    except Exception:
+        pass
+    secs = time.monotonic() - t0
+    rc = g.proc.poll()
+    diag("SIGTERM with 5 QoS 1 publishes unacknowledged for good: exit status %s after %.2f s"
+         % (rc, secs))
+    eq(s.wait_close(1), 1001, "close code")
+    check(rc is not None and secs < T.scaled(6),
+          "exit %.2f s after SIGTERM (status %s): the whole shutdown must end within 6 s"
+          % (secs, rc))
+    check(secs >= 5.0, "exit %.2f s after SIGTERM: the gateway did not wait 5 s for the PUBACKs" % secs)
+    check("5 publishes still unacknowledged at exit" in g.log_text(),
+          "no '5 publishes still unacknowledged at exit' in the log")
+    check(T.wait_for(lambda: "Received DISCONNECT from mqgate-silent" in m.log_text(), 2,
+                     what="DISCONNECT at the broker"), "no DISCONNECT")
+    p.resume()
+    g.stop()    # exit status 0, no sanitizer report
 
 
 if __name__ == "__main__":
