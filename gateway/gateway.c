@@ -193,15 +193,23 @@ static void reload(void)
         log_error("reload refused: the running configuration stays");
         return;
     }
+    /* A transaction: every part is prepared aside, and put in only once
+     * all of them are ready; a refused reload has changed nothing. */
     if (preflight_check(ncfg, G.config_path, false) < 0 ||
-        listener_reload_tls(ncfg) < 0 || auth_users_reload(ncfg) < 0 ||
-        auth_init(ncfg) < 0) {
+        listener_tls_prepare(ncfg) < 0 ||
+        auth_users_reload_prepare(ncfg) < 0 || auth_prepare(ncfg) < 0) {
+        listener_tls_abort();
+        auth_users_reload_abort();
+        auth_abort();
         log_error("reload refused: the running configuration stays");
         config_free(ncfg);
         return;
     }
     warn_restart_only(old, ncfg);
     notify_reloading();
+    listener_tls_commit();
+    auth_users_reload_commit();
+    auth_commit();
     G.cfg = ncfg;
     log_set_threshold(ncfg->log_level);
     for (struct session *s = G.sessions; s; s = s->next)

@@ -109,6 +109,117 @@ def _():
     g.stop()
 
 
+# --- reload as a transaction --------------------------------------------------
+
+def put(src, dst):
+    """Replace dst by a copy of src, as an operator's tool would (rename)."""
+    with open(src, "rb") as f:
+        data = f.read()
+    write(dst, data)
+
+
+def write(dst, data):
+    tmp = dst + ".new"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, dst)
+
+
+def password_ok(g, user, password):
+    """True when user/password authenticates a new session; after a
+    refusal, checks auth_failed and the 4401 close."""
+    ws = g.ws()
+    ws.recv_json()
+    r = ws.request({"op": "auth", "id": 1, "user": user, "password": password},
+                   timeout=10)
+    if r.get("op") == "ok":
+        ws.close(wait=0)
+        return True
+    T.expect_error(r, "auth_failed", 1, "password auth as %r" % user)
+    ws.expect_close(4401, what="session after auth_failed")
+    return False
+
+
+def token_ok(g, token):
+    ws = g.ws()
+    ws.recv_json()
+    r = ws.request({"op": "auth", "id": 1, "token": token})
+    ws.close(wait=0)
+    return r.get("op") == "ok"
+
+
+def served_cert(g, ca):
+    """SHA-256 fingerprint of the certificate a new session on the TLS
+    listener (the second) is served."""
+    ws = g.ws(listener=1, tls=ca.client_context(alpn=["http/1.1"]))
+    der = ws.sock.getpeercert(binary_form=True)
+    eq(ws.recv_json().get("op"), "hello", "first frame on the TLS listener")
+    ws.close(wait=0)
+    return T.fingerprint(der)
+
+
+@t.test("SIGHUP whose users file and certificate changed and whose JWT key is broken: refused, "
+        "and nothing changed (the old users, certificate and key still serve); fixed, all of it "
+        "is put in", timeout=60)
+def _():
+    d = os.path.join(t.root, "txn")
+    ca = T.CertAuthority(os.path.join(d, "pki"), "lifecycle CA")
+    a = ca.issue("txn-a", "txn-a.mqgate.test")
+    b = ca.issue("txn-b", "txn-b.mqgate.test")
+    cfile, kfile = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    put(a[0], cfile)
+    put(a[1], kfile)
+    users = os.path.join(d, "users")
+    write(users, ("alice:%s:all\n" % T.crypt_hash("old-pw")).encode())
+    secret = os.path.join(d, "jwt.secret")
+    write(secret, t.jwt_secret + b"\n")
+    g = t.gateway({"listeners": [{"path": "/ws"},
+                                 {"path": "/ws", "tls": {"cert_file": cfile, "key_file": kfile}}],
+                   "auth": {"users_file": users, "jwt": {"alg": "HS256", "secret_file": secret}},
+                   "roles": ROLES}, fresh=True, name="txn")
+    fp_a, fp_b = T.fingerprint(T.cert_der(a[0])), T.fingerprint(T.cert_der(b[0]))
+    token = t.token("carol", ["all"])
+    check(password_ok(g, "alice", "old-pw"), "alice with the first users file")
+    check(token_ok(g, token), "a token signed with the first key")
+    eq(served_cert(g, ca), fp_a, "certificate before the reloads")
+
+    # a new users file and certificate, and a JWT key file the verifier
+    # cannot use (empty): the JWT step comes last and fails
+    write(users, ("bob:%s:all\n" % T.crypt_hash("new-pw")).encode())
+    put(b[0], cfile)
+    put(b[1], kfile)
+    write(secret, b"")
+    log = g.reload("broken JWT key")
+    diag("refused reload's log:\n" + log.strip())
+    lines = log.splitlines()
+    check("error: reload refused: the running configuration stays" in lines,
+          "the reload was not refused:\n" + log)
+    eq((password_ok(g, "alice", "old-pw"), password_ok(g, "bob", "new-pw")), (True, False),
+       "alice (running users file) and bob (refused one) let in after the refused reload")
+    check(token_ok(g, token), "a token of the running key after the refused reload")
+    eq(served_cert(g, ca), fp_a, "certificate after the refused reload")
+    check([l for l in lines if "auth.jwt" in l and secret in l],
+          "no error line naming auth.jwt and %s:\n%s" % (secret, log))
+    eq([l for l in lines if l.startswith("info:") and "SIGHUP: reloading" not in l], [],
+       "info lines of the refused reload (nothing may claim to be loaded)")
+
+    # the key fixed: the same files are put in, all of them
+    write(secret, t.jwt_secret + b"\n")
+    log = g.reload("fixed JWT key")
+    diag("accepted reload's log:\n" + log.strip())
+    check("configuration reloaded" in log, "the fixed reload was refused:\n" + log)
+    check("info: listeners[1]: certificate %s loaded" % cfile in log.splitlines(),
+          "no line saying the certificate was loaded:\n" + log)
+    check("info: %s: 1 users" % users in log.splitlines(),
+          "no line saying the users file was loaded:\n" + log)
+    check(password_ok(g, "bob", "new-pw"), "bob after the accepted reload")
+    check(not password_ok(g, "alice", "old-pw"), "alice, removed, was let in after the accepted reload")
+    check(token_ok(g, token), "a token after the accepted reload")
+    eq(served_cert(g, ca), fp_b, "certificate after the accepted reload")
+    g.stop()
+
+
 # --- shutdown -----------------------------------------------------------------
 
 @t.test("SIGTERM with a QoS 1 publish the broker took but never acknowledged (its PUBACKs held "
