@@ -4,9 +4,9 @@ Paho's threads are busy, how long SIGTERM takes when the broker stays
 silent, and that a refused reload changes nothing at all (users, JWT
 keys, TLS certificates).
 
-The data race tests mean most in the ThreadSanitizer build (the TSan pass
-of scripts/test.sh, `make check-tsan`): there the harness' "no sanitizer
-report" result fails on any race report in the daemon's log."""
+The data race tests mean most in a ThreadSanitizer build (./configure
+--enable-tsan; the TSan pass of scripts/test.sh): there the harness' "no
+sanitizer report" result fails on any race report in the daemon's log."""
 
 import os
 import signal
@@ -68,7 +68,7 @@ def _():
     g.send_signal(signal.SIGHUP)
     T.wait_for(lambda: "SIGHUP: reloading" in T.read_text(g.logpath, mark), 5,
                what="the reload to level warn")
-    time.sleep(0.5)
+    time.sleep(T.scaled(0.5))
     mark = g._log_size()
     T.wait_for(lambda: "warn: broker connect to" in T.read_text(g.logpath, mark), 20,
                what="the connect attempt to fail (logged at warn on Paho's thread)")
