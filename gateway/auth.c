@@ -20,34 +20,65 @@
 static char hello[256];
 static struct jwt_verifier *verifier;
 
-int auth_init(const struct config *cfg)
+/* What auth_prepare() built, until the commit or the abort. */
+static struct {
+    bool ready;
+    struct jwt_verifier *verifier;
+    char hello[sizeof(hello)];
+} pending;
+
+void auth_abort(void)
+{
+    jwt_verifier_free(pending.verifier);
+    memset(&pending, 0, sizeof(pending));
+}
+
+int auth_prepare(const struct config *cfg)
 {
     const char *methods[2];
-    struct jwt_verifier *v = NULL;
     size_t n = 0, o;
 
-    /* built aside, so that a reload that fails changes nothing */
-    if (cfg->auth.jwt && !(v = jwt_verifier_new(cfg->auth.jwt)))
+    auth_abort();
+    if (cfg->auth.jwt &&
+        !(pending.verifier = jwt_verifier_new(cfg->auth.jwt)))
         return -1;
-    jwt_verifier_free(verifier);
-    verifier = v;
     if (cfg->auth.users_file)
         methods[n++] = "\"password\"";
     if (cfg->auth.jwt)
         methods[n++] = "\"token\"";
-    o = (size_t)snprintf(hello, sizeof(hello),
+    o = (size_t)snprintf(pending.hello, sizeof(pending.hello),
                          "{\"op\":\"hello\",\"proto\":1,\"server\":\"%s\","
                          "\"auth\":[",
                          MQG_SERVER);
     for (size_t i = 0; i < n; i++)
-        o += (size_t)snprintf(hello + o, sizeof(hello) - o, "%s%s",
-                              i ? "," : "", methods[i]);
-    snprintf(hello + o, sizeof(hello) - o, "]");
+        o += (size_t)snprintf(pending.hello + o, sizeof(pending.hello) - o,
+                              "%s%s", i ? "," : "", methods[i]);
+    snprintf(pending.hello + o, sizeof(pending.hello) - o, "]");
+    pending.ready = true;
+    return 0;
+}
+
+void auth_commit(void)
+{
+    if (!pending.ready)
+        return;
+    jwt_verifier_free(verifier);
+    verifier = pending.verifier;
+    memcpy(hello, pending.hello, sizeof(hello));
+    memset(&pending, 0, sizeof(pending));
+}
+
+int auth_init(const struct config *cfg)
+{
+    if (auth_prepare(cfg) < 0)
+        return -1;
+    auth_commit();
     return 0;
 }
 
 void auth_destroy(void)
 {
+    auth_abort();
     jwt_verifier_free(verifier);
     verifier = NULL;
 }

@@ -9,10 +9,18 @@ struct session;
 struct request;
 struct config;
 
-/* Prepares the methods of cfg (keys, users); again on reload, when a
- * failure (-1, logged) keeps what was there. */
+/* Prepares the methods of cfg (the JWT key, the hello) and puts them in:
+ * at start. Returns 0 or -1 (logged). */
 int auth_init(const struct config *cfg);
 void auth_destroy(void);
+
+/* SIGHUP, as a transaction with the other parts of a reload:
+ * auth_prepare() builds what cfg's methods need aside, returning 0, or -1
+ * (logged) keeping nothing; then auth_commit() puts it in, or auth_abort()
+ * drops it (nothing when nothing is prepared). */
+int auth_prepare(const struct config *cfg);
+void auth_commit(void);
+void auth_abort(void);
 
 /* Sends the hello frame; with "user" and "roles" when the handshake
  * authenticated s, and "allow" when s is authenticated or anonymous. */

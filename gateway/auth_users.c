@@ -561,46 +561,57 @@ bool auth_users_enabled(void)
     return A.users != NULL;
 }
 
-int auth_users_init(const struct config *cfg, struct mailbox *mb)
-{
-    struct users *u;
-    struct user_state *steps;
+/* What auth_users_reload_prepare() loaded, until the commit or the
+ * abort. Service thread. */
+static struct {
+    bool ready;
+    const char *path;               /* in the prepared cfg; NULL: off */
+    struct users *users;
+    struct user_state *state;
+} pending;
 
-    A.mb = mb;
-    if (!cfg->auth.users_file)
-        return 0;
-    if (load_table(cfg->auth.users_file, &u, &steps) < 0)
-        return -1;
-    if (start_worker() < 0) {
-        users_free(u);
-        free(steps);
-        return -1;
+void auth_users_reload_abort(void)
+{
+    users_free(pending.users);
+    free(pending.state);
+    memset(&pending, 0, sizeof(pending));
+}
+
+int auth_users_reload_prepare(const struct config *cfg)
+{
+    auth_users_reload_abort();
+    pending.path = cfg->auth.users_file;
+    if (pending.path) {
+        if (load_table(pending.path, &pending.users, &pending.state) < 0)
+            return -1;
+        /* an idle worker, should the reload be refused after all */
+        if (start_worker() < 0) {
+            auth_users_reload_abort();
+            return -1;
+        }
     }
-    swap_table(u, steps);
-    log_info("%s: %zu users", cfg->auth.users_file, users_count(u));
+    pending.ready = true;
     return 0;
 }
 
-int auth_users_reload(const struct config *cfg)
+void auth_users_reload_commit(void)
 {
-    struct users *u;
-    struct user_state *steps;
+    if (!pending.ready)
+        return;
+    if (!pending.path && A.users)
+        log_info("password authentication turned off");
+    swap_table(pending.users, pending.state);
+    if (pending.path)
+        log_info("%s: %zu users", pending.path, users_count(A.users));
+    memset(&pending, 0, sizeof(pending));
+}
 
-    if (!cfg->auth.users_file) {
-        if (A.users)
-            log_info("password authentication turned off");
-        swap_table(NULL, NULL);
-        return 0;
-    }
-    if (load_table(cfg->auth.users_file, &u, &steps) < 0)
+int auth_users_init(const struct config *cfg, struct mailbox *mb)
+{
+    A.mb = mb;
+    if (auth_users_reload_prepare(cfg) < 0)
         return -1;
-    if (start_worker() < 0) {
-        users_free(u);
-        free(steps);
-        return -1;
-    }
-    swap_table(u, steps);
-    log_info("%s: %zu users", cfg->auth.users_file, users_count(u));
+    auth_users_reload_commit();
     return 0;
 }
 

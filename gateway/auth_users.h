@@ -37,13 +37,19 @@ int auth_users_init(const struct config *cfg, struct mailbox *mb);
  * mailbox_destroy(). */
 void auth_users_destroy(void);
 
-/* SIGHUP: loads cfg->auth.users_file aside. On any error logs each error
- * line and returns -1, changing nothing. On success swaps the table in,
- * keeping the last accepted TOTP step of each user still present (by
- * name), and returns 0. Without a users file in cfg, drops the table:
- * password authentication is then off. Jobs in flight are checked again
- * against the new table when they finish. */
-int auth_users_reload(const struct config *cfg);
+/* SIGHUP, as a transaction with the other parts of a reload.
+ * auth_users_reload_prepare() loads cfg->auth.users_file aside (and starts
+ * the worker if it is not running yet); on any error it logs each error
+ * line and returns -1, keeping nothing. Then auth_users_reload_commit()
+ * swaps the table in, keeping the last accepted TOTP step of each user
+ * still present (by name) — without a users file in cfg it drops the
+ * table: password authentication is then off — or
+ * auth_users_reload_abort() drops what was loaded (nothing when nothing
+ * is prepared). Jobs in flight are checked again against the new table
+ * when they finish. cfg must outlive the commit. */
+int auth_users_reload_prepare(const struct config *cfg);
+void auth_users_reload_commit(void);
+void auth_users_reload_abort(void);
 
 /* True when a users file is loaded (password authentication is on). */
 bool auth_users_enabled(void);

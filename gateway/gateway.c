@@ -21,7 +21,11 @@
 
 struct gateway G;
 
+/* SIGTERM: up to SHUTDOWN_WAIT_MS for the broker's acknowledgements, then
+ * up to SHUTDOWN_DISCONNECT_MS for the DISCONNECT to go out: the whole
+ * shutdown ends within 6 s (config.md). */
 #define SHUTDOWN_WAIT_MS 5000
+#define SHUTDOWN_DISCONNECT_MS 500
 
 static lws_sorted_usec_list_t reconnect_timer, shutdown_timer, keepalive_timer;
 static bool ever_connected;
@@ -119,7 +123,7 @@ void gateway_drain(void)
             schedule_reconnect(true);
             break;
         case MB_SUBACK:
-            router_suback(ev->ctx, ev->code);
+            router_suback(ev->tag, ev->code);
             break;
         case MB_PUBDONE:
             upstream_pub_done(G.up);
@@ -190,17 +194,25 @@ static void reload(void)
         log_error("reload refused: the running configuration stays");
         return;
     }
+    /* A transaction: every part is prepared aside, and put in only once
+     * all of them are ready; a refused reload has changed nothing. */
     if (preflight_check(ncfg, G.config_path, false) < 0 ||
-        listener_reload_tls(ncfg) < 0 || auth_users_reload(ncfg) < 0 ||
-        auth_init(ncfg) < 0) {
+        listener_tls_prepare(ncfg) < 0 ||
+        auth_users_reload_prepare(ncfg) < 0 || auth_prepare(ncfg) < 0) {
+        listener_tls_abort();
+        auth_users_reload_abort();
+        auth_abort();
         log_error("reload refused: the running configuration stays");
         config_free(ncfg);
         return;
     }
     warn_restart_only(old, ncfg);
     notify_reloading();
+    listener_tls_commit();
+    auth_users_reload_commit();
+    auth_commit();
     G.cfg = ncfg;
-    log_threshold = ncfg->log_level;
+    log_set_threshold(ncfg->log_level);
     for (struct session *s = G.sessions; s; s = s->next)
         session_reload(s);
     config_free(old);
@@ -274,7 +286,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     memset(&G, 0, sizeof(G));
     G.cfg = cfg;
     G.config_path = config_path;
-    log_threshold = cfg->log_level;
+    log_set_threshold(cfg->log_level);
     /* Paho honours http_proxy and ignores no_proxy: a proxy setting
      * would send the broker connection through it. */
     unsetenv("http_proxy");
@@ -349,7 +361,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     rc = 0;
 out:
     if (G.up)
-        upstream_free(G.up, 2000);
+        upstream_free(G.up, SHUTDOWN_DISCONNECT_MS);
     G.up = NULL;
     if (G.ctx) {
         lws_sul_cancel(&reconnect_timer);

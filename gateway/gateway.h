@@ -42,6 +42,8 @@ struct gateway {
     uint8_t *scratch;                /* write coalescing, LWS_PRE + size */
     size_t scratch_size;
     struct metrics m;
+    /* set by the signal handler, which runs on the service thread only:
+     * the other threads (Paho's, the password worker) block the signals */
     volatile sig_atomic_t stop, reload;
 };
 

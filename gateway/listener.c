@@ -132,6 +132,7 @@ int listener_start_all(const struct config *cfg, struct lws_context *ctx)
 
 void listener_free_all(void)
 {
+    listener_tls_abort();
     for (size_t i = 0; i < n_listeners; i++) {
         free(listeners[i].path);
         free(listeners[i].static_real);
@@ -158,10 +159,33 @@ static SSL_CTX *load_pair(const struct cfg_tls *t)
     return NULL;
 }
 
-int listener_reload_tls(const struct config *cfg)
+/* What listener_tls_prepare() loaded, by listener, until the commit or
+ * the abort: a checked context holding the new chain and key, and the
+ * name of its certificate file (in the cfg given to the prepare, which
+ * outlives both). */
+static struct tls_pending {
+    SSL_CTX *ctx;
+    const char *cert_file;
+} *tls_next;
+
+void listener_tls_abort(void)
+{
+    for (size_t i = 0; tls_next && i < n_listeners; i++)
+        SSL_CTX_free(tls_next[i].ctx);
+    free(tls_next);
+    tls_next = NULL;
+}
+
+int listener_tls_prepare(const struct config *cfg)
 {
     size_t n = cfg->n_listeners < n_listeners ? cfg->n_listeners : n_listeners;
 
+    listener_tls_abort();
+    if (!(tls_next = calloc(n_listeners ? n_listeners : 1,
+                            sizeof(*tls_next)))) {
+        log_error("reload: out of memory");
+        return -1;
+    }
     for (size_t i = 0; i < n; i++) {
         const struct cfg_tls *t = cfg->listeners[i].tls;
         SSL_CTX *c;
@@ -169,7 +193,9 @@ int listener_reload_tls(const struct config *cfg)
         if (!listeners[i].ssl_ctx || !t)
             continue;
         if (!(c = load_pair(t)))
-            return -1;
+            goto fail;
+        tls_next[i].ctx = c;
+        tls_next[i].cert_file = t->cert_file;
         /* An SSL_CTX holds one certificate per key type: a new RSA
          * certificate would sit beside the old ECDSA one, which clients
          * would still be offered. */
@@ -178,28 +204,42 @@ int listener_reload_tls(const struct config *cfg)
             log_error("reload: listeners[%zu]: %s has another key type than "
                       "the running certificate; that change needs a restart",
                       i, t->cert_file);
-            SSL_CTX_free(c);
-            return -1;
+            goto fail;
         }
-        SSL_CTX_free(c);
-    }
-    for (size_t i = 0; i < n; i++) {
-        const struct cfg_tls *t = cfg->listeners[i].tls;
-        SSL_CTX *ctx = listeners[i].ssl_ctx;
-
-        if (!ctx || !t)
-            continue;
-        if (SSL_CTX_use_certificate_chain_file(ctx, t->cert_file) != 1 ||
-            SSL_CTX_use_PrivateKey_file(ctx, t->key_file, SSL_FILETYPE_PEM) != 1) {
-            /* checked just above: only a file changing under us */
-            log_error("reload: listeners[%zu]: %s", i,
-                      ERR_reason_error_string(ERR_get_error()));
-            ERR_clear_error();
-            return -1;
-        }
-        log_info("listeners[%zu]: certificate %s loaded", i, t->cert_file);
     }
     return 0;
+fail:
+    listener_tls_abort();
+    return -1;
+}
+
+void listener_tls_commit(void)
+{
+    for (size_t i = 0; tls_next && i < n_listeners; i++) {
+        SSL_CTX *c = tls_next[i].ctx;
+        STACK_OF(X509) *chain = NULL;
+
+        if (!c)
+            continue;
+        /* What was checked, not the files again: they may have changed
+         * since. Either all of it replaces the running pair or, short of
+         * memory, nothing does. */
+        SSL_CTX_get0_chain_certs(c, &chain);
+        if (SSL_CTX_use_cert_and_key(listeners[i].ssl_ctx,
+                                     SSL_CTX_get0_certificate(c),
+                                     SSL_CTX_get0_privatekey(c), chain,
+                                     1) != 1) {
+            log_error("reload: listeners[%zu]: cannot put %s in (%s): it "
+                      "keeps its certificate",
+                      i, tls_next[i].cert_file,
+                      ERR_reason_error_string(ERR_get_error()));
+            ERR_clear_error();
+            continue;
+        }
+        log_info("listeners[%zu]: certificate %s loaded", i,
+                 tls_next[i].cert_file);
+    }
+    listener_tls_abort();
 }
 
 /* A host name, an IPv4 address or a bracketed IPv6 one, with an optional

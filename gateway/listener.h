@@ -27,11 +27,16 @@ int listener_start_all(const struct config *cfg, struct lws_context *ctx);
 
 void listener_free_all(void);
 
-/* SIGHUP: loads the certificates and keys named by cfg into the running
- * TLS listeners (same order as at start); new handshakes use them, open
- * sessions keep theirs. Checks them all first: on any error nothing
- * changes and -1 is returned (logged). */
-int listener_reload_tls(const struct config *cfg);
+/* SIGHUP, as a transaction with the other parts of a reload.
+ * listener_tls_prepare() loads and checks, aside, the certificates and keys
+ * cfg names for the running TLS listeners (same order as at start); on
+ * any error it keeps nothing and returns -1 (logged). Then either
+ * listener_tls_commit() puts them in (new handshakes use them, open
+ * sessions keep theirs) or listener_tls_abort() drops them; abort does
+ * nothing when nothing is prepared. cfg must outlive the commit. */
+int listener_tls_prepare(const struct config *cfg);
+void listener_tls_commit(void);
+void listener_tls_abort(void);
 
 /* The HTTP reasons of the protocol callback. */
 int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,

@@ -1,4 +1,5 @@
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -8,9 +9,20 @@
 
 #include "log.h"
 
-enum log_level log_threshold = LOG_LVL_INFO;
+/* Relaxed: nothing else is published through it. */
+static atomic_int threshold = LOG_LVL_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void log_set_threshold(enum log_level lvl)
+{
+    atomic_store_explicit(&threshold, (int)lvl, memory_order_relaxed);
+}
+
+bool log_enabled(enum log_level lvl)
+{
+    return (int)lvl <= atomic_load_explicit(&threshold, memory_order_relaxed);
+}
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
@@ -18,7 +30,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     va_list ap;
     int n;
 
-    if (lvl > log_threshold)
+    if (!log_enabled(lvl))
         return;
     n = snprintf(line, sizeof(line), "%s: ", level_names[lvl]);
     va_start(ap, fmt);
@@ -40,7 +52,10 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 
 /* libwebsockets logs some client mistakes (a malformed handshake) at
  * error level: a client must not be able to flood the log through it.
- * At most LWS_LOG_BURST lines per LWS_LOG_WINDOW seconds, then a count. */
+ * At most LWS_LOG_BURST lines per LWS_LOG_WINDOW seconds, then a count.
+ * Service thread: libwebsockets runs there only, and the one call other
+ * threads make (lws_cancel_service()) logs at info, which is not routed
+ * here. */
 #define LWS_LOG_BURST 20
 #define LWS_LOG_WINDOW 10
 

@@ -28,6 +28,7 @@ struct mb_event {
     enum mb_type type;
     int code;                 /* per type, see above */
     void *ctx;                /* the context given with the request */
+    uint64_t tag;             /* MB_SUBACK: the tag given with the SUBSCRIBE */
     uint64_t t_us;            /* MB_MESSAGE: arrival, gateway_now_us() */
     /* MB_MESSAGE */
     uint8_t qos;

@@ -266,6 +266,25 @@ static void filter_destroy(struct rfilter *f, bool unsubscribe)
     free(f);
 }
 
+/* A SUBSCRIBE's tag names its filter and which request of that filter it
+ * answers: the subscription identifier in the high 32 bits, the request
+ * generation in the low ones. A uint64_t on every platform, never a
+ * pointer, which has 32 bits on some. */
+static uint64_t sub_tag(uint32_t subid, uint32_t gen)
+{
+    return (uint64_t)subid << 32 | gen;
+}
+
+static uint32_t tag_subid(uint64_t tag)
+{
+    return (uint32_t)(tag >> 32);
+}
+
+static uint32_t tag_gen(uint64_t tag)
+{
+    return (uint32_t)(tag & UINT32_MAX);
+}
+
 /* Upstream, a filter is subscribed at the highest QoS its holders asked
  * for, so that the QoS a message arrives at is the one a subscriber of
  * that QoS would see. */
@@ -274,8 +293,7 @@ static int filter_send_subscribe(struct rfilter *f)
     f->req_gen++;
     f->flight_qos = f->want_qos;
     if (upstream_subscribe(G.up, f->str, f->subid, f->want_qos,
-                           (void *)(((uintptr_t)f->subid << 32) |
-                                    f->req_gen)) < 0)
+                           sub_tag(f->subid, f->req_gen)) < 0)
         return -1;
     f->in_flight = true;
     return 0;
@@ -465,11 +483,10 @@ static void subscribe_again(struct rfilter *f)
         }
 }
 
-void router_suback(void *ctx, int granted)
+void router_suback(uint64_t tag, int granted)
 {
-    uint32_t subid = (uint32_t)((uintptr_t)ctx >> 32);
-    uint32_t gen = (uint32_t)(uintptr_t)ctx;
-    struct rfilter *f = filter_by_id(subid);
+    uint32_t gen = tag_gen(tag);
+    struct rfilter *f = filter_by_id(tag_subid(tag));
     struct sub *sub, *next;
 
     if (!f || gen != f->req_gen || !f->in_flight)

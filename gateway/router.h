@@ -37,9 +37,9 @@ void router_session_gone(struct session *s);
 /* Fans a broker message out. */
 void router_deliver(const struct mb_event *ev);
 
-/* A SUBSCRIBE completed: ctx as given to upstream_subscribe(), granted the
- * granted QoS or <0 when refused. */
-void router_suback(void *ctx, int granted);
+/* A SUBSCRIBE completed: tag as given to upstream_subscribe(), granted
+ * the granted QoS or <0 when refused. */
+void router_suback(uint64_t tag, int granted);
 
 /* The broker connection came up: subscribes every filter again. Returns
  * how many SUBSCRIBEs are under way; when it is not 0, the router calls

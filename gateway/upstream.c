@@ -1,3 +1,5 @@
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,9 @@ struct upstream {
     struct mailbox *mb;
     int version;               /* 4 or 5 */
     char **uris;               /* copies: a reload keeps the connection */
+    /* uri_idx is the service thread's; the connect callbacks read it on
+     * Paho's thread between the MQTTAsync_connect() of the attempt and
+     * the MB_CONNECT_FAILED they post, while it does not change. */
     size_t n_uris, uri_idx;
     int keepalive_s;
     char *username, *password;
@@ -46,8 +51,8 @@ struct upstream {
 
 /* ---- Paho threads: only build events and push them ------------------- */
 
-static void push_simple(struct upstream *up, enum mb_type t, int code,
-                        void *ctx)
+static void push_tagged(struct upstream *up, enum mb_type t, int code,
+                        void *ctx, uint64_t tag)
 {
     struct mb_event *ev = mb_event_new(t, 0);
 
@@ -57,7 +62,14 @@ static void push_simple(struct upstream *up, enum mb_type t, int code,
     }
     ev->code = code;
     ev->ctx = ctx;
+    ev->tag = tag;
     mailbox_push(up->mb, ev);
+}
+
+static void push_simple(struct upstream *up, enum mb_type t, int code,
+                        void *ctx)
+{
+    push_tagged(up, t, code, ctx, 0);
 }
 
 static void on_conn_lost(void *context, char *cause)
@@ -145,17 +157,18 @@ static void on_connect_fail5(void *context, MQTTAsync_failureData5 *r)
 }
 
 /* Subscribe and publish contexts carry the upstream in a small box, as
- * Paho gives one context pointer. */
+ * Paho gives one context pointer: a publish's ctx, a SUBSCRIBE's tag. */
 struct req_box {
     struct upstream *up;
     void *ctx;
+    uint64_t tag;
 };
 
 static void box_push(void *context, enum mb_type t, int code)
 {
     struct req_box *b = context;
 
-    push_simple(b->up, t, code, b->ctx);
+    push_tagged(b->up, t, code, b->ctx, b->tag);
     free(b);
 }
 
@@ -340,6 +353,7 @@ void upstream_connect(struct upstream *up)
     MQTTAsync_connectOptions *opts = up->version == 5 ? &o5 : &o;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
     const char *uri = up->uris[up->uri_idx];
+    sigset_t all, old;
     int rc;
 
     opts->keepAliveInterval = up->keepalive_s;
@@ -371,7 +385,14 @@ void upstream_connect(struct upstream *up)
         opts->ssl = &ssl;
     }
     log_info("connecting to broker %s", uri);
+    /* Paho starts its threads in the first connect: they inherit a full
+     * signal mask from it, so that SIGHUP and SIGTERM reach the service
+     * thread only, whose loop they must interrupt and whose flags the
+     * handler sets. Pending signals arrive when the mask is restored. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = MQTTAsync_connect(up->client, opts);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != MQTTASYNC_SUCCESS) {
         log_warn("broker connect to %s: %s", uri, MQTTAsync_strerror(rc));
         push_simple(up, MB_CONNECT_FAILED, rc, NULL);
@@ -410,26 +431,28 @@ bool upstream_is_connected(const struct upstream *up)
     return up && up->connected;
 }
 
-static struct req_box *box_new(struct upstream *up, void *ctx)
+static struct req_box *box_new(struct upstream *up, void *ctx,
+                               uint64_t tag)
 {
     struct req_box *b = malloc(sizeof(*b));
 
     if (b) {
         b->up = up;
         b->ctx = ctx;
+        b->tag = tag;
     }
     return b;
 }
 
 int upstream_subscribe(struct upstream *up, const char *filter,
-                       uint32_t subid, int qos, void *ctx)
+                       uint32_t subid, int qos, uint64_t tag)
 {
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     MQTTProperty prop;
     struct req_box *b;
     int rc;
 
-    if (!up || !up->connected || !(b = box_new(up, ctx)))
+    if (!up || !up->connected || !(b = box_new(up, NULL, tag)))
         return -1;
     ro.context = b;
     if (up->version == 5) {
@@ -478,7 +501,7 @@ static int send_now(struct upstream *up, const char *topic,
     m.qos = qos;
     m.retained = retain;
     if (qos > 0) {
-        if (!(b = box_new(up, ctx)))
+        if (!(b = box_new(up, ctx, 0)))
             return -1;
         ro.context = b;
         if (up->version == 5) {
@@ -583,7 +606,9 @@ void upstream_free(struct upstream *up, int timeout_ms)
             MQTTAsync_disconnectOptions d =
                 MQTTAsync_disconnectOptions_initializer;
 
-            d.timeout = timeout_ms;
+            /* Paho's timeout waits for the broker's acknowledgements, and
+             * checks it only every 3 s: 0 sends the DISCONNECT now. */
+            d.timeout = 0;
             MQTTAsync_disconnect(up->client, &d);
             for (int i = 0; i < timeout_ms / 10 &&
                             MQTTAsync_isConnected(up->client);

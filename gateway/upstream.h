@@ -36,10 +36,10 @@ void upstream_pub_done(struct upstream *up);
 bool upstream_is_connected(const struct upstream *up);
 
 /* SUBSCRIBE at qos with subscription identifier subid (MQTT 5). The
- * outcome comes as MB_SUBACK with ctx. Returns -1 when the request could
- * not be made (not connected). */
+ * outcome comes as MB_SUBACK with tag (ctx NULL). Returns -1 when the
+ * request could not be made (not connected). */
 int upstream_subscribe(struct upstream *up, const char *filter,
-                       uint32_t subid, int qos, void *ctx);
+                       uint32_t subid, int qos, uint64_t tag);
 
 void upstream_unsubscribe(struct upstream *up, const char *filter);
 
@@ -53,7 +53,9 @@ int upstream_publish(struct upstream *up, const char *topic,
                      const void *payload, size_t len, int qos, bool retain,
                      void *ctx);
 
-/* Disconnects (waiting at most timeout_ms) and frees. */
+/* Sends DISCONNECT at once, without waiting for acknowledgements still
+ * due (the caller has waited for them as long as it would), waits at most
+ * timeout_ms for it to go out, then frees. */
 void upstream_free(struct upstream *up, int timeout_ms);
 
 /* Publish outcome codes carried in MB_PUBDONE. */

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs what the tests need, builds with ASan+UBSan and runs the whole
-# suite: Check unit tests and integration tests against a real mosquitto.
+# suite: Check unit tests and integration tests against a real mosquitto;
+# then the same on copies of the tree under valgrind (_valgrind/) and
+# ThreadSanitizer (_tsan/), and the Debian package test.
 # The last line is "tests: N passed, M failed"; the exit status is non-zero
 # when anything failed.
 set -eu
@@ -34,14 +36,22 @@ for target in request topic acl users config payload session; do
     fi
 done
 
+# Copies the tree (what git tracks or would track) to the directory $1 and
+# builds it there with the configure arguments that follow.
+build_copy() {
+    dir=$1
+    shift
+    rm -rf "$dir" && mkdir "$dir" &&
+    git ls-files -co --exclude-standard | grep -v '^_valgrind/\|^_tsan/' |
+        tar -cf - -T - | tar -xf - -C "$dir" &&
+    (cd "$dir" && autoreconf -fi >/dev/null 2>&1 && ./configure -q "$@" &&
+     make -j"$(nproc)" >/dev/null)
+}
+
 # --- the same suite under valgrind, on a plain build of a copy of the tree --
 echo "==== valgrind"
-rm -rf _valgrind && mkdir _valgrind
-git ls-files -co --exclude-standard | grep -v '^_valgrind/' |
-    tar -cf - -T - | tar -xf - -C _valgrind
 (
-    cd _valgrind && autoreconf -fi >/dev/null 2>&1 &&
-    ./configure -q CFLAGS='-O1 -g' && make -j"$(nproc)" >/dev/null &&
+    build_copy _valgrind CFLAGS='-O1 -g' && cd _valgrind &&
     # valgrind runs the daemon several times slower: the tests' deadlines
     # stretch with MQG_TIME_SCALE
     MQG_TIME_SCALE=4 MQGATED_REAL="$PWD/mqgated" \
@@ -50,14 +60,23 @@ git ls-files -co --exclude-standard | grep -v '^_valgrind/' |
         MQGATED_CMD="$PWD/scripts/valgrind-mqgated" CLIENT_TESTS=
 ) || status=$?
 show_failures _valgrind/tests
+# --- unit and integration tests on a ThreadSanitizer build of a copy ---------
+# A data race reported in the daemon's log fails the test that stopped it
+# (tests/tsan.supp: reports inside libraries that are not our races).
+echo "==== tsan"
+(
+    build_copy _tsan --enable-tsan CFLAGS='-O1 -g' && cd _tsan &&
+    MQG_TIME_SCALE=2 make -j"$(nproc)" check CLIENT_TESTS=
+) || status=$?
+show_failures _tsan/tests
 # --- Debian package: build, lint, install, run, purge (package-test.sh) -----
 # The suite has just run: the package build skips it.
 echo "==== scripts/package-test.sh"
 DEB_BUILD_OPTIONS=nocheck ./scripts/package-test.sh || status=$?
 # ----------------------------------------------------------------------------
-pass=$(find tests _valgrind/tests -name '*.trs' -exec grep -h '^:test-result: \(PASS\|XFAIL\)' {} + | wc -l)
-fail=$(find tests _valgrind/tests -name '*.trs' -exec grep -h '^:test-result: \(FAIL\|XPASS\|ERROR\)' {} + | wc -l)
-skip=$(find tests _valgrind/tests -name '*.trs' -exec grep -h '^:test-result: SKIP' {} + | wc -l)
+pass=$(find tests _valgrind/tests _tsan/tests -name '*.trs' -exec grep -h '^:test-result: \(PASS\|XFAIL\)' {} + | wc -l)
+fail=$(find tests _valgrind/tests _tsan/tests -name '*.trs' -exec grep -h '^:test-result: \(FAIL\|XPASS\|ERROR\)' {} + | wc -l)
+skip=$(find tests _valgrind/tests _tsan/tests -name '*.trs' -exec grep -h '^:test-result: SKIP' {} + | wc -l)
 if [ "$status" != 0 ] && [ "$fail" = 0 ]; then
     fail=1 # the harness failed without a counted result
 fi

@@ -1283,6 +1283,17 @@ class Gateway(object):
     def log_text(self, since_mark=False):
         return read_text(self.logpath, self.mark if since_mark else 0)
 
+    def reload(self, what="", timeout=5.0):
+        """SIGHUP, then wait until the log says the reload was accepted
+        ("configuration reloaded") or refused; returns the lines it wrote."""
+        mark = self._log_size()
+        self.send_signal(signal.SIGHUP)
+
+        def done():
+            text = read_text(self.logpath, mark)
+            return text if ("configuration reloaded" in text or "reload refused" in text) else None
+        return wait_for(done, timeout, what="the reload to finish%s" % (" (%s)" % what if what else ""))
+
     def _log_size(self):
         try:
             return os.path.getsize(self.logpath)

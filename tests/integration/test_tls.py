@@ -8,7 +8,6 @@ in the script's temporary directory."""
 
 import json
 import os
-import signal
 import socket
 import ssl
 import sys
@@ -266,15 +265,7 @@ REFUSED = "error: reload refused: the running configuration stays"
 
 
 def hup_and_wait(gw, what):
-    """SIGHUP, then wait until the log says the reload was accepted or
-    refused; return the log lines it wrote."""
-    mark = gw._log_size()
-    gw.send_signal(signal.SIGHUP)
-
-    def done():
-        text = T.read_text(gw.logpath, mark)
-        return text if ("configuration reloaded" in text or "reload refused" in text) else None
-    return T.wait_for(done, 5, what="the reload to finish (%s)" % what)
+    return gw.reload(what)
 
 
 @t.test("SIGHUP: certificate reload (new sessions see the new certificate, old ones keep working; "
