@@ -14,6 +14,10 @@ struct config;
 int auth_init(const struct config *cfg);
 void auth_destroy(void);
 
+/* Before the libwebsockets context goes: logs the counts of failed
+ * authentications still held back and stops the timer that logs them. */
+void auth_shutdown(void);
+
 /* Sends the hello frame; with "user" and "roles" when the handshake
  * authenticated s. */
 void auth_send_hello(struct session *s);
