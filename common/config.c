@@ -25,6 +25,8 @@
  *   broker.reconnect_max_s        1..86400        [30]  >= reconnect_min_s
  *   broker.buffer_messages        0..1000000      [10000]
  *   auth.timeout_s                1..3600         [10]
+ *   auth.password_workers         1..64           [0: the number of CPUs,
+ *                                                  which the gateway reads]
  *   roles.X.max_qos               0..2            [2]
  *   limits.max_connections        1..10000000     [100000]
  *   limits.max_connections_per_ip 1..10000000     [1000]
@@ -898,6 +900,8 @@ static const struct key auth_keys[] = {
     NUM("timeout_s", struct cfg_auth, timeout_s, 1, 3600, 10),
     STR("cookie", struct cfg_auth, cookie, 0, "mqgate_token", check_cookie),
     BOOL("allow_query_token", struct cfg_auth, allow_query_token, false),
+    NUM("password_workers", struct cfg_auth, password_workers,
+        1, CONFIG_PASSWORD_WORKERS_MAX, 0),
 };
 static const struct table auth_table = TABLE(auth_keys, struct cfg_auth);
 

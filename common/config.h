@@ -70,7 +70,12 @@ struct cfg_auth {
     int timeout_s;                /* [10] */
     char *cookie;                 /* ["mqgate_token"] */
     bool allow_query_token;       /* [false] */
+    int password_workers;         /* [0: the number of CPUs] 1..64 */
 };
+
+/* The bound of auth.password_workers (and of the number of CPUs it
+ * defaults to). */
+#define CONFIG_PASSWORD_WORKERS_MAX 64
 
 struct cfg_limits {
     long max_connections;         /* [100000] */

@@ -25,6 +25,13 @@
 
 enum users_method { USERS_YESCRYPT, USERS_SHA512, USERS_BCRYPT };
 
+/* The method and cost mqgate-passwd gives a new user by default: yescrypt
+ * at libcrypt's default cost (crypt_gensalt()'s prefix and cost). The
+ * gateway checks unknown user names against a hash of these, so that they
+ * cost what a user made with the defaults costs. */
+#define USERS_DEFAULT_PREFIX "$y$"
+#define USERS_DEFAULT_COST 0UL
+
 struct user_entry {
     const char *name;             /* valid UTF-8, no ':' nor control char */
     const char *hash;             /* a crypt(3) string of method */

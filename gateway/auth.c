@@ -17,8 +17,50 @@
 
 #define HANDSHAKE_TOKEN_MAX 8192
 
+/* Failed authentications are logged per client address: at most
+ * FAIL_LOG_BURST lines per FAIL_LOG_WINDOW_S seconds, then one line with
+ * the count; refusals because too many checks are under way once per
+ * window. */
+#define FAIL_LOG_BURST 10
+#define FAIL_LOG_WINDOW_S 10
+
 static char hello[256];
 static struct jwt_verifier *verifier;
+static struct log_limit *fail_log, *busy_log;
+static lws_sorted_usec_list_t log_timer;
+static bool log_timer_armed;
+
+static void log_timer_cb(lws_sorted_usec_list_t *sul)
+{
+    int a = log_limit_flush(fail_log, false);
+    int b = log_limit_flush(busy_log, false);
+    int next = a < 0 || (b >= 0 && b < a) ? b : a;
+
+    log_timer_armed = next >= 0;
+    if (log_timer_armed)
+        lws_sul_schedule(G.ctx, 0, sul, log_timer_cb,
+                         (lws_usec_t)(next ? next : 1) * LWS_US_PER_SEC);
+}
+
+/* A line was held back: its count goes out when its window ends. */
+static void log_held(void)
+{
+    if (!log_timer_armed) {
+        log_timer_armed = true;
+        lws_sul_schedule(G.ctx, 0, &log_timer, log_timer_cb,
+                         (lws_usec_t)FAIL_LOG_WINDOW_S * LWS_US_PER_SEC);
+    }
+}
+
+/* Logs a failed authentication of s within its address' budget. */
+#define log_failure(lim, s, fmt, ...)                                      \
+    do {                                                                   \
+        if (!log_limited(lim, (s)->ip, LOG_LVL_INFO,                       \
+                         "session %llu: " fmt " (from %s)",                \
+                         (unsigned long long)(s)->serial, __VA_ARGS__,     \
+                         (s)->ip))                                         \
+            log_held();                                                    \
+    } while (0)
 
 /* What auth_prepare() built, until the commit or the abort. */
 static struct {
@@ -42,6 +84,12 @@ int auth_prepare(const struct config *cfg)
     if (cfg->auth.jwt &&
         !(pending.verifier = jwt_verifier_new(cfg->auth.jwt)))
         return -1;
+    if (!fail_log)
+        fail_log = log_limit_new("failed authentications", FAIL_LOG_BURST,
+                                 FAIL_LOG_WINDOW_S);
+    if (!busy_log)
+        busy_log = log_limit_new("authentications refused while busy", 1,
+                                 FAIL_LOG_WINDOW_S);
     if (cfg->auth.users_file)
         methods[n++] = "\"password\"";
     if (cfg->auth.jwt)
@@ -76,11 +124,22 @@ int auth_init(const struct config *cfg)
     return 0;
 }
 
+void auth_shutdown(void)
+{
+    log_limit_flush(fail_log, true);
+    log_limit_flush(busy_log, true);
+    lws_sul_cancel(&log_timer);
+    log_timer_armed = false;
+}
+
 void auth_destroy(void)
 {
     auth_abort();
     jwt_verifier_free(verifier);
     verifier = NULL;
+    log_limit_free(fail_log);
+    log_limit_free(busy_log);
+    fail_log = busy_log = NULL;
 }
 
 void auth_send_hello(struct session *s)
@@ -168,8 +227,7 @@ int auth_handshake(struct session *s)
         goto out;
     if (jwt_verify_token(verifier, G.cfg, token, &id, why, sizeof(why)) < 0) {
         metrics_auth(AUTH_HANDSHAKE, false);
-        log_info("session %llu: handshake token refused: %s",
-                 (unsigned long long)s->serial, why);
+        log_failure(fail_log, s, "handshake token refused: %s", why);
         goto out;
     }
     rc = session_set_identity(s, CRED_TOKEN, id.user, id.roles, id.n_roles,
@@ -201,6 +259,7 @@ static void refuse(struct session *s, const struct request *r,
 static void password_request(struct session *s, const struct request *r)
 {
     struct auth_job *job;
+    const char *why;
 
     if (!auth_users_enabled()) {
         refuse(s, r, "password authentication is not configured");
@@ -225,8 +284,11 @@ static void password_request(struct session *s, const struct request *r)
     if (r->id_len)
         memcpy(s->auth_id, r->id, r->id_len);
     s->auth_id_len = r->id_len;
-    if (!(job = auth_users_submit(r->user, r->password, r->otp, s))) {
+    if (!(job = auth_users_submit(r->user, r->password, r->otp, s->ip, s,
+                                  &why))) {
         metrics_auth(AUTH_PASSWORD, false);
+        log_failure(busy_log, s, "password authentication refused at once: %s",
+                    why);
         refuse(s, r, "too many authentications under way: try again");
         return;
     }
@@ -251,8 +313,7 @@ static int take_identity(struct session *s, enum session_cred cred,
         return 1;
     }
     if (session_set_identity(s, cred, user, roles, n_roles, &why) < 0) {
-        log_info("session %llu: identity of %s refused: %s",
-                 (unsigned long long)s->serial, user, why);
+        log_failure(fail_log, s, "identity of %s refused: %s", user, why);
         refuse_id(s, id, id_len, why);
         return -1;
     }
@@ -272,11 +333,20 @@ void auth_password_done(void *jobp)
     if (!s)
         goto out;
     s->auth_job = NULL;
+    if (rc == 0 && s->state == SS_CLOSING) {
+        /* closed meanwhile (the auth timeout, a protocol error): a result
+         * that comes late must not authenticate it again */
+        metrics_auth(AUTH_PASSWORD, false);
+        log_info("session %llu: password of %s accepted after the session "
+                 "began to close: ignored",
+                 (unsigned long long)s->serial, res.user);
+        goto out;
+    }
     if (rc < 0) {
         metrics_auth(AUTH_PASSWORD, false);
-        log_info("session %llu: password authentication of %s refused: %s",
-                 (unsigned long long)s->serial, res.user ? res.user : "?",
-                 res.detail ? res.detail : res.reason);
+        log_failure(fail_log, s, "password authentication of %s refused: %s",
+                    res.user ? res.user : "?",
+                    res.detail ? res.detail : res.reason);
         refuse_id(s, s->auth_id, s->auth_id_len, res.reason);
         goto out;
     }
@@ -312,8 +382,7 @@ void auth_request(struct session *s, const struct request *r)
         if (jwt_verify_token(verifier, G.cfg, r->token, &id, why,
                              sizeof(why)) < 0) {
             metrics_auth(AUTH_TOKEN, false);
-            log_info("session %llu: token refused: %s",
-                     (unsigned long long)s->serial, why);
+            log_failure(fail_log, s, "token refused: %s", why);
             refuse(s, r, why);
             return;
         }

@@ -22,6 +22,10 @@ int auth_prepare(const struct config *cfg);
 void auth_commit(void);
 void auth_abort(void);
 
+/* Before the libwebsockets context goes: logs the counts of failed
+ * authentications still held back and stops the timer that logs them. */
+void auth_shutdown(void);
+
 /* Sends the hello frame; with "user" and "roles" when the handshake
  * authenticated s, and "allow" when s is authenticated or anonymous. */
 void auth_send_hello(struct session *s);

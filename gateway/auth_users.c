@@ -1,13 +1,16 @@
 /* The password method's verifier (auth_users.h).
  *
  * A job lives inside its own MB_AUTHDONE event (one allocation), holding
- * copies of everything the worker needs (name, the user's hash, the TOTP
- * key, password, code), so the worker never reads the users table, which
- * reload may swap at any time, and has no failure path: every job it takes
- * reaches the mailbox. The worker wipes the secrets before posting; from
- * then on the job is owned by the event, which its consumer frees as any
- * other, so nothing here keeps a pointer to a posted job and the order of
- * auth_users_destroy() and the last mailbox drain does not matter.
+ * copies of everything a worker needs (name, the user's hash, the TOTP
+ * key, password, code), so the workers never read the users table, which
+ * reload may swap at any time, and have no failure path: every job one
+ * takes reaches the mailbox. The worker wipes the secrets before posting;
+ * from then on the job is owned by the event, which its consumer frees as
+ * any other, so nothing here keeps a pointer to a posted job and the order
+ * of auth_users_destroy() and the last mailbox drain does not matter.
+ * The jobs under way, in all and per client address, are counted on the
+ * service thread from auth_users_submit() to auth_users_finish() (or to
+ * auth_job_disown() for a job no worker took).
  *
  * Decisions:
  *   - The client learns one thing only: "wrong user, password or code",
@@ -16,10 +19,14 @@
  *     tell whoever guesses that the password is right, an oracle that
  *     turns two factors into two separate guessing games. The precise
  *     cause is in auth_result.detail, for the log.
- *   - An unknown user is checked against a stand-in hash: the first hash
- *     of the file that this libcrypt can compute (else a fixed yescrypt
- *     one), so that a file of bcrypt or SHA-512 users does not make
- *     unknown names answer at a different speed than known ones.
+ *   - An unknown user is checked against a stand-in: a fresh setting of
+ *     the method and cost mqgate-passwd gives a new user by default
+ *     (USERS_DEFAULT_PREFIX at USERS_DEFAULT_COST), whatever the file
+ *     holds, so that an unknown name costs what a known user of the
+ *     default costs. A setting has no hash part, so no password matches
+ *     it; crypt_r() does the whole work all the same. (A file whose users
+ *     all have another method or cost still answers unknown names at the
+ *     default's speed: that the default is in use is no secret.)
  *   - A TOTP code is computed (HMAC-SHA-1, 30 s, 6 digits, one step either
  *     side) even when the password is wrong, so timing does not tell
  *     a right password either; the code must be exactly six digits
@@ -33,8 +40,10 @@
  *     hash and key stay the same; a job remembers the one it was made
  *     with. */
 #include <crypt.h>
+#include <errno.h>
 #include <oath.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdalign.h>
 #include <stddef.h>
@@ -43,8 +52,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth_users.h"
+#include "ipcount.h"
 #include "log.h"
 #include "mailbox.h"
 #include "users.h"
@@ -57,8 +68,9 @@
 #define REASON_FAILED "wrong user, password or code"
 #define REASON_OOM "the gateway is short of memory"
 
-/* Made with mkpasswd -m yescrypt from random bytes: no password matches
- * it that anybody knows. */
+/* The stand-in when this libcrypt cannot make a setting of the default
+ * (it always can on Debian): made with mkpasswd -m yescrypt from random
+ * bytes, no password matches it that anybody knows. */
 static const char dummy_yescrypt[] =
     "$y$j9T$UfWSz/h3BI.Rsew9gzdYW0$"
     "1jYZOGFbiVbMcFmxHdAWmpYHq4eWYITWqcRs4WNgG84";
@@ -74,6 +86,7 @@ struct auth_job {
     /* Written by auth_users_submit() before the job is queued. */
     bool known, too_long, otp_given, otp_wellformed;
     uint64_t cred_gen;              /* of the user at submission */
+    char addr[IPCOUNT_KEY_MAX];     /* the client's, for A.per_addr */
     char user[USERS_NAME_MAX + 1];
     char hash[USERS_HASH_MAX + 1];
     char password[AUTH_USERS_PASSWORD_MAX + 1];
@@ -97,16 +110,17 @@ static struct {
     struct users *users;
     struct user_state *state;
     uint64_t next_gen;
-    char dummy[USERS_HASH_MAX + 1];
+    char dummy[USERS_HASH_MAX + 1]; /* the stand-in, once workers run */
     struct mailbox *mb;
-    bool started;
-    pthread_t thread;
-    struct crypt_data *cd;          /* the worker's, ~32 KiB */
+    unsigned n_workers;             /* 0: not started */
+    pthread_t threads[CONFIG_PASSWORD_WORKERS_MAX];
+    struct crypt_data *cds[CONFIG_PASSWORD_WORKERS_MAX]; /* ~32 KiB each */
+    size_t under_way, max_under_way; /* jobs from submit to finish */
+    struct ipcount *per_addr;       /* ... by client address */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct auth_job *qhead, *qtail; /* {lock} */
-    size_t queued;                  /* {lock} */
     bool stop;                      /* {lock} */
 } A = {
     .next_gen = 1,
@@ -190,7 +204,6 @@ static void *worker_main(void *arg)
             A.qhead->prev = NULL;
         else
             A.qtail = NULL;
-        A.queued--;
         job->queued = false;
         pthread_mutex_unlock(&A.lock);
 
@@ -201,40 +214,99 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int start_worker(void)
+/* auth.password_workers, or the CPUs this process may run on. */
+static unsigned workers_for(const struct config *cfg)
 {
-    sigset_t all, old;
-    int rc;
+    long n = cfg->auth.password_workers;
+    cpu_set_t set;
 
-    if (A.started)
+    if (n <= 0)
+        n = sched_getaffinity(0, sizeof(set), &set) == 0
+                ? CPU_COUNT(&set)
+                : sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    return n > CONFIG_PASSWORD_WORKERS_MAX ? CONFIG_PASSWORD_WORKERS_MAX
+                                           : (unsigned)n;
+}
+
+/* The stand-in hash for unknown users (see the top of the file). */
+static void make_standin(void)
+{
+    if (!crypt_gensalt_rn(USERS_DEFAULT_PREFIX, USERS_DEFAULT_COST, NULL, 0,
+                          A.dummy, sizeof(A.dummy)) ||
+        crypt_checksalt(A.dummy) != CRYPT_SALT_OK)
+        snprintf(A.dummy, sizeof(A.dummy), "%s", dummy_yescrypt);
+}
+
+/* Stops and joins the workers that run, and frees what they had but
+ * liboath (oath_done() is the caller's). */
+static void stop_workers(void)
+{
+    pthread_mutex_lock(&A.lock);
+    A.stop = true;
+    pthread_cond_broadcast(&A.cond);
+    pthread_mutex_unlock(&A.lock);
+    for (unsigned i = 0; i < A.n_workers; i++)
+        pthread_join(A.threads[i], NULL);
+    for (unsigned i = 0; i < CONFIG_PASSWORD_WORKERS_MAX && A.cds[i]; i++) {
+        explicit_bzero(A.cds[i], sizeof(*A.cds[i]));
+        free(A.cds[i]);
+        A.cds[i] = NULL;
+    }
+    A.n_workers = 0;
+    A.stop = false;
+    ipcount_free(A.per_addr);
+    A.per_addr = NULL;
+}
+
+static int start_workers(const struct config *cfg)
+{
+    unsigned n = workers_for(cfg);
+    sigset_t all, old;
+    int rc = 0;
+
+    if (A.n_workers) {
+        if (cfg->auth.password_workers && n != A.n_workers)
+            log_warn("auth.password_workers: %u workers run until the "
+                     "next restart", A.n_workers);
         return 0;
+    }
     if (oath_init() != OATH_OK) {
         log_error("auth.users_file: liboath cannot start");
         return -1;
     }
-    if (!(A.cd = calloc(1, sizeof(*A.cd)))) {
+    make_standin();
+    if (!(A.per_addr = ipcount_new())) {
         log_error("auth.users_file: out of memory");
-        goto fail;
+        oath_done();
+        return -1;
     }
-    A.stop = false;
-    /* The worker inherits a full mask: SIGHUP and SIGTERM must reach the
+    /* The workers inherit a full mask: SIGHUP and SIGTERM must reach the
      * service thread, whose poll they interrupt. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&A.thread, NULL, worker_main, A.cd);
+    for (unsigned i = 0; i < n && rc == 0; i++) {
+        if (!(A.cds[i] = calloc(1, sizeof(*A.cds[i]))))
+            rc = ENOMEM;
+        else if ((rc = pthread_create(&A.threads[i], NULL, worker_main,
+                                      A.cds[i])) == 0)
+            A.n_workers++;
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        log_error("auth.users_file: cannot start the password worker: %s",
+        log_error("auth.users_file: cannot start the password workers: %s",
                   strerror(rc));
-        goto fail;
+        stop_workers();
+        oath_done();
+        return -1;
     }
-    A.started = true;
+    A.max_under_way = (size_t)n * AUTH_USERS_JOBS_PER_WORKER;
+    log_info("password checks: %u worker%s, at most %zu under way (%d per "
+             "client address); unknown users cost a %.*s hash",
+             n, n == 1 ? "" : "s", A.max_under_way, AUTH_USERS_JOBS_PER_ADDR,
+             (int)(strrchr(A.dummy, '$') + 1 - A.dummy), A.dummy);
     return 0;
-fail:
-    free(A.cd);
-    A.cd = NULL;
-    oath_done();
-    return -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -257,6 +329,15 @@ static void job_free(struct auth_job *job)
     free(ev);
 }
 
+/* The job is no longer under way. Once per job counted by submit. */
+static void job_release(const struct auth_job *job)
+{
+    if (!A.per_addr)
+        return; /* auth_users_destroy() dropped every count */
+    ipcount_dec(A.per_addr, job->addr);
+    A.under_way--;
+}
+
 static void copy_capped(char *dst, size_t cap, const char *src, bool *cut)
 {
     size_t n = src ? strnlen(src, cap) : 0;
@@ -269,23 +350,41 @@ static void copy_capped(char *dst, size_t cap, const char *src, bool *cut)
 }
 
 struct auth_job *auth_users_submit(const char *user, const char *password,
-                                   const char *otp, void *owner)
+                                   const char *otp, const char *addr,
+                                   void *owner, const char **why)
 {
     const struct user_entry *e = NULL;
+    char key[IPCOUNT_KEY_MAX];
     struct auth_job *job;
     struct mb_event *ev;
     bool cut;
 
-    if (!A.users || !A.started)
+    if (!A.users || !A.n_workers) {
+        *why = "password authentication is off";
         return NULL;
+    }
+    snprintf(key, sizeof(key), "%s", addr ? addr : "");
+    if (A.under_way >= A.max_under_way) {
+        *why = "too many password checks under way";
+        return NULL;
+    }
+    if (ipcount_get(A.per_addr, key) >= AUTH_USERS_JOBS_PER_ADDR) {
+        *why = "too many password checks under way from this address";
+        return NULL;
+    }
     ev = mb_event_new(MB_AUTHDONE,
                       sizeof(*job) + alignof(struct auth_job) - 1);
-    if (!ev)
+    if (!ev || !ipcount_inc(A.per_addr, key)) {
+        free(ev);
+        *why = "out of memory";
         return NULL;
+    }
+    A.under_way++;
     job = job_in(ev);
     job->ev = ev;
     ev->ctx = job;
     job->owner = owner;
+    memcpy(job->addr, key, sizeof(key));
 
     copy_capped(job->user, sizeof(job->user), user, &cut);
     if (!cut)
@@ -307,18 +406,12 @@ struct auth_job *auth_users_submit(const char *user, const char *password,
     }
 
     pthread_mutex_lock(&A.lock);
-    if (A.queued >= AUTH_USERS_QUEUE_MAX) {
-        pthread_mutex_unlock(&A.lock);
-        job_free(job);
-        return NULL;
-    }
     job->prev = A.qtail;
     if (A.qtail)
         A.qtail->next = job;
     else
         A.qhead = job;
     A.qtail = job;
-    A.queued++;
     job->queued = true;
     pthread_cond_signal(&A.cond);
     pthread_mutex_unlock(&A.lock);
@@ -342,10 +435,10 @@ void auth_job_disown(struct auth_job *job)
             job->next->prev = job->prev;
         else
             A.qtail = job->prev;
-        A.queued--;
     }
     pthread_mutex_unlock(&A.lock);
     if (was_queued) {
+        job_release(job);
         job_free(job);
         return;
     }
@@ -410,6 +503,7 @@ int auth_users_finish(struct auth_job *job, const struct config *cfg,
     const char *why;
 
     memset(res, 0, sizeof(*res));
+    job_release(job);
     if (job->disowned) {
         why = "the session went away";
     } else {
@@ -533,27 +627,12 @@ static int load_table(const char *path, struct users **out,
     return 0;
 }
 
-/* The stand-in hash for unknown users (see the top of the file). */
-static void pick_dummy(void)
-{
-    for (size_t i = 0; i < users_count(A.users); i++) {
-        const struct user_entry *e = users_get(A.users, i);
-
-        if (crypt_checksalt(e->hash) == CRYPT_SALT_OK) {
-            snprintf(A.dummy, sizeof(A.dummy), "%s", e->hash);
-            return;
-        }
-    }
-    snprintf(A.dummy, sizeof(A.dummy), "%s", dummy_yescrypt);
-}
-
 static void swap_table(struct users *u, struct user_state *state)
 {
     users_free(A.users);
     free(A.state);
     A.users = u;
     A.state = state;
-    pick_dummy();
 }
 
 bool auth_users_enabled(void)
@@ -584,8 +663,8 @@ int auth_users_reload_prepare(const struct config *cfg)
     if (pending.path) {
         if (load_table(pending.path, &pending.users, &pending.state) < 0)
             return -1;
-        /* an idle worker, should the reload be refused after all */
-        if (start_worker() < 0) {
+        /* idle workers, should the reload be refused after all */
+        if (start_workers(cfg) < 0) {
             auth_users_reload_abort();
             return -1;
         }
@@ -619,27 +698,18 @@ void auth_users_destroy(void)
 {
     struct auth_job *job, *next;
 
-    if (A.started) {
-        pthread_mutex_lock(&A.lock);
-        A.stop = true;
-        pthread_cond_broadcast(&A.cond);
-        pthread_mutex_unlock(&A.lock);
-        pthread_join(A.thread, NULL);
-        A.started = false;
-        explicit_bzero(A.cd, sizeof(*A.cd));
-        free(A.cd);
-        A.cd = NULL;
+    if (A.n_workers) {
+        stop_workers();
         oath_done();
     }
-    /* The worker is gone: every job it took is in the mailbox (the
+    /* The workers are gone: every job they took is in the mailbox (the
      * events' consumer frees them); the ones still queued are ours. */
     for (job = A.qhead; job; job = next) {
         next = job->next;
         job_free(job);
     }
     A.qhead = A.qtail = NULL;
-    A.queued = 0;
-    A.stop = false;
+    A.under_way = 0;
     swap_table(NULL, NULL);
     A.mb = NULL;
 }

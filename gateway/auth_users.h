@@ -6,11 +6,12 @@
  *   auth_users_submit() --job queue-->   crypt_r, TOTP
  *   auth_users_finish() <--MB_AUTHDONE-- (ev->ctx is the job)
  *
- * Every function here is for the service thread only. The worker never
- * touches sessions or the users table: it gets copies of what it needs in
- * the job. The replay rule (an accepted TOTP code is never accepted again
- * for the same user) is applied in auth_users_finish(), on the service
- * thread, so that two jobs racing with one code cannot both pass. */
+ * Every function here is for the service thread only. The workers
+ * (auth.password_workers of them) never touch sessions or the users
+ * table: they get copies of what they need in the job. The replay rule (an
+ * accepted TOTP code is never accepted again for the same user) is applied
+ * in auth_users_finish(), on the service thread, so that two jobs racing
+ * with one code cannot both pass. */
 #ifndef MQG_AUTH_USERS_H
 #define MQG_AUTH_USERS_H
 
@@ -22,15 +23,21 @@
 struct mailbox;
 struct auth_job;
 
-#define AUTH_USERS_QUEUE_MAX 1024   /* jobs waiting for the worker */
+/* Jobs under way (queued, being checked, or answered but not yet
+ * finished): at most this many per worker in all, and this many from one
+ * client address, so that a flood from one address cannot make the other
+ * logins wait for long, nor a flood from many queue past the auth
+ * timeout. Beyond them auth_users_submit() refuses at once. */
+#define AUTH_USERS_JOBS_PER_WORKER 64
+#define AUTH_USERS_JOBS_PER_ADDR 8
 #define AUTH_USERS_PASSWORD_MAX 511 /* libcrypt takes no longer phrase */
 
-/* Loads cfg->auth.users_file when set and starts the worker, which posts
- * its results to mb. Returns 0, or -1 with every reason logged. Without a
- * users file it starts nothing and auth_users_submit() returns NULL. */
+/* Loads cfg->auth.users_file when set and starts the workers, which post
+ * their results to mb. Returns 0, or -1 with every reason logged. Without
+ * a users file it starts nothing and auth_users_submit() returns NULL. */
 int auth_users_init(const struct config *cfg, struct mailbox *mb);
 
-/* Stops and joins the worker and frees the jobs still queued. A job the
+/* Stops and joins the workers and frees the jobs still queued. A job a
  * worker took is inside its MB_AUTHDONE event: whoever drains the mailbox
  * frees it with the event, before or after this call, and may still pass
  * it to auth_users_finish() (which then fails). Call before
@@ -54,14 +61,16 @@ void auth_users_reload_abort(void);
 /* True when a users file is loaded (password authentication is on). */
 bool auth_users_enabled(void);
 
-/* Queues a check of user/password/otp for owner; the strings are copied.
- * NULL reads as ""; a name over USERS_NAME_MAX (users.h) bytes is unknown
- * and a password over AUTH_USERS_PASSWORD_MAX bytes fails, after the same
- * work. Returns the job, which the MB_AUTHDONE event will carry as its
- * ctx, or NULL when no users file is loaded, the queue holds
- * AUTH_USERS_QUEUE_MAX jobs, or memory is short. */
+/* Queues a check of user/password/otp for owner, a client at addr; the
+ * strings are copied. NULL reads as ""; a name over USERS_NAME_MAX
+ * (users.h) bytes is unknown and a password over AUTH_USERS_PASSWORD_MAX
+ * bytes fails, after the same work. Returns the job, which the
+ * MB_AUTHDONE event will carry as its ctx, or NULL with *why set (static
+ * text for the log) when no users file is loaded, a bound above is
+ * reached, or memory is short. */
 struct auth_job *auth_users_submit(const char *user, const char *password,
-                                   const char *otp, void *owner);
+                                   const char *otp, const char *addr,
+                                   void *owner, const char **why);
 
 /* The owner is going away: its result will be dropped. A job still queued
  * is freed now (it never reaches the mailbox); for one the worker has

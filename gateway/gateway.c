@@ -318,7 +318,7 @@ int gateway_run(struct config *cfg, const char *config_path)
         log_error("cannot create the libwebsockets context");
         goto out;
     }
-    G.mbox.ctx = G.ctx;
+    mailbox_set_ctx(&G.mbox, G.ctx);
     if (listener_start_all(cfg, G.ctx) < 0)
         goto out;
     if (!(G.up = upstream_new(cfg, &G.mbox)))
@@ -366,6 +366,11 @@ out:
     if (G.ctx) {
         lws_sul_cancel(&reconnect_timer);
         lws_sul_cancel(&keepalive_timer);
+        auth_shutdown();
+        /* A password worker may finish a check at any time until
+         * auth_users_destroy() joins it: it must not wake a context that
+         * is gone. */
+        mailbox_set_ctx(&G.mbox, NULL);
         lws_context_destroy(G.ctx);
     }
     G.ctx = NULL;

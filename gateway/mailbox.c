@@ -24,6 +24,13 @@ void mailbox_destroy(struct mailbox *mb)
     pthread_mutex_destroy(&mb->lock);
 }
 
+void mailbox_set_ctx(struct mailbox *mb, struct lws_context *ctx)
+{
+    pthread_mutex_lock(&mb->lock);
+    mb->ctx = ctx;
+    pthread_mutex_unlock(&mb->lock);
+}
+
 struct mb_event *mb_event_new(enum mb_type type, size_t extra)
 {
     struct mb_event *ev = calloc(1, sizeof(*ev) + extra);
@@ -35,8 +42,6 @@ struct mb_event *mb_event_new(enum mb_type type, size_t extra)
 
 void mailbox_push(struct mailbox *mb, struct mb_event *ev)
 {
-    bool wake;
-
     ev->next = NULL;
     pthread_mutex_lock(&mb->lock);
     if (mb->tail)
@@ -44,13 +49,14 @@ void mailbox_push(struct mailbox *mb, struct mb_event *ev)
     else
         mb->head = ev;
     mb->tail = ev;
-    wake = !mb->signalled;
+    /* One wake-up per batch: the service thread takes everything queued
+     * until it clears the flag. Under the lock, so that once
+     * mailbox_set_ctx(mb, NULL) has returned nothing touches the old
+     * context (lws_cancel_service() only writes to a pipe). */
+    if (!mb->signalled && mb->ctx)
+        lws_cancel_service(mb->ctx);
     mb->signalled = true;
     pthread_mutex_unlock(&mb->lock);
-    /* One wake-up per batch: the service thread takes everything queued
-     * until it clears the flag. */
-    if (wake && mb->ctx)
-        lws_cancel_service(mb->ctx);
 }
 
 struct mb_event *mailbox_take_all(struct mailbox *mb)

@@ -46,11 +46,16 @@ struct mailbox {
     pthread_mutex_t lock;
     struct mb_event *head, *tail;  /* {lock} */
     bool signalled;                /* {lock} a wake-up is already pending */
-    struct lws_context *ctx;
+    struct lws_context *ctx;       /* {lock} whom a push wakes; NULL: none */
 };
 
 int mailbox_init(struct mailbox *mb);
 void mailbox_destroy(struct mailbox *mb);
+
+/* Sets the context that pushes wake (NULL: none; events still queue).
+ * Returns once no push is waking the previous one: set NULL before that
+ * context is destroyed while any thread may still push. */
+void mailbox_set_ctx(struct mailbox *mb, struct lws_context *ctx);
 
 /* An event with extra bytes of data, zeroed; NULL when out of memory. */
 struct mb_event *mb_event_new(enum mb_type type, size_t extra);

@@ -79,6 +79,8 @@ static void check_config(const struct config *cfg)
     FUZZ_CHECK(cfg->broker.client_id != NULL);
     FUZZ_CHECK(cfg->auth.cookie && cfg->auth.cookie[0]);
     FUZZ_CHECK(cfg->auth.timeout_s >= 1);
+    FUZZ_CHECK(cfg->auth.password_workers >= 0 &&
+               cfg->auth.password_workers <= CONFIG_PASSWORD_WORKERS_MAX);
 
     for (i = 0; i < cfg->n_roles; i++) {
         const struct cfg_role *r = &cfg->roles[i];

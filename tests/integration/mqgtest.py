@@ -476,16 +476,22 @@ def _track(obj):
 
 def ws_handshake(port, path="/ws", host="127.0.0.1", protocols=None, origin=None,
                  cookie=None, authorization=None, headers=None, deflate=False,
-                 source=None, tls=None, timeout=5.0, host_header=None, rcvbuf=None):
+                 source=None, tls=None, timeout=5.0, host_header=None, rcvbuf=None,
+                 mss=None):
     """Open a TCP (or TLS) connection and do the opening handshake.
     Returns a WS on 101; raises HandshakeRefused(status, headers, body)
     otherwise.  protocols: None (no header) or a list of offers;
     deflate: offer permessage-deflate; source: local address to bind;
-    rcvbuf: SO_RCVBUF to set before connecting."""
+    rcvbuf: SO_RCVBUF to set before connecting; mss: the TCP maximum
+    segment size to announce (small, it keeps the gateway's kernel send
+    buffer small too, so that a client that does not read blocks the
+    gateway's writes after a few KiB even on loopback)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if mss:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
         if source:
             sock.bind((source, 0))
         sock.settimeout(scaled(timeout))

@@ -165,6 +165,7 @@ static void check_defaults(const struct config *cfg)
     ck_assert_int_eq(cfg->auth.timeout_s, 10);
     ck_assert_str_eq(cfg->auth.cookie, "mqgate_token");
     ck_assert(!cfg->auth.allow_query_token);
+    ck_assert_int_eq(cfg->auth.password_workers, 0); /* the CPUs */
 
     ck_assert_uint_eq(cfg->n_roles, 0);
     ck_assert_ptr_null(cfg->roles);
@@ -321,7 +322,7 @@ START_TEST(other_values)
         " \"auth\": {\"jwt\": {\"alg\": \"ES256\", \"public_key_file\": \"p\","
         "   \"default_roles\": [\"r\"]}, \"anonymous_role\": \"r\","
         "   \"cookie\": \"a!#$%&'*+-.^_`|~1\", \"allow_query_token\": true,"
-        "   \"timeout_s\": 3600},"
+        "   \"timeout_s\": 3600, \"password_workers\": 64},"
         " \"roles\": {\"r\": {\"max_qos\": 0, \"mount\": \"t/%u/x%u/\","
         "   \"subscribe\": [\"$share/g/%u/#\", \"+/+\"],"
         "   \"publish\": [\"a/%u\"]}},"
@@ -361,6 +362,7 @@ START_TEST(other_values)
     ck_assert_str_eq(cfg->auth.anonymous_role, "r");
     ck_assert_str_eq(cfg->auth.cookie, "a!#$%&'*+-.^_`|~1");
     ck_assert(cfg->auth.allow_query_token);
+    ck_assert_int_eq(cfg->auth.password_workers, 64);
     ck_assert_int_eq(cfg->roles[0].max_qos, 0);
     ck_assert_str_eq(cfg->roles[0].mount, "t/%u/x%u/");
     ck_assert_str_eq(cfg->roles[0].subscribe[0], "$share/g/%u/#");
