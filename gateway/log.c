@@ -208,7 +208,7 @@ bool log_limited(struct log_limit *l, const char *addr, enum log_level lvl,
     char line[1024];
     va_list ap;
 
-    if (lvl > log_threshold)
+    if (!log_enabled(lvl))
         return true;
     if (l) {
         log_limit_flush(l, false);
