@@ -55,7 +55,8 @@ size_t topic_mount(const char *mount, size_t mlen, const char *t, size_t len,
     size_t share = topic_share_prefix(t, len);
 
     memcpy(out, t, share);
-    memcpy(out + share, mount, mlen);
+    if (mlen)
+        memcpy(out + share, mount, mlen);
     memcpy(out + share + mlen, t + share, len - share);
     return mlen + len;
 }
@@ -65,7 +66,8 @@ long topic_unmount(const char *mount, size_t mlen, const char *full,
 {
     size_t share = topic_share_prefix(full, len);
 
-    if (len - share < mlen || memcmp(full + share, mount, mlen) != 0)
+    if (len - share < mlen ||
+        (mlen && memcmp(full + share, mount, mlen) != 0))
         return -1;
     memcpy(out, full, share);
     memcpy(out + share, full + share + mlen, len - share - mlen);

@@ -559,6 +559,9 @@ START_TEST(test_unmount_outside)
     ck_assert_int_eq(topic_unmount("t/u/", 4, "t/u", 3, out), -1);
     ck_assert_int_eq(topic_unmount("t/u/", 4, "$share/g/a/#", 12, out), -1);
     ck_assert_int_eq(topic_unmount("t/u/", 4, "$share/g/t/u", 12, out), -1);
+    /* no mount at all: a NULL mount of length 0 */
+    ck_assert_int_eq(topic_unmount(NULL, 0, "a/b", 3, out), 3);
+    ck_assert_uint_eq(topic_mount(NULL, 0, "$share/g/a", 10, out), 10);
 }
 END_TEST
 
