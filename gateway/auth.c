@@ -6,10 +6,11 @@
 #include "auth.h"
 #include "auth_jwt.h"
 #include "auth_users.h"
+#include "conf.h"
 #include "gateway.h"
+#include "jbuf.h"
 #include "log.h"
 #include "metrics.h"
-#include "jbuf.h"
 #include "payload.h"
 #include "reply.h"
 #include "request.h"
@@ -28,6 +29,7 @@ static char hello[256];
 static struct jwt_verifier *verifier;
 static struct log_limit *fail_log, *busy_log;
 static lws_sorted_usec_list_t log_timer;
+static struct lws_context *log_timer_ctx;  /* while armed */
 static bool log_timer_armed;
 
 static void log_timer_cb(lws_sorted_usec_list_t *sul)
@@ -38,16 +40,17 @@ static void log_timer_cb(lws_sorted_usec_list_t *sul)
 
     log_timer_armed = next >= 0;
     if (log_timer_armed)
-        lws_sul_schedule(G.ctx, 0, sul, log_timer_cb,
+        lws_sul_schedule(log_timer_ctx, 0, sul, log_timer_cb,
                          (lws_usec_t)(next ? next : 1) * LWS_US_PER_SEC);
 }
 
 /* A line was held back: its count goes out when its window ends. */
-static void log_held(void)
+static void log_held(struct lws_context *ctx)
 {
     if (!log_timer_armed) {
         log_timer_armed = true;
-        lws_sul_schedule(G.ctx, 0, &log_timer, log_timer_cb,
+        log_timer_ctx = ctx;
+        lws_sul_schedule(ctx, 0, &log_timer, log_timer_cb,
                          (lws_usec_t)FAIL_LOG_WINDOW_S * LWS_US_PER_SEC);
     }
 }
@@ -59,7 +62,7 @@ static void log_held(void)
                          "session %llu: " fmt " (from %s)",                \
                          (unsigned long long)(s)->serial, __VA_ARGS__,     \
                          (s)->ip))                                         \
-            log_held();                                                    \
+            log_held(lws_get_context((s)->wsi));                           \
     } while (0)
 
 /* What auth_prepare() built, until the commit or the abort. */
@@ -183,7 +186,7 @@ static void arm_expiry(struct session *s, time_t exp)
     lws_usec_t us = exp > now ? (lws_usec_t)(exp - now) * LWS_US_PER_SEC : 0;
 
     s->token_exp = exp;
-    lws_sul_schedule(G.ctx, 0, &s->exp_timer, expired, us);
+    lws_sul_schedule(lws_get_context(s->wsi), 0, &s->exp_timer, expired, us);
 }
 
 /* The token the handshake carries: Authorization: Bearer, the cookie,
@@ -198,10 +201,10 @@ static int handshake_token(struct lws *wsi, char *buf, size_t len)
         memmove(buf, buf + 7, (size_t)n - 6);
         return 0;
     }
-    if (lws_http_cookie_get(wsi, G.cfg->auth.cookie, buf, &max) == 0 &&
+    if (lws_http_cookie_get(wsi, conf()->auth.cookie, buf, &max) == 0 &&
         max > 0)
         return 0;
-    if (G.cfg->auth.allow_query_token) {
+    if (conf()->auth.allow_query_token) {
         const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, (int)len);
 
         if (v) {
@@ -225,7 +228,7 @@ int auth_handshake(struct session *s)
         return -1;
     if (handshake_token(s->wsi, token, HANDSHAKE_TOKEN_MAX) < 0)
         goto out;
-    if (jwt_verify_token(verifier, G.cfg, token, &id, why, sizeof(why)) < 0) {
+    if (jwt_verify_token(verifier, conf(), token, &id, why, sizeof(why)) < 0) {
         metrics_auth(AUTH_HANDSHAKE, false);
         log_failure(fail_log, s, "handshake token refused: %s", why);
         goto out;
@@ -327,7 +330,7 @@ static int take_identity(struct session *s, enum session_cred cred,
 void auth_password_done(void *jobp)
 {
     struct auth_result res;
-    int rc = auth_users_finish(jobp, G.cfg, &res);
+    int rc = auth_users_finish(jobp, conf(), &res);
     struct session *s = res.owner;
 
     if (!s)
@@ -379,7 +382,7 @@ void auth_request(struct session *s, const struct request *r)
             refuse(s, r, "token authentication is not configured");
             return;
         }
-        if (jwt_verify_token(verifier, G.cfg, r->token, &id, why,
+        if (jwt_verify_token(verifier, conf(), r->token, &id, why,
                              sizeof(why)) < 0) {
             metrics_auth(AUTH_TOKEN, false);
             log_failure(fail_log, s, "token refused: %s", why);

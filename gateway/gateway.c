@@ -8,18 +8,33 @@
 
 #include "auth.h"
 #include "auth_users.h"
+#include "clock.h"
+#include "conf.h"
 #include "gateway.h"
 #include "handle.h"
-#include "ipcount.h"
 #include "listener.h"
 #include "log.h"
+#include "mailbox.h"
+#include "metrics.h"
 #include "notify.h"
 #include "preflight.h"
 #include "router.h"
 #include "session.h"
 #include "upstream.h"
+#include "ws.h"
 
-struct gateway G;
+/* The daemon's own state: what the service loop, the signals and the
+ * reload need. Everything else lives with the module that owns it. */
+static struct {
+    struct config *cfg;              /* owned; conf_live points to it */
+    const char *config_path;
+    struct lws_context *ctx;
+    struct mailbox mbox;
+    struct upstream *up;
+    /* set by the signal handler, which runs on the service thread only:
+     * the other threads (Paho's, the password worker) block the signals */
+    volatile sig_atomic_t stop, reload;
+} G;
 
 /* SIGTERM: up to SHUTDOWN_WAIT_MS for the broker's acknowledgements, then
  * up to SHUTDOWN_DISCONNECT_MS for the DISCONNECT to go out: the whole
@@ -30,31 +45,6 @@ struct gateway G;
 static lws_sorted_usec_list_t reconnect_timer, shutdown_timer, keepalive_timer;
 static bool ever_connected;
 
-uint64_t gateway_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-uint64_t gateway_now_ms(void)
-{
-    return gateway_now_us() / 1000;
-}
-
-static void broker_state(bool up)
-{
-    if (G.broker_up == up)
-        return;
-    G.broker_up = up;
-    notify_status("broker %s, %ld sessions", up ? "up" : "down",
-                  G.n_sessions);
-    for (struct session *s = G.sessions; s; s = s->next)
-        if (s->state == SS_AUTHED)
-            session_send_status(s, up);
-}
-
 /* One timer for every session's keepalive, a quarter of the ping interval
  * apart (at most a second), instead of timers per connection. */
 static void keepalive_tick(lws_sorted_usec_list_t *sul)
@@ -63,7 +53,7 @@ static void keepalive_tick(lws_sorted_usec_list_t *sul)
 
     if (period_ms > 1000)
         period_ms = 1000;
-    session_keepalive(gateway_now_ms());
+    session_keepalive(clock_now_ms());
     lws_sul_schedule(G.ctx, 0, sul, keepalive_tick,
                      (lws_usec_t)period_ms * LWS_US_PER_MS);
 }
@@ -88,12 +78,8 @@ static void schedule_reconnect(bool was_connected)
                      (lws_usec_t)ms * 1000);
 }
 
-void gateway_subscriptions_restored(void)
-{
-    broker_state(true);
-}
 
-void gateway_drain(void)
+static void drain(void)
 {
     struct mb_event *ev = mailbox_take_all(&G.mbox), *next;
 
@@ -106,12 +92,12 @@ void gateway_drain(void)
         case MB_CONNECTED:
             upstream_connected(G.up, ev->code);
             if (ever_connected)
-                G.m.reconnects++;
+                metrics_add(MC_RECONNECTS, 1);
             ever_connected = true;
             /* "up" only once the subscriptions are back: a client that
              * publishes on seeing it must not race our SUBSCRIBEs */
             if (router_broker_up() == 0)
-                broker_state(true);
+                session_set_broker_up(true);
             break;
         case MB_CONNECT_FAILED:
             schedule_reconnect(false);
@@ -119,7 +105,7 @@ void gateway_drain(void)
         case MB_CONN_LOST:
             log_warn("broker connection lost");
             router_broker_down();
-            broker_state(false);
+            session_set_broker_up(false);
             schedule_reconnect(true);
             break;
         case MB_SUBACK:
@@ -212,9 +198,9 @@ static void reload(void)
     auth_users_reload_commit();
     auth_commit();
     G.cfg = ncfg;
+    conf_live = ncfg;
     log_set_threshold(ncfg->log_level);
-    for (struct session *s = G.sessions; s; s = s->next)
-        session_reload(s);
+    session_reload_all();
     config_free(old);
     log_info("configuration reloaded");
     notify_ready(NULL);
@@ -272,12 +258,6 @@ static void size_fd_limit(const struct config *cfg)
                  "limit allows", cfg->limits.max_connections);
 }
 
-static void close_all(int code, const char *why)
-{
-    for (struct session *s = G.sessions; s; s = s->next)
-        session_close(s, code, why);
-}
-
 int gateway_run(struct config *cfg, const char *config_path)
 {
     struct lws_context_creation_info info;
@@ -285,6 +265,7 @@ int gateway_run(struct config *cfg, const char *config_path)
 
     memset(&G, 0, sizeof(G));
     G.cfg = cfg;
+    conf_live = cfg;
     G.config_path = config_path;
     log_set_threshold(cfg->log_level);
     /* Paho honours http_proxy and ignores no_proxy: a proxy setting
@@ -296,15 +277,14 @@ int gateway_run(struct config *cfg, const char *config_path)
     unsetenv("all_proxy");
     unsetenv("ALL_PROXY");
 
-    G.scratch_size = 64 * 1024;
-    if (!(G.scratch = malloc(LWS_PRE + G.scratch_size)) ||
-        !(G.ipc = ipcount_new()) || mailbox_init(&G.mbox) < 0 ||
+    if (session_init() < 0 || mailbox_init(&G.mbox) < 0 ||
         router_init() < 0 || auth_users_init(cfg, &G.mbox) < 0 ||
         auth_init(cfg) < 0 || install_signals() < 0) {
         log_error("cannot initialise");
         goto out;
     }
 
+    ws_on_wake(drain);
     log_init_lws();
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
@@ -340,23 +320,23 @@ int gateway_run(struct config *cfg, const char *config_path)
 
     log_info("shutting down");
     notify_stopping();
-    close_all(LWS_CLOSE_STATUS_GOINGAWAY, "gateway shutting down");
-    G.stopping = true;
+    session_close_all(LWS_CLOSE_STATUS_GOINGAWAY, "gateway shutting down");
+    listener_refuse_new();
     /* Let the close frames go out, and give the broker up to 5 s to
      * acknowledge the QoS 1/2 publishes it has not yet. */
     {
-        uint64_t deadline = gateway_now_ms() + SHUTDOWN_WAIT_MS;
+        uint64_t deadline = clock_now_ms() + SHUTDOWN_WAIT_MS;
 
         /* lws_service() sleeps until the next event or timer, which may
          * be a reconnect many seconds away: a tick bounds each wait */
         shutdown_tick(&shutdown_timer);
-        while ((G.sessions || G.pubs_pending > 0) &&
-               gateway_now_ms() < deadline)
+        while ((session_count() || handle_pub_pending() > 0) &&
+               clock_now_ms() < deadline)
             lws_service(G.ctx, 0);
         lws_sul_cancel(&shutdown_timer);
-        if (G.pubs_pending > 0)
+        if (handle_pub_pending() > 0)
             log_warn("%ld publishes still unacknowledged at exit",
-                     G.pubs_pending);
+                     handle_pub_pending());
     }
     rc = 0;
 out:
@@ -383,8 +363,7 @@ out:
     listener_free_all();
     auth_destroy();
     mailbox_destroy(&G.mbox);
-    free(G.scratch);
-    ipcount_free(G.ipc);
+    session_destroy();
     config_free(G.cfg);
     return rc;
 }

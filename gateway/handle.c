@@ -4,9 +4,12 @@
 #include <string.h>
 
 #include "auth.h"
+#include "clock.h"
+#include "conf.h"
 #include "gateway.h"
 #include "handle.h"
 #include "jbuf.h"
+#include "metrics.h"
 #include "reply.h"
 #include "request.h"
 #include "session.h"
@@ -18,7 +21,7 @@
 void handle_error(struct session *s, const char *id, size_t id_len,
                   const char *code, const char *fmt, ...)
 {
-    uint64_t now = gateway_now_ms();
+    uint64_t now = clock_now_ms();
     char msg[256];
     va_list ap;
 
@@ -30,8 +33,8 @@ void handle_error(struct session *s, const char *id, size_t id_len,
         s->err_window_ms = now;
         s->err_count = 0;
     }
-    if (++s->err_count > (uint32_t)G.cfg->limits.max_errors) {
-        G.m.error_closes++;
+    if (++s->err_count > (uint32_t)conf()->limits.max_errors) {
+        metrics_add(MC_ERROR_CLOSES, 1);
         session_close(s, 4429, "too many errors");
     }
 }
@@ -95,11 +98,11 @@ void handle_request(struct session *s, const char *buf, size_t len)
     }
     /* each may make an upstream SUBSCRIBE and a retained replay */
     if ((r.op == OP_SUB || r.op == OP_UNSUB) &&
-        !tbucket_take(&s->sub_bucket, G.cfg->limits.subscribe_rate,
-                      G.cfg->limits.subscribe_burst, gateway_now_ms())) {
+        !tbucket_take(&s->sub_bucket, conf()->limits.subscribe_rate,
+                      conf()->limits.subscribe_burst, clock_now_ms())) {
         handle_error(s, r.id, r.id_len, "rate_limited",
                      "more than %ld subscription requests a second",
-                     G.cfg->limits.subscribe_rate);
+                     conf()->limits.subscribe_rate);
         goto out;
     }
     switch (r.op) {

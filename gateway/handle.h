@@ -39,6 +39,9 @@ void handle_pub(struct session *s, const struct request *r);
  * PUBDONE_*. Answers the session if it is still there; frees ctx. */
 void handle_pub_done(void *ctx, int code);
 
+/* QoS 1/2 publishes of sessions the broker has not acknowledged yet. */
+long handle_pub_pending(void);
+
 /* s is going away: its publishes awaiting the broker forget it. */
 void handle_pub_disown(struct session *s);
 

@@ -4,8 +4,11 @@
 #include <string.h>
 
 #include "acl.h"
+#include "clock.h"
+#include "conf.h"
 #include "gateway.h"
 #include "handle.h"
+#include "metrics.h"
 #include "request.h"
 #include "session.h"
 #include "tbucket.h"
@@ -19,6 +22,14 @@ struct pub_ctx {
     size_t id_len;
     char id[];
 };
+
+/* QoS 1/2 publishes not yet acknowledged. */
+static long pending;
+
+long handle_pub_pending(void)
+{
+    return pending;
+}
 
 void handle_pub(struct session *s, const struct request *r)
 {
@@ -37,11 +48,11 @@ void handle_pub(struct session *s, const struct request *r)
                   (int)(r->topic_len > 128 ? 128 : r->topic_len), r->topic);
         return;
     }
-    if (!tbucket_take(&s->bucket, G.cfg->limits.publish_rate,
-                      G.cfg->limits.publish_burst, gateway_now_ms())) {
+    if (!tbucket_take(&s->bucket, conf()->limits.publish_rate,
+                      conf()->limits.publish_burst, clock_now_ms())) {
         handle_error(s, r->id, r->id_len, "rate_limited",
                   "more than %ld publishes a second",
-                  G.cfg->limits.publish_rate);
+                  conf()->limits.publish_rate);
         return;
     }
     if (!(full = handle_mounted(s, r->topic, r->topic_len, &buf, &full_len))) {
@@ -57,18 +68,18 @@ void handle_pub(struct session *s, const struct request *r)
             goto out;
         }
         ctx->s = s;
-        G.pubs_pending++;
+        pending++;
         ctx->id_len = r->id_len;
         memcpy(ctx->id, r->id, r->id_len);
     }
-    rc = upstream_publish(G.up, full, r->payload, r->payload_len, qos,
+    rc = upstream_publish(upstream_get(), full, r->payload, r->payload_len, qos,
                           r->retain, ctx);
-    G.m.pubs++;
+    metrics_add(MC_PUBS, 1);
     if (rc < 0) {
         if (ctx)
-            G.pubs_pending--;
+            pending--;
         free(ctx);
-        G.m.pub_errors++;
+        metrics_add(MC_PUB_ERRORS, 1);
         session_reply_error(s, r->id, r->id_len, "broker_unavailable",
                             rc == UPSTREAM_FULL
                                 ? "the broker is away and its buffer is full"
@@ -93,7 +104,7 @@ void handle_pub_done(void *ctxp, int code)
     struct pub_ctx *ctx = ctxp;
     struct session *s = ctx->s;
 
-    G.pubs_pending--;
+    pending--;
     if (s) {
         if (ctx->prev)
             ctx->prev->next = ctx->next;
@@ -105,7 +116,7 @@ void handle_pub_done(void *ctxp, int code)
             if (ctx->id_len)
                 session_reply_ok(s, ctx->id, ctx->id_len);
         } else {
-            G.m.pub_errors++;
+            metrics_add(MC_PUB_ERRORS, 1);
             if (code == PUBDONE_REJECTED)
                 session_reply_error(s, ctx->id, ctx->id_len,
                                     "broker_rejected",

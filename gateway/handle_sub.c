@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "acl.h"
+#include "conf.h"
 #include "gateway.h"
 #include "handle.h"
 #include "request.h"
@@ -30,10 +31,10 @@ void handle_sub(struct session *s, const struct request *r)
         return;
     }
     if (!router_session_holds(s, full, full_len) &&
-        s->n_subs >= (size_t)G.cfg->limits.max_subscriptions) {
+        s->n_subs >= (size_t)conf()->limits.max_subscriptions) {
         handle_error(s, r->id, r->id_len, "limit_exceeded",
                   "at most %ld subscriptions",
-                  G.cfg->limits.max_subscriptions);
+                  conf()->limits.max_subscriptions);
     } else {
         router_subscribe(s, full, full_len, r->qos < maxq ? r->qos : maxq,
                          r->id, r->id_len);

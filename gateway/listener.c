@@ -8,9 +8,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "conf.h"
 #include "gateway.h"
-#include "listener.h"
 #include "ipcount.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "origin.h"
@@ -21,6 +22,9 @@
 #define WS_PROTOCOL "mqgate.v1"
 #define RX_BUFFER_SIZE 512
 #define TX_PACKET_SIZE (256 * 1024)
+
+/* Shutting down: no new sessions. */
+static bool refusing;
 
 static struct listener *listeners;
 static size_t n_listeners;
@@ -430,7 +434,7 @@ static bool protocol_offered(struct lws *wsi)
 
 static int confirm_upgrade(struct lws *wsi, const struct listener *l)
 {
-    const struct config *cfg = G.cfg;
+    const struct config *cfg = conf();
     char uri[1024], origin[512], host[512], ip[IPCOUNT_KEY_MAX];
     int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 
@@ -454,14 +458,19 @@ static int confirm_upgrade(struct lws *wsi, const struct listener *l)
         return refuse_upgrade(wsi, 400, "Bad Request",
                               "subprotocol " WS_PROTOCOL " required\n");
     lws_get_peer_simple(wsi, ip, sizeof(ip));
-    if (G.stopping)
+    if (refusing)
         return refuse_upgrade(wsi, 503, "Service Unavailable",
                               "shutting down\n");
-    if (G.n_sessions >= cfg->limits.max_connections ||
-        ipcount_get(G.ipc, ip) >= (uint32_t)cfg->limits.max_connections_per_ip)
+    if (session_count() >= cfg->limits.max_connections ||
+        session_count_ip(ip) >= (uint32_t)cfg->limits.max_connections_per_ip)
         return refuse_upgrade(wsi, 503, "Service Unavailable",
                               "too many connections\n");
     return 0;
+}
+
+void listener_refuse_new(void)
+{
+    refusing = true;
 }
 
 int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -479,12 +488,12 @@ int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         const char *uri = in;
 
         l = lws_vhost_user(lws_get_vhost(wsi));
-        if (G.cfg->metrics && strcmp(uri, "/healthz") == 0)
-            return G.broker_up
+        if (conf()->metrics && strcmp(uri, "/healthz") == 0)
+            return session_broker_up()
                        ? respond_text(wsi, HTTP_STATUS_OK, "ok\n")
                        : respond_text(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
                                       "broker down\n");
-        if (G.cfg->metrics && strcmp(uri, "/metrics") == 0) {
+        if (conf()->metrics && strcmp(uri, "/metrics") == 0) {
             char *text = NULL;
             size_t tlen = 0;
             int rc;

@@ -38,6 +38,10 @@ int listener_tls_prepare(const struct config *cfg);
 void listener_tls_commit(void);
 void listener_tls_abort(void);
 
+/* From now on every WebSocket handshake is refused (503): the gateway is
+ * shutting down. */
+void listener_refuse_new(void);
+
 /* The HTTP reasons of the protocol callback. */
 int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
                            void *user, void *in, size_t len);

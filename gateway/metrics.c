@@ -8,6 +8,8 @@
 #include "router.h"
 #include "session.h"
 
+uint64_t metrics_counters[MC_COUNTERS];
+
 static const char *const method_names[AUTH_METHODS] = {
     "token", "password", "handshake", "anonymous"};
 static uint64_t auth_counts[AUTH_METHODS][2];
@@ -101,55 +103,47 @@ static void metric(struct sbuf *b, const char *name, const char *type,
 int metrics_render(char **out, size_t *len)
 {
     struct sbuf b = {.p = malloc(4096), .cap = 4096};
-    unsigned long long queued = 0, opening = 0, authed = 0, closing = 0;
+    struct session_stats st;
 
     if (!b.p)
         return -1;
     b.p[0] = '\0';
-    for (const struct session *s = G.sessions; s; s = s->next) {
-        queued += s->q.bytes;
-        if (s->state == SS_OPENING)
-            opening++;
-        else if (s->state == SS_AUTHED)
-            authed++;
-        else
-            closing++;
-    }
+    session_stats(&st);
     put(&b, "# HELP mqgate_sessions Open sessions by state.\n"
             "# TYPE mqgate_sessions gauge\n"
             "mqgate_sessions{state=\"opening\"} %llu\n"
             "mqgate_sessions{state=\"authenticated\"} %llu\n"
             "mqgate_sessions{state=\"closing\"} %llu\n",
-        opening, authed, closing);
+        st.opening, st.authed, st.closing);
     metric(&b, "mqgate_sessions_opened_total", "counter",
-           "Sessions opened since start.", G.m.sessions_total);
+           "Sessions opened since start.", metrics_counters[MC_SESSIONS_OPENED]);
     metric(&b, "mqgate_subscriptions", "gauge",
            "Subscriptions held by sessions.", router_sub_count());
     metric(&b, "mqgate_upstream_filters", "gauge",
            "Distinct filters subscribed upstream.", router_filter_count());
     metric(&b, "mqgate_messages_in_total", "counter",
-           "Messages received from the broker.", G.m.msgs_in);
+           "Messages received from the broker.", metrics_counters[MC_MSGS_IN]);
     metric(&b, "mqgate_bytes_in_total", "counter",
-           "Payload bytes received from the broker.", G.m.bytes_in);
+           "Payload bytes received from the broker.", metrics_counters[MC_BYTES_IN]);
     metric(&b, "mqgate_frames_out_total", "counter",
-           "Frames queued to sessions.", G.m.msgs_out);
+           "Frames queued to sessions.", metrics_counters[MC_FRAMES_OUT]);
     metric(&b, "mqgate_bytes_out_total", "counter",
-           "Bytes queued to sessions.", G.m.bytes_out);
+           "Bytes queued to sessions.", metrics_counters[MC_BYTES_OUT]);
     metric(&b, "mqgate_publishes_total", "counter",
-           "Publishes from sessions handed to the broker.", G.m.pubs);
+           "Publishes from sessions handed to the broker.", metrics_counters[MC_PUBS]);
     metric(&b, "mqgate_publish_errors_total", "counter",
-           "Publishes from sessions that failed.", G.m.pub_errors);
+           "Publishes from sessions that failed.", metrics_counters[MC_PUB_ERRORS]);
     metric(&b, "mqgate_slow_consumer_closes_total", "counter",
-           "Sessions closed with 4408.", G.m.slow_closes);
+           "Sessions closed with 4408.", metrics_counters[MC_SLOW_CLOSES]);
     metric(&b, "mqgate_error_closes_total", "counter",
-           "Sessions closed with 4429.", G.m.error_closes);
+           "Sessions closed with 4429.", metrics_counters[MC_ERROR_CLOSES]);
     metric(&b, "mqgate_queue_bytes", "gauge",
-           "Bytes queued to sessions and not yet written.", queued);
+           "Bytes queued to sessions and not yet written.", st.queued);
     metric(&b, "mqgate_broker_up", "gauge",
-           "1 when the broker connection is up.", G.broker_up);
+           "1 when the broker connection is up.", session_broker_up());
     metric(&b, "mqgate_broker_reconnects_total", "counter",
            "Broker connections established after the first.",
-           G.m.reconnects);
+           metrics_counters[MC_RECONNECTS]);
     put(&b, "# HELP mqgate_auth_total Authentication outcomes by method.\n"
             "# TYPE mqgate_auth_total counter\n");
     for (size_t m = 0; m < AUTH_METHODS; m++)
@@ -164,7 +158,7 @@ int metrics_render(char **out, size_t *len)
             (unsigned long long)error_counts[i]);
     metric(&b, "mqgate_frames_dropped_total", "counter",
            "Frames dropped from the queues of sessions closed as too slow.",
-           G.m.frames_dropped);
+           metrics_counters[MC_FRAMES_DROPPED]);
     put(&b, "# HELP mqgate_fanout_latency_seconds Time from a broker "
             "message's arrival to its frames being queued to every session.\n"
             "# TYPE mqgate_fanout_latency_seconds histogram\n");

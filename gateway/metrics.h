@@ -15,6 +15,31 @@ enum auth_method {
     AUTH_METHODS
 };
 
+/* The counters of /metrics, each owned here and counted by the module
+ * whose event it is. Service thread only. */
+enum mcounter {
+    MC_MSGS_IN,          /* messages from the broker */
+    MC_BYTES_IN,         /* their payload bytes */
+    MC_FRAMES_OUT,       /* frames queued to sessions */
+    MC_BYTES_OUT,        /* their bytes */
+    MC_PUBS,             /* publishes from sessions handed to the broker */
+    MC_PUB_ERRORS,       /* publishes from sessions that failed */
+    MC_SLOW_CLOSES,      /* sessions closed with 4408 */
+    MC_ERROR_CLOSES,     /* sessions closed with 4429 */
+    MC_FRAMES_DROPPED,   /* frames dropped with the queue of a slow session */
+    MC_SESSIONS_OPENED,  /* sessions opened since start */
+    MC_RECONNECTS,       /* broker connections after the first */
+    MC_COUNTERS
+};
+
+extern uint64_t metrics_counters[MC_COUNTERS];
+
+/* Adds n to counter c. */
+static inline void metrics_add(enum mcounter c, uint64_t n)
+{
+    metrics_counters[c] += n;
+}
+
 /* Counts an authentication outcome. */
 void metrics_auth(enum auth_method m, bool ok);
 

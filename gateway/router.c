@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "acl.h"
+#include "clock.h"
 #include "frame.h"
 #include "gateway.h"
 #include "jbuf.h"
@@ -11,8 +12,8 @@
 #include "payload.h"
 #include "reply.h"
 #include "router.h"
-#include "topic.h"
 #include "session.h"
+#include "topic.h"
 #include "upstream.h"
 
 struct sub_reply {
@@ -72,6 +73,7 @@ static struct {
     size_t n_filters, n_subs;
     struct rfilter *last_acked;   /* retained messages follow its SUBACK */
     size_t restoring;             /* re-SUBSCRIBEs after a reconnect */
+    uint64_t seq;                 /* per broker message delivered */
 } R;
 
 /* ---- trie --------------------------------------------------------------- */
@@ -245,7 +247,7 @@ static void restore_done(struct rfilter *f)
         return;
     f->restoring = false;
     if (R.restoring && --R.restoring == 0)
-        gateway_subscriptions_restored();
+        session_set_broker_up(true);
 }
 
 static void filter_destroy(struct rfilter *f, bool unsubscribe)
@@ -254,7 +256,7 @@ static void filter_destroy(struct rfilter *f, bool unsubscribe)
     struct rfilter **pp = &R.by_id[f->subid % ID_BUCKETS];
 
     if (unsubscribe && (f->ever_acked || f->in_flight))
-        upstream_unsubscribe(G.up, f->str);
+        upstream_unsubscribe(upstream_get(), f->str);
     while (*pp != f)
         pp = &(*pp)->id_next;
     *pp = f->id_next;
@@ -292,7 +294,7 @@ static int filter_send_subscribe(struct rfilter *f)
 {
     f->req_gen++;
     f->flight_qos = f->want_qos;
-    if (upstream_subscribe(G.up, f->str, f->subid, f->want_qos,
+    if (upstream_subscribe(upstream_get(), f->str, f->subid, f->want_qos,
                            sub_tag(f->subid, f->req_gen)) < 0)
         return -1;
     f->in_flight = true;
@@ -425,7 +427,7 @@ void router_subscribe(struct session *s, const char *full, size_t len,
      * under way share its SUBACK and its retained replay, which reflects
      * the broker's state after they joined; one that needs a higher QoS
      * waits for the next SUBSCRIBE, sent when this one is answered. */
-    if (upstream_is_connected(G.up)) {
+    if (upstream_is_connected(upstream_get())) {
         if (f->in_flight && qos <= f->flight_qos) {
             sub->want_gen = f->req_gen;
             return;
@@ -736,10 +738,10 @@ void router_deliver(const struct mb_event *ev)
     struct fvec fv = {.v = fv.inline_v, .n = 0, .cap = 32};
     struct frame_set fs = {.ev = ev, .retain = ev->retained};
     bool by_id = ev->n_subids > 0;
-    uint64_t seq = ++G.seq;
+    uint64_t seq = ++R.seq;
 
-    G.m.msgs_in++;
-    G.m.bytes_in += ev->payload_len;
+    metrics_add(MC_MSGS_IN, 1);
+    metrics_add(MC_BYTES_IN, ev->payload_len);
     match_walk(R.root, ev->topic, ev->topic_len, 0, ev->topic[0] != '$',
                &fv);
     for (uint32_t g = 0; g < R.shared->n_kids; g++)
@@ -791,7 +793,7 @@ void router_deliver(const struct mb_event *ev)
         }
     }
 out:
-    metrics_fanout_us(gateway_now_us() - ev->t_us);
+    metrics_fanout_us(clock_now_us() - ev->t_us);
     for (size_t i = 0; i < fs.n; i++)
         frame_unref(fs.e[i].f);
     if (fv.v != fv.inline_v)

@@ -42,8 +42,9 @@ void router_deliver(const struct mb_event *ev);
 void router_suback(uint64_t tag, int granted);
 
 /* The broker connection came up: subscribes every filter again. Returns
- * how many SUBSCRIBEs are under way; when it is not 0, the router calls
- * gateway_subscriptions_restored() once the last is answered. */
+ * how many SUBSCRIBEs are under way; when it is not 0, the router tells
+ * the sessions the broker is up (session_set_broker_up()) once the last
+ * is settled. */
 size_t router_broker_up(void);
 
 /* The broker connection went down: settle pending subscriptions. */

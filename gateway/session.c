@@ -8,6 +8,8 @@
 #include "acl.h"
 #include "auth.h"
 #include "auth_users.h"
+#include "clock.h"
+#include "conf.h"
 #include "frame.h"
 #include "gateway.h"
 #include "handle.h"
@@ -15,6 +17,7 @@
 #include "jbuf.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "reply.h"
 #include "router.h"
 #include "sendq.h"
@@ -23,6 +26,78 @@
 #include "transport.h"
 
 #define PREAUTH_QUEUE_MAX 65536    /* bytes queued to it before auth */
+
+/* Every open session, how many, how many per client address, and what
+ * they were last told of the broker. */
+static struct {
+    struct session *list;
+    long n;
+    struct ipcount *per_ip;
+    bool broker_up;
+} S;
+
+int session_init(void)
+{
+    return (S.per_ip = ipcount_new()) ? 0 : -1;
+}
+
+void session_destroy(void)
+{
+    ipcount_free(S.per_ip);
+    S.per_ip = NULL;
+}
+
+long session_count(void)
+{
+    return S.n;
+}
+
+uint32_t session_count_ip(const char *ip)
+{
+    return ipcount_get(S.per_ip, ip);
+}
+
+bool session_broker_up(void)
+{
+    return S.broker_up;
+}
+
+void session_set_broker_up(bool up)
+{
+    if (S.broker_up == up)
+        return;
+    S.broker_up = up;
+    notify_status("broker %s, %ld sessions", up ? "up" : "down", S.n);
+    for (struct session *s = S.list; s; s = s->next)
+        if (s->state == SS_AUTHED)
+            session_send_status(s, up);
+}
+
+void session_close_all(int code, const char *why)
+{
+    for (struct session *s = S.list; s; s = s->next)
+        session_close(s, code, why);
+}
+
+void session_reload_all(void)
+{
+    for (struct session *s = S.list; s; s = s->next)
+        session_reload(s);
+}
+
+void session_stats(struct session_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    for (const struct session *s = S.list; s; s = s->next) {
+        st->queued += s->q.bytes;
+        if (s->state == SS_OPENING)
+            st->opening++;
+        else if (s->state == SS_AUTHED)
+            st->authed++;
+        else
+            st->closing++;
+    }
+}
 
 /* ---- sending ------------------------------------------------------------ */
 
@@ -79,7 +154,7 @@ static bool queue_admits(struct session *s, const struct frame *f, size_t max)
 
 void session_send(struct session *s, struct frame *f)
 {
-    size_t max = (size_t)G.cfg->limits.max_queue_bytes;
+    size_t max = (size_t)conf()->limits.max_queue_bytes;
 
     if (s->close_code)
         return;
@@ -87,8 +162,8 @@ void session_send(struct session *s, struct frame *f)
     if (s->state != SS_AUTHED && max > PREAUTH_QUEUE_MAX)
         max = PREAUTH_QUEUE_MAX;
     if (!queue_admits(s, f, max)) {
-        G.m.slow_closes++;
-        G.m.frames_dropped += s->q.count + 1;
+        metrics_add(MC_SLOW_CLOSES, 1);
+        metrics_add(MC_FRAMES_DROPPED, s->q.count + 1);
         queue_drop(s);
         session_close(s, 4408, "too slow");
         return;
@@ -98,8 +173,8 @@ void session_send(struct session *s, struct frame *f)
         session_close(s, 1011, "out of memory");
         return;
     }
-    G.m.msgs_out++;
-    G.m.bytes_out += f->len;
+    metrics_add(MC_FRAMES_OUT, 1);
+    metrics_add(MC_BYTES_OUT, f->len);
     if (s->q.count == 1)
         s->tp->want_write(s);
 }
@@ -297,7 +372,7 @@ void session_authenticated(struct session *s, const char *id, size_t id_len)
         reply_end(&b);
         session_send_jbuf(s, &b);
     }
-    session_send_status(s, G.broker_up);
+    session_send_status(s, S.broker_up);
 }
 
 void session_identity_json(const struct session *s, struct jbuf *b)
@@ -321,8 +396,8 @@ void session_reload(struct session *s)
     case CRED_NONE:
         return;
     case CRED_ANONYMOUS: {
-        const char *a = G.cfg->auth.anonymous_role;
-        const struct cfg_role *r = a ? config_role(G.cfg, a) : NULL;
+        const char *a = conf()->auth.anonymous_role;
+        const struct cfg_role *r = a ? config_role(conf(), a) : NULL;
 
         if (r)
             roles[n++] = r;
@@ -330,7 +405,7 @@ void session_reload(struct session *s)
     }
     case CRED_PASSWORD:
         /* the users file decides, as at a new login */
-        if (auth_users_lookup(s->user, G.cfg, &looked, &n) < 0) {
+        if (auth_users_lookup(s->user, conf(), &looked, &n) < 0) {
             s->n_roles = 0;
             session_close(s, 4401, "user removed by a reload");
             return;
@@ -340,14 +415,14 @@ void session_reload(struct session *s)
         free(looked);
         return;
     case CRED_TOKEN:
-        if (!G.cfg->auth.jwt) {
+        if (!conf()->auth.jwt) {
             s->n_roles = 0;
             session_close(s, 4401, "token authentication removed by a "
                                    "reload");
             return;
         }
         for (size_t i = 0; i < s->n_roles && n < 64; i++) {
-            const struct cfg_role *r = config_role(G.cfg, s->roles[i]->name);
+            const struct cfg_role *r = config_role(conf(), s->roles[i]->name);
 
             if (r)
                 roles[n++] = r;
@@ -367,9 +442,9 @@ refuse:
 
 void session_keepalive(uint64_t now)
 {
-    uint64_t interval = (uint64_t)G.cfg->limits.ping_interval_s * 1000;
+    uint64_t interval = (uint64_t)conf()->limits.ping_interval_s * 1000;
 
-    for (struct session *s = G.sessions; s; s = s->next) {
+    for (struct session *s = S.list; s; s = s->next) {
         if (now - s->last_rx_ms >= 2 * interval) {
             /* silent for two intervals: hang up, as there is nobody to
              * read a close frame */
@@ -403,40 +478,40 @@ void session_open(struct session *s, const struct transport *tp,
     s->wsi = wsi;
     s->serial = ++serial;
     s->state = SS_OPENING;
-    s->last_rx_ms = s->last_ping_ms = gateway_now_ms();
+    s->last_rx_ms = s->last_ping_ms = clock_now_ms();
     snprintf(s->ip, sizeof(s->ip), "%s", ip);
-    tbucket_init(&s->bucket, G.cfg->limits.publish_burst, gateway_now_ms());
-    tbucket_init(&s->sub_bucket, G.cfg->limits.subscribe_burst,
-                 gateway_now_ms());
-    s->next = G.sessions;
-    if (G.sessions)
-        G.sessions->prev = s;
-    G.sessions = s;
-    G.n_sessions++;
-    G.m.sessions_total++;
-    ipcount_inc(G.ipc, s->ip);
+    tbucket_init(&s->bucket, conf()->limits.publish_burst, clock_now_ms());
+    tbucket_init(&s->sub_bucket, conf()->limits.subscribe_burst,
+                 clock_now_ms());
+    s->next = S.list;
+    if (S.list)
+        S.list->prev = s;
+    S.list = s;
+    S.n++;
+    metrics_add(MC_SESSIONS_OPENED, 1);
+    ipcount_inc(S.per_ip, s->ip);
 
     if (auth_handshake(s) == 0) {
         auth_send_hello(s);
-        session_send_status(s, G.broker_up);
+        session_send_status(s, S.broker_up);
         return;
     }
-    if (G.cfg->auth.anonymous_role) {
+    if (conf()->auth.anonymous_role) {
         const struct cfg_role *role =
-            config_role(G.cfg, G.cfg->auth.anonymous_role);
+            config_role(conf(), conf()->auth.anonymous_role);
         const char *why;
 
         if (role && session_set_identity(s, CRED_ANONYMOUS, "anonymous",
                                          &role, 1, &why) == 0) {
             metrics_auth(AUTH_ANONYMOUS, true);
             auth_send_hello(s);
-            session_send_status(s, G.broker_up);
+            session_send_status(s, S.broker_up);
             return;
         }
     }
     auth_send_hello(s);
-    lws_sul_schedule(G.ctx, 0, &s->auth_timer, auth_timeout,
-                     (lws_usec_t)G.cfg->auth.timeout_s * LWS_US_PER_SEC);
+    lws_sul_schedule(lws_get_context(wsi), 0, &s->auth_timer, auth_timeout,
+                     (lws_usec_t)conf()->auth.timeout_s * LWS_US_PER_SEC);
 }
 
 void session_closed(struct session *s)
@@ -456,11 +531,11 @@ void session_closed(struct session *s)
     if (s->prev)
         s->prev->next = s->next;
     else
-        G.sessions = s->next;
+        S.list = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    G.n_sessions--;
-    ipcount_dec(G.ipc, s->ip);
+    S.n--;
+    ipcount_dec(S.per_ip, s->ip);
     s->wsi = NULL;
 }
 

@@ -29,7 +29,7 @@ enum session_cred { CRED_NONE, CRED_ANONYMOUS, CRED_TOKEN, CRED_PASSWORD };
 struct session {
     const struct transport *tp;
     struct lws *wsi;
-    struct session *prev, *next;      /* G.sessions */
+    struct session *prev, *next;      /* every open session */
     uint64_t serial;
     char ip[64];                      /* peer address, for the per-IP count */
     enum session_state state;
@@ -65,6 +65,34 @@ struct session {
     char *auth_id;                    /* ... and the id to answer */
     size_t auth_id_len;
 };
+
+/* The sessions' module state: the per-address table. 0 or -1. */
+int session_init(void);
+void session_destroy(void);
+
+/* Open sessions, and those from address ip. */
+long session_count(void);
+uint32_t session_count_ip(const char *ip);
+
+/* What the sessions were last told of the broker ("up" once every
+ * subscription is back after a connect, for /healthz too); telling a
+ * change sends the status frame to every authenticated session and says
+ * it to systemd. */
+bool session_broker_up(void);
+void session_set_broker_up(bool up);
+
+/* Closes every session with code; after a reload, re-checks every one
+ * (session_reload()). */
+void session_close_all(int code, const char *why);
+void session_reload_all(void);
+
+struct session_stats {
+    unsigned long long queued;            /* bytes in the send queues */
+    unsigned long long opening, authed, closing;
+};
+
+/* Counts for /metrics. */
+void session_stats(struct session_stats *st);
 
 /* A transport opened s (zeroed by the caller, apart from what the
  * transport keeps in it) on connection wsi from address ip: counts it,

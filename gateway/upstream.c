@@ -9,6 +9,7 @@
 #include <MQTTAsync.h>
 
 #include "backoff.h"
+#include "clock.h"
 #include "gateway.h"
 #include "log.h"
 #include "mailbox.h"
@@ -100,7 +101,7 @@ static int on_message(void *context, char *topic, int topic_len,
     ev->payload_len = plen;
     ev->qos = (uint8_t)m->qos;
     ev->retained = m->retained != 0;
-    ev->t_us = gateway_now_us();
+    ev->t_us = clock_now_us();
     if (up->version == 5) {
         int n = MQTTProperties_propertyCount(
             &m->properties, MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER);
@@ -278,6 +279,14 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* The one broker connection of the process (upstream_get()). */
+static struct upstream *current;
+
+struct upstream *upstream_get(void)
+{
+    return current;
+}
+
 struct upstream *upstream_new(const struct config *cfg, struct mailbox *mb)
 {
     const struct cfg_broker *b = &cfg->broker;
@@ -339,6 +348,7 @@ struct upstream *upstream_new(const struct config *cfg, struct mailbox *mb)
     log_info("broker client id %s, MQTT %s", client_id,
              up->version == 5 ? "5" : "3.1.1");
     free(client_id);
+    current = up;
     return up;
 fail:
     free(client_id);
@@ -593,6 +603,8 @@ void upstream_free(struct upstream *up, int timeout_ms)
 {
     if (!up)
         return;
+    if (current == up)
+        current = NULL;
     /* publishes never handed over: their sessions learn they failed */
     while (up->held_head) {
         struct held_pub *h = up->held_head;

@@ -17,6 +17,11 @@ struct mailbox;
  * failure (logged). */
 struct upstream *upstream_new(const struct config *cfg, struct mailbox *mb);
 
+/* The connection upstream_new() made last and upstream_free() has not
+ * freed (one per process), or NULL: what the router and the publish
+ * handler send through. */
+struct upstream *upstream_get(void);
+
 /* Starts (or restarts after a loss) connecting. */
 void upstream_connect(struct upstream *up);
 

@@ -4,6 +4,8 @@
 
 #include <linux/sockios.h>
 
+#include "clock.h"
+#include "conf.h"
 #include "frame.h"
 #include "gateway.h"
 #include "handle.h"
@@ -15,6 +17,10 @@
 #include "ws.h"
 
 #define PREAUTH_MESSAGE_MAX 16384  /* bytes of a message before auth */
+#define SCRATCH_SIZE (64 * 1024)   /* bytes coalesced into one write */
+
+/* Where queued frames are coalesced for one write (flush()). */
+static uint8_t scratch[LWS_PRE + SCRATCH_SIZE];
 #define TX_CHUNK 16384             /* bytes of a fragment (flush_ext()) */
 
 static void ws_want_write(struct session *s)
@@ -45,6 +51,14 @@ static size_t ws_kernel_unsent(struct session *s)
 static const struct transport ws_transport = {
     "ws", ws_want_write, ws_closing, ws_hang_up, ws_kernel_unsent,
 };
+
+/* What lws_cancel_service() wakes the loop for (the mailbox). */
+static void (*on_wake)(void);
+
+void ws_on_wake(void (*fn)(void))
+{
+    on_wake = fn;
+}
 
 void ws_conn_free(struct ws_conn *c)
 {
@@ -93,7 +107,7 @@ static long flush_ext(struct session *s)
  * (flush_ext()). Returns -1 to close. */
 static int flush(struct session *s)
 {
-    uint8_t *out = G.scratch + LWS_PRE;
+    uint8_t *out = scratch + LWS_PRE;
     size_t n = 0;
 
     if (!s->ws.raw_ok) {
@@ -104,7 +118,7 @@ static int flush(struct session *s)
         n = (size_t)w;
         goto more;
     }
-    if (sendq_peek(&s->q)->len > G.scratch_size) {
+    if (sendq_peek(&s->q)->len > SCRATCH_SIZE) {
         /* too big to coalesce: written from its own buffer, which has
          * LWS_PRE headroom */
         struct frame *f = sendq_pop(&s->q);
@@ -119,7 +133,7 @@ static int flush(struct session *s)
     while (s->q.count) {
         struct frame *f = sendq_peek(&s->q);
 
-        if (n + f->len > G.scratch_size)
+        if (n + f->len > SCRATCH_SIZE)
             break;
         memcpy(out + n, f->data, f->len);
         n += f->len;
@@ -150,7 +164,7 @@ more:
 static void receive(struct session *s, const char *in, size_t len)
 {
     struct lws *wsi = s->wsi;
-    size_t max = (size_t)G.cfg->limits.max_message_bytes;
+    size_t max = (size_t)conf()->limits.max_message_bytes;
     bool complete = lws_is_final_fragment(wsi);
 
     /* Before authentication only auth and ping make sense: a client that
@@ -226,11 +240,11 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
         return 0;
     }
     case LWS_CALLBACK_RECEIVE:
-        s->last_rx_ms = gateway_now_ms();
+        s->last_rx_ms = clock_now_ms();
         receive(s, in, len);
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
-        s->last_rx_ms = gateway_now_ms();
+        s->last_rx_ms = clock_now_ms();
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (s->ping_due && !s->close_code) {
@@ -263,7 +277,8 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             session_closed(s);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        gateway_drain();
+        if (on_wake)
+            on_wake();
         return 0;
     default:
         return listener_http_callback(wsi, reason, user, in, len);

@@ -26,6 +26,10 @@ struct ws_conn {
 /* Frees what c holds. */
 void ws_conn_free(struct ws_conn *c);
 
+/* fn runs on the service thread whenever another thread woke the loop
+ * (lws_cancel_service()): it drains the mailbox. */
+void ws_on_wake(void (*fn)(void));
+
 /* The protocol callback; the per-session data is a struct session. */
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                 void *user, void *in, size_t len);

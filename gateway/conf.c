@@ -1,0 +1,3 @@
+#include "conf.h"
+
+const struct config *conf_live;
