@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "gateway.h"
+#include "fanout.h"
 #include "handle.h"
 #include "listener.h"
 #include "log.h"
@@ -18,7 +19,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "preflight.h"
-#include "router.h"
+#include "subs.h"
 #include "session.h"
 #include "upstream.h"
 #include "ws.h"
@@ -87,7 +88,7 @@ static void drain(void)
         next = ev->next;
         switch (ev->type) {
         case MB_MESSAGE:
-            router_deliver(ev);
+            fanout_deliver(ev);
             break;
         case MB_CONNECTED:
             upstream_connected(G.up, ev->code);
@@ -96,7 +97,7 @@ static void drain(void)
             ever_connected = true;
             /* "up" only once the subscriptions are back: a client that
              * publishes on seeing it must not race our SUBSCRIBEs */
-            if (router_broker_up() == 0)
+            if (subs_broker_up() == 0)
                 session_set_broker_up(true);
             break;
         case MB_CONNECT_FAILED:
@@ -104,12 +105,12 @@ static void drain(void)
             break;
         case MB_CONN_LOST:
             log_warn("broker connection lost");
-            router_broker_down();
+            subs_broker_down();
             session_set_broker_up(false);
             schedule_reconnect(true);
             break;
         case MB_SUBACK:
-            router_suback(ev->tag, ev->code);
+            subs_suback(ev->tag, ev->code);
             break;
         case MB_PUBDONE:
             upstream_pub_done(G.up);
@@ -278,7 +279,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     unsetenv("ALL_PROXY");
 
     if (session_init() < 0 || mailbox_init(&G.mbox) < 0 ||
-        router_init() < 0 || auth_users_init(cfg, &G.mbox) < 0 ||
+        subs_init() < 0 || auth_users_init(cfg, &G.mbox) < 0 ||
         auth_init(cfg) < 0 || install_signals() < 0) {
         log_error("cannot initialise");
         goto out;
@@ -359,7 +360,7 @@ out:
      * held, and mailbox_destroy() whatever events came meanwhile. */
     drain_discard();
     auth_users_destroy();
-    router_destroy();
+    subs_destroy();
     listener_free_all();
     auth_destroy();
     mailbox_destroy(&G.mbox);

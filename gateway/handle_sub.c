@@ -1,5 +1,5 @@
 /* sub and unsub (protocol.md § sub, § unsub): the ACL, the mount and the
- * subscription limit here; the router holds the filters. */
+ * subscription limit here; the registry (subs.c) holds the filters. */
 #include <stdlib.h>
 
 #include "acl.h"
@@ -7,7 +7,7 @@
 #include "gateway.h"
 #include "handle.h"
 #include "request.h"
-#include "router.h"
+#include "subs.h"
 #include "session.h"
 
 void handle_sub(struct session *s, const struct request *r)
@@ -30,13 +30,13 @@ void handle_sub(struct session *s, const struct request *r)
                   "the mount and the filter together are too long");
         return;
     }
-    if (!router_session_holds(s, full, full_len) &&
-        s->n_subs >= (size_t)conf()->limits.max_subscriptions) {
+    if (!subs_session_holds(s, full, full_len) &&
+        session_holds(s)->n >= (size_t)conf()->limits.max_subscriptions) {
         handle_error(s, r->id, r->id_len, "limit_exceeded",
                   "at most %ld subscriptions",
                   conf()->limits.max_subscriptions);
     } else {
-        router_subscribe(s, full, full_len, r->qos < maxq ? r->qos : maxq,
+        subs_subscribe(s, full, full_len, r->qos < maxq ? r->qos : maxq,
                          r->id, r->id_len);
     }
     free(buf);
@@ -49,7 +49,7 @@ void handle_unsub(struct session *s, const struct request *r)
     const char *full = handle_mounted(s, r->topic, r->topic_len, &buf, &full_len);
 
     if (full)
-        router_unsubscribe(s, full, full_len);
+        subs_unsubscribe(s, full, full_len);
     if (r->id_len)
         session_reply_ok(s, r->id, r->id_len);
     free(buf);

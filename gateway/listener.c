@@ -15,7 +15,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "origin.h"
-#include "router.h"
 #include "session.h"
 #include "ws.h"
 

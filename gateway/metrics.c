@@ -5,7 +5,7 @@
 
 #include "gateway.h"
 #include "metrics.h"
-#include "router.h"
+#include "subs.h"
 #include "session.h"
 
 uint64_t metrics_counters[MC_COUNTERS];
@@ -118,9 +118,9 @@ int metrics_render(char **out, size_t *len)
     metric(&b, "mqgate_sessions_opened_total", "counter",
            "Sessions opened since start.", metrics_counters[MC_SESSIONS_OPENED]);
     metric(&b, "mqgate_subscriptions", "gauge",
-           "Subscriptions held by sessions.", router_sub_count());
+           "Subscriptions held by sessions.", subs_hold_count());
     metric(&b, "mqgate_upstream_filters", "gauge",
-           "Distinct filters subscribed upstream.", router_filter_count());
+           "Distinct filters subscribed upstream.", subs_filter_count());
     metric(&b, "mqgate_messages_in_total", "counter",
            "Messages received from the broker.", metrics_counters[MC_MSGS_IN]);
     metric(&b, "mqgate_bytes_in_total", "counter",

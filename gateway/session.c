@@ -19,7 +19,6 @@
 #include "metrics.h"
 #include "notify.h"
 #include "reply.h"
-#include "router.h"
 #include "sendq.h"
 #include "session.h"
 #include "tbucket.h"
@@ -261,7 +260,7 @@ static void recheck_subs(struct session *s, const struct cfg_role **roles,
 
     s->roles = roles;
     s->n_roles = keep_none ? 0 : n;
-    router_session_recheck(s);
+    subs_session_recheck(s);
     s->roles = had;
     s->n_roles = had_n;
 }
@@ -300,7 +299,7 @@ static int swap_roles(struct session *s, const struct cfg_role **roles,
     free(s->roles);
     s->roles = r;
     s->n_roles = n;
-    router_session_recheck(s);
+    subs_session_recheck(s);
     return 0;
 fail:
     s->n_roles = 0;
@@ -373,6 +372,12 @@ void session_authenticated(struct session *s, const char *id, size_t id_len)
         session_send_jbuf(s, &b);
     }
     session_send_status(s, S.broker_up);
+}
+
+int session_subscribe_qos(const struct session *s, const char *filter,
+                          size_t len)
+{
+    return acl_subscribe_qos(s->roles, s->n_roles, s->user, filter, len);
 }
 
 void session_identity_json(const struct session *s, struct jbuf *b)
@@ -521,7 +526,7 @@ void session_closed(struct session *s)
     free(s->auth_id);
     lws_sul_cancel(&s->auth_timer);
     lws_sul_cancel(&s->exp_timer);
-    router_session_gone(s);
+    subs_session_gone(s);
     handle_pub_disown(s);
     sendq_free(&s->q);
     ws_conn_free(&s->ws);

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "sendq.h"
+#include "subs.h"
 #include "tbucket.h"
 #include "ws.h"
 
@@ -40,15 +41,13 @@ struct session {
     size_t n_roles;
     char *mount;                      /* NULL: none */
     size_t mount_len;
-    struct sub *subs;                 /* this session's subscriptions */
-    size_t n_subs;
+    struct subs_holds holds;          /* the registry's (subs.h) */
     struct pub_ctx *pubs;             /* publishes awaiting the broker */
     struct sendq q;                   /* frames to send */
     size_t slack;                     /* the bound grown for one big frame */
     size_t k_bytes;                   /* unsent in the kernel, last seen */
     size_t unprobed;                  /* written since k_bytes was read */
     struct ws_conn ws;                /* the WebSocket transport's part */
-    uint64_t stamp;                   /* G.seq of the last delivery */
     uint64_t last_rx_ms;              /* anything from the peer, pongs too */
     uint64_t last_ping_ms;
     bool ping_due;                    /* a ping goes at the next write */
@@ -93,6 +92,30 @@ struct session_stats {
 
 /* Counts for /metrics. */
 void session_stats(struct session_stats *st);
+
+/* What the registry and the fan-out read of s. */
+static inline struct subs_holds *session_holds(struct session *s)
+{
+    return &s->holds;
+}
+
+static inline bool session_closing(const struct session *s)
+{
+    return s->close_code != 0;
+}
+
+/* s's mount (NULL and 0 when it has none). */
+static inline void session_mount(const struct session *s, const char **mount,
+                                 size_t *len)
+{
+    *mount = s->mount;
+    *len = s->mount_len;
+}
+
+/* The QoS s's roles allow for the mount-relative filter[0..len), or -1
+ * when they do not cover it. */
+int session_subscribe_qos(const struct session *s, const char *filter,
+                          size_t len);
 
 /* A transport opened s (zeroed by the caller, apart from what the
  * transport keeps in it) on connection wsi from address ip: counts it,

@@ -18,7 +18,7 @@ struct mailbox;
 struct upstream *upstream_new(const struct config *cfg, struct mailbox *mb);
 
 /* The connection upstream_new() made last and upstream_free() has not
- * freed (one per process), or NULL: what the router and the publish
+ * freed (one per process), or NULL: what the registry and the publish
  * handler send through. */
 struct upstream *upstream_get(void);
 

@@ -1,0 +1,59 @@
+/* What subs.c (the registry) and fanout.c (delivery) share: a filter held
+ * upstream and a session's hold on it. Private to those two files.
+ * Service thread only. */
+#ifndef MQG_SUBS_INT_H
+#define MQG_SUBS_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct session;
+
+struct sub_reply {
+    struct sub_reply *next;
+    uint8_t qos;
+    size_t id_len;
+    char id[];
+};
+
+/* One session's hold on one filter. */
+struct sub {
+    struct rfilter *f;
+    struct session *s;
+    struct sub *f_prev, *f_next;  /* the filter's holders */
+    struct sub *s_next;           /* the session's holds */
+    uint32_t want_gen;            /* replay retained of this SUBSCRIBE */
+    uint8_t qos;
+    bool live;                    /* receives live messages */
+    struct sub_reply *replies;    /* sub requests awaiting the SUBACK */
+};
+
+/* A filter subscribed upstream, held by the sessions on its list. */
+struct rfilter {
+    struct rfilter *id_next;      /* subid hash chain */
+    uint32_t subid;
+    uint32_t req_gen, acked_gen;
+    bool in_flight;               /* a SUBSCRIBE awaits its SUBACK */
+    bool ever_acked;
+    bool restoring;               /* its re-SUBSCRIBE after a reconnect */
+    bool again;                   /* SUBSCRIBE once more after this SUBACK */
+    uint8_t want_qos;             /* the highest QoS any holder asked */
+    uint8_t flight_qos;           /* the QoS of the SUBSCRIBE in flight */
+    uint8_t granted;
+    struct sub *subs;
+    size_t n_subs;
+    size_t len;
+    char str[];
+};
+
+/* The filter whose SUBACK came last (retained messages with MQTT 3.1.1
+ * follow it), or NULL. */
+struct rfilter *subs_last_acked(void);
+
+/* Calls fn(f, arg) for every filter held that matches topic[0..len)
+ * (trie_match()); fn must not change the registry. */
+void subs_match(const char *topic, size_t len,
+                int (*fn)(void *f, void *arg), void *arg);
+
+#endif
