@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "auth_int.h"
 #include "auth_jwt.h"
 #include "auth_users.h"
 #include "conf.h"
@@ -27,15 +28,16 @@
 
 static char hello[256];
 static struct jwt_verifier *verifier;
-static struct log_limit *fail_log, *busy_log;
+
+struct log_limit *auth_fail_log, *auth_busy_log;
 static lws_sorted_usec_list_t log_timer;
 static struct lws_context *log_timer_ctx;  /* while armed */
 static bool log_timer_armed;
 
 static void log_timer_cb(lws_sorted_usec_list_t *sul)
 {
-    int a = log_limit_flush(fail_log, false);
-    int b = log_limit_flush(busy_log, false);
+    int a = log_limit_flush(auth_fail_log, false);
+    int b = log_limit_flush(auth_busy_log, false);
     int next = a < 0 || (b >= 0 && b < a) ? b : a;
 
     log_timer_armed = next >= 0;
@@ -44,8 +46,7 @@ static void log_timer_cb(lws_sorted_usec_list_t *sul)
                          (lws_usec_t)(next ? next : 1) * LWS_US_PER_SEC);
 }
 
-/* A line was held back: its count goes out when its window ends. */
-static void log_held(struct lws_context *ctx)
+void auth_log_held(struct lws_context *ctx)
 {
     if (!log_timer_armed) {
         log_timer_armed = true;
@@ -55,15 +56,6 @@ static void log_held(struct lws_context *ctx)
     }
 }
 
-/* Logs a failed authentication of s within its address' budget. */
-#define log_failure(lim, s, fmt, ...)                                      \
-    do {                                                                   \
-        if (!log_limited(lim, (s)->ip, LOG_LVL_INFO,                       \
-                         "session %llu: " fmt " (from %s)",                \
-                         (unsigned long long)(s)->serial, __VA_ARGS__,     \
-                         (s)->ip))                                         \
-            log_held(lws_get_context((s)->wsi));                           \
-    } while (0)
 
 /* What auth_prepare() built, until the commit or the abort. */
 static struct {
@@ -87,11 +79,11 @@ int auth_prepare(const struct config *cfg)
     if (cfg->auth.jwt &&
         !(pending.verifier = jwt_verifier_new(cfg->auth.jwt)))
         return -1;
-    if (!fail_log)
-        fail_log = log_limit_new("failed authentications", FAIL_LOG_BURST,
+    if (!auth_fail_log)
+        auth_fail_log = log_limit_new("failed authentications", FAIL_LOG_BURST,
                                  FAIL_LOG_WINDOW_S);
-    if (!busy_log)
-        busy_log = log_limit_new("authentications refused while busy", 1,
+    if (!auth_busy_log)
+        auth_busy_log = log_limit_new("authentications refused while busy", 1,
                                  FAIL_LOG_WINDOW_S);
     if (cfg->auth.users_file)
         methods[n++] = "\"password\"";
@@ -129,8 +121,8 @@ int auth_init(const struct config *cfg)
 
 void auth_shutdown(void)
 {
-    log_limit_flush(fail_log, true);
-    log_limit_flush(busy_log, true);
+    log_limit_flush(auth_fail_log, true);
+    log_limit_flush(auth_busy_log, true);
     lws_sul_cancel(&log_timer);
     log_timer_armed = false;
 }
@@ -140,9 +132,9 @@ void auth_destroy(void)
     auth_abort();
     jwt_verifier_free(verifier);
     verifier = NULL;
-    log_limit_free(fail_log);
-    log_limit_free(busy_log);
-    fail_log = busy_log = NULL;
+    log_limit_free(auth_fail_log);
+    log_limit_free(auth_busy_log);
+    auth_fail_log = auth_busy_log = NULL;
 }
 
 void auth_send_hello(struct session *s)
@@ -157,20 +149,6 @@ void auth_send_hello(struct session *s)
     session_send_jbuf(s, &b);
 }
 
-/* The ok of an auth request that refreshed an authenticated session. */
-static void reply_refreshed(struct session *s, const char *id, size_t id_len)
-{
-    struct jbuf b;
-
-    if (!id_len)
-        return;
-    jbuf_init(&b);
-    reply_begin(&b, "ok", id, id_len);
-    session_identity_json(s, &b);
-    reply_end(&b);
-    session_send_jbuf(s, &b);
-}
-
 static void expired(lws_sorted_usec_list_t *sul)
 {
     struct session *s = lws_container_of(sul, struct session, exp_timer);
@@ -180,7 +158,7 @@ static void expired(lws_sorted_usec_list_t *sul)
     session_close(s, 4401, "token expired");
 }
 
-static void arm_expiry(struct session *s, time_t exp)
+void auth_arm_expiry(struct session *s, time_t exp)
 {
     time_t now = time(NULL);
     lws_usec_t us = exp > now ? (lws_usec_t)(exp - now) * LWS_US_PER_SEC : 0;
@@ -215,6 +193,11 @@ static int handshake_token(struct lws *wsi, char *buf, size_t len)
     return -1;
 }
 
+struct jwt_verifier *auth_verifier(void)
+{
+    return verifier;
+}
+
 int auth_handshake(struct session *s)
 {
     struct jwt_identity id;
@@ -230,180 +213,17 @@ int auth_handshake(struct session *s)
         goto out;
     if (jwt_verify_token(verifier, conf(), token, &id, why, sizeof(why)) < 0) {
         metrics_auth(AUTH_HANDSHAKE, false);
-        log_failure(fail_log, s, "handshake token refused: %s", why);
+        log_failure(auth_fail_log, s, "handshake token refused: %s", why);
         goto out;
     }
     rc = session_set_identity(s, CRED_TOKEN, id.user, id.roles, id.n_roles,
                               &reason);
     metrics_auth(AUTH_HANDSHAKE, rc == 0);
     if (rc == 0)
-        arm_expiry(s, id.exp);
+        auth_arm_expiry(s, id.exp);
     jwt_identity_clear(&id);
 out:
     free(token);
     return rc;
 }
 
-static void refuse_id(struct session *s, const char *id, size_t id_len,
-                      const char *why)
-{
-    session_reply_error(s, id, id_len, "auth_failed", "%s", why);
-    session_close(s, 4401, "authentication failed");
-}
-
-static void refuse(struct session *s, const struct request *r,
-                   const char *why)
-{
-    refuse_id(s, r->id, r->id_len, why);
-}
-
-/* Queues a password check on the worker; the answer comes in
- * auth_password_done(). */
-static void password_request(struct session *s, const struct request *r)
-{
-    struct auth_job *job;
-    const char *why;
-
-    if (!auth_users_enabled()) {
-        refuse(s, r, "password authentication is not configured");
-        return;
-    }
-    if (!r->user || !r->password) {
-        refuse(s, r, "password authentication needs user and password");
-        return;
-    }
-    if (s->auth_job) {
-        session_reply_error(s, r->id, r->id_len, "bad_request",
-                            "an authentication is already under way");
-        return;
-    }
-    free(s->auth_id);
-    s->auth_id = NULL;
-    s->auth_id_len = 0;
-    if (r->id_len && !(s->auth_id = malloc(r->id_len))) {
-        refuse(s, r, "out of memory");
-        return;
-    }
-    if (r->id_len)
-        memcpy(s->auth_id, r->id, r->id_len);
-    s->auth_id_len = r->id_len;
-    if (!(job = auth_users_submit(r->user, r->password, r->otp, s->ip, s,
-                                  &why))) {
-        metrics_auth(AUTH_PASSWORD, false);
-        log_failure(busy_log, s, "password authentication refused at once: %s",
-                    why);
-        refuse(s, r, "too many authentications under way: try again");
-        return;
-    }
-    s->auth_job = job;
-}
-
-/* A verified credential for s: user with roles, from cred. A session
- * authenticated as another user gets forbidden; otherwise s takes the
- * identity (a refresh re-checks its roles and subscriptions) and gets ok,
- * or the credential is refused (auth_failed, 4401). Returns 0 when taken,
- * 1 for forbidden, -1 when refused. */
-static int take_identity(struct session *s, enum session_cred cred,
-                         const char *user, const struct cfg_role **roles,
-                         size_t n_roles, const char *id, size_t id_len)
-{
-    bool refresh = s->state == SS_AUTHED && !s->anonymous;
-    const char *why;
-
-    if (refresh && strcmp(user, s->user) != 0) {
-        session_reply_error(s, id, id_len, "forbidden",
-                            "already authenticated as another user");
-        return 1;
-    }
-    if (session_set_identity(s, cred, user, roles, n_roles, &why) < 0) {
-        log_failure(fail_log, s, "identity of %s refused: %s", user, why);
-        refuse_id(s, id, id_len, why);
-        return -1;
-    }
-    if (refresh)
-        reply_refreshed(s, id, id_len);
-    else
-        session_authenticated(s, id, id_len);
-    return 0;
-}
-
-void auth_password_done(void *jobp)
-{
-    struct auth_result res;
-    int rc = auth_users_finish(jobp, conf(), &res);
-    struct session *s = res.owner;
-
-    if (!s)
-        goto out;
-    s->auth_job = NULL;
-    if (rc == 0 && s->state == SS_CLOSING) {
-        /* closed meanwhile (the auth timeout, a protocol error): a result
-         * that comes late must not authenticate it again */
-        metrics_auth(AUTH_PASSWORD, false);
-        log_info("session %llu: password of %s accepted after the session "
-                 "began to close: ignored",
-                 (unsigned long long)s->serial, res.user);
-        goto out;
-    }
-    if (rc < 0) {
-        metrics_auth(AUTH_PASSWORD, false);
-        log_failure(fail_log, s, "password authentication of %s refused: %s",
-                    res.user ? res.user : "?",
-                    res.detail ? res.detail : res.reason);
-        refuse_id(s, s->auth_id, s->auth_id_len, res.reason);
-        goto out;
-    }
-    rc = take_identity(s, CRED_PASSWORD, res.user, res.roles, res.n_roles,
-                       s->auth_id, s->auth_id_len);
-    metrics_auth(AUTH_PASSWORD, rc == 0);
-    if (rc == 0) {
-        /* a password does not expire */
-        lws_sul_cancel(&s->exp_timer);
-        log_info("session %llu: user %s authenticated by password",
-                 (unsigned long long)s->serial, s->user);
-    }
-out:
-    if (s) {
-        free(s->auth_id);
-        s->auth_id = NULL;
-        s->auth_id_len = 0;
-    }
-    auth_result_clear(&res);
-}
-
-void auth_request(struct session *s, const struct request *r)
-{
-    struct jwt_identity id;
-    char why[128];
-    int rc;
-
-    if (r->token) {
-        if (!verifier) {
-            refuse(s, r, "token authentication is not configured");
-            return;
-        }
-        if (jwt_verify_token(verifier, conf(), r->token, &id, why,
-                             sizeof(why)) < 0) {
-            metrics_auth(AUTH_TOKEN, false);
-            log_failure(fail_log, s, "token refused: %s", why);
-            refuse(s, r, why);
-            return;
-        }
-        rc = take_identity(s, CRED_TOKEN, id.user, id.roles, id.n_roles,
-                           r->id, r->id_len);
-        metrics_auth(AUTH_TOKEN, rc == 0);
-        if (rc == 0) {
-            arm_expiry(s, id.exp);
-            log_info("session %llu: user %s authenticated by token",
-                     (unsigned long long)s->serial, s->user);
-        }
-        jwt_identity_clear(&id);
-        return;
-    }
-    if (r->user || r->password) {
-        password_request(s, r);
-        return;
-    }
-    session_reply_error(s, r->id, r->id_len, "bad_request",
-                        "auth needs token, or user and password");
-}

@@ -79,12 +79,7 @@ void handle_request(struct session *s, const char *buf, size_t len)
         goto out;
     }
     if (r.op == OP_PING) {
-        struct jbuf b;
-
-        jbuf_init(&b);
-        reply_begin(&b, "pong", r.id, r.id_len);
-        reply_end(&b);
-        session_send_jbuf(s, &b);
+        handle_ping(s, &r);
         goto out;
     }
     if (r.op == OP_AUTH) {

@@ -1,6 +1,7 @@
 /* Request handlers of a session, one file per kind, as mosquitto has one
- * per packet: handle.c decodes a frame and dispatches it (and answers
- * ping), handle_sub.c sub and unsub, handle_pub.c pub, auth.c auth.
+ * per packet: handle.c decodes a frame and dispatches it, handle_ping.c
+ * answers ping, handle_sub.c sub and unsub, handle_pub.c pub,
+ * handle_auth.c auth (auth.h).
  * Service thread only. */
 #ifndef MQG_HANDLE_H
 #define MQG_HANDLE_H
@@ -31,6 +32,7 @@ const char *handle_mounted(const struct session *s, const char *t,
 const char *handle_role_names(const struct session *s, char *buf,
                               size_t len);
 
+void handle_ping(struct session *s, const struct request *r);
 void handle_sub(struct session *s, const struct request *r);
 void handle_unsub(struct session *s, const struct request *r);
 void handle_pub(struct session *s, const struct request *r);
