@@ -4,35 +4,20 @@
 
 #include "frame.h"
 
-int sendq_push(struct sendq *q, struct frame *f)
+int sendq_grow(struct sendq *q)
 {
-    if (q->count == q->cap) {
-        uint32_t cap = q->cap ? q->cap * 2 : 4;
-        struct frame **v;
+    uint32_t cap = q->cap ? q->cap * 2 : 4;
+    struct frame **v;
 
-        if (cap < q->cap || !(v = malloc(cap * sizeof(*v))))
-            return -1;
-        for (uint32_t i = 0; i < q->count; i++)
-            v[i] = q->v[(q->head + i) & (q->cap - 1)];
-        free(q->v);
-        q->v = v;
-        q->cap = cap;
-        q->head = 0;
-    }
-    q->v[(q->head + q->count) & (q->cap - 1)] = frame_ref(f);
-    q->count++;
-    q->bytes += f->len;
+    if (cap < q->cap || !(v = malloc(cap * sizeof(*v))))
+        return -1;
+    for (uint32_t i = 0; i < q->count; i++)
+        v[i] = q->v[(q->head + i) & (q->cap - 1)];
+    free(q->v);
+    q->v = v;
+    q->cap = cap;
+    q->head = 0;
     return 0;
-}
-
-struct frame *sendq_pop(struct sendq *q)
-{
-    struct frame *f = q->v[q->head];
-
-    q->head = (q->head + 1) & (q->cap - 1);
-    q->count--;
-    q->bytes -= f->len;
-    return f;
 }
 
 void sendq_drop(struct sendq *q)

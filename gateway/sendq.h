@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct frame;
+#include "frame.h"
 
 /* A ring this long or shorter stays allocated when it empties, so that a
  * steady stream does not allocate one per burst. */
@@ -19,9 +19,20 @@ struct sendq {
     size_t bytes;             /* f->len of the frames held */
 };
 
+/* Doubles the ring of a full q. Returns 0, or -1 when out of memory. */
+int sendq_grow(struct sendq *q);
+
 /* Appends f, taking a new reference. Returns 0, or -1 when out of memory
- * (nothing changes). */
-int sendq_push(struct sendq *q, struct frame *f);
+ * (nothing changes). Inline: once per delivery. */
+static inline int sendq_push(struct sendq *q, struct frame *f)
+{
+    if (q->count == q->cap && sendq_grow(q) < 0)
+        return -1;
+    q->v[(q->head + q->count) & (q->cap - 1)] = frame_ref(f);
+    q->count++;
+    q->bytes += f->len;
+    return 0;
+}
 
 /* The oldest frame; q is not empty. */
 static inline struct frame *sendq_peek(const struct sendq *q)
@@ -31,7 +42,15 @@ static inline struct frame *sendq_peek(const struct sendq *q)
 
 /* Takes the oldest frame off q; the caller owns the reference. q is not
  * empty. */
-struct frame *sendq_pop(struct sendq *q);
+static inline struct frame *sendq_pop(struct sendq *q)
+{
+    struct frame *f = q->v[q->head];
+
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->count--;
+    q->bytes -= f->len;
+    return f;
+}
 
 /* Drops every frame (their references). */
 void sendq_drop(struct sendq *q);
