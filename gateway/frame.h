@@ -1,7 +1,7 @@
-/* WebSocket frames built once and shared by reference (design.md § What
- * makes it fast). A server frame is unmasked, so its bytes, header
- * included, are the same for every session that receives it. Service
- * thread only: the reference count is not atomic. */
+/* WebSocket frames built once and shared by reference (docs/design.md,
+ * "One broker message, to a browser socket"). A server frame is unmasked,
+ * so its bytes, header included, are the same for every session that
+ * receives it. Service thread only: the reference count is not atomic. */
 #ifndef MQG_FRAME_H
 #define MQG_FRAME_H
 

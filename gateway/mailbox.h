@@ -1,4 +1,4 @@
-/* The Paho-thread to service-thread mailbox (design.md § Threads): any
+/* The Paho-thread to service-thread mailbox (docs/design.md, "Threads"): any
  * thread pushes events; the service thread takes them all at once in
  * LWS_CALLBACK_EVENT_WAIT_CANCELLED. */
 #ifndef MQG_MAILBOX_H
