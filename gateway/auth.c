@@ -16,6 +16,7 @@
 #include "reply.h"
 #include "request.h"
 #include "session.h"
+#include "session_int.h"
 
 #define HANDSHAKE_TOKEN_MAX 8192
 

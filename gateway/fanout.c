@@ -106,19 +106,17 @@ static struct frame *frame_for(struct frame_set *fs, const char *mount,
 
 static void deliver(struct frame_set *fs, const struct sub *sub)
 {
-    struct session *s = sub->s;
-    const char *mount;
-    size_t mlen;
+    const char *mount = sub->h->mount;
+    size_t mlen = sub->h->mount_len;
     struct frame *f;
 
-    if (session_closing(s))
+    if (sub->h->closing)
         return;
-    session_mount(s, &mount, &mlen);
     if (mlen && (fs->ev->topic_len <= mlen ||
                  memcmp(fs->ev->topic, mount, mlen)))
         return;
     if ((f = frame_for(fs, mount, mlen, sub->qos)))
-        session_send(s, f);
+        session_send(sub->s, f);
 }
 
 static bool has_subid(const struct mb_event *ev, uint32_t id)
@@ -176,7 +174,7 @@ void fanout_deliver(const struct mb_event *ev)
         bool mine = !by_id || has_subid(ev, f->subid);
 
         for (struct sub *sub = f->subs; sub; sub = sub->f_next) {
-            struct subs_holds *h = session_holds(sub->s);
+            struct subs_holds *h = sub->h;
 
             if (!sub->live || h->stamp == seq)
                 continue;

@@ -13,6 +13,7 @@
 #include "reply.h"
 #include "request.h"
 #include "session.h"
+#include "session_int.h"
 #include "tbucket.h"
 #include "topic.h"
 

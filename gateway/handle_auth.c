@@ -15,6 +15,7 @@
 #include "reply.h"
 #include "request.h"
 #include "session.h"
+#include "session_int.h"
 
 /* The ok of an auth request that refreshed an authenticated session. */
 static void reply_refreshed(struct session *s, const char *id, size_t id_len)

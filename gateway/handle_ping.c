@@ -4,6 +4,7 @@
 #include "reply.h"
 #include "request.h"
 #include "session.h"
+#include "session_int.h"
 
 void handle_ping(struct session *s, const struct request *r)
 {

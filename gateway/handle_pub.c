@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "request.h"
 #include "session.h"
+#include "session_int.h"
 #include "tbucket.h"
 #include "upstream.h"
 

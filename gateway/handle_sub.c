@@ -9,6 +9,7 @@
 #include "request.h"
 #include "subs.h"
 #include "session.h"
+#include "session_int.h"
 
 void handle_sub(struct session *s, const struct request *r)
 {

@@ -18,25 +18,12 @@
 #include "session.h"
 #include "ws.h"
 
-#define WS_PROTOCOL "mqgate.v1"
-#define RX_BUFFER_SIZE 512
-#define TX_PACKET_SIZE (256 * 1024)
 
 /* Shutting down: no new sessions. */
 static bool refusing;
 
 static struct listener *listeners;
 static size_t n_listeners;
-
-static const struct lws_protocols protocols[] = {
-    /* First, so that a client offering no subprotocol lands here. */
-    /* A small rx buffer: libwebsockets allocates it for every
-     * connection, and a larger request simply arrives in pieces that the
-     * session assembles. Sends are not limited by it. */
-    {WS_PROTOCOL, ws_callback, sizeof(struct session), RX_BUFFER_SIZE,
-     0, NULL, TX_PACKET_SIZE},
-    {NULL, NULL, 0, 0, 0, NULL, 0},
-};
 
 /* No libwebsockets validity timers (its default pings after 300 s): the
  * gateway's keepalive does it with one timer for all sessions
@@ -84,7 +71,7 @@ int listener_start_all(const struct config *cfg, struct lws_context *ctx)
         snprintf(name, sizeof(name), "listener%zu", i);
         info.vhost_name = name;
         info.port = lc->port;
-        info.protocols = protocols;
+        info.protocols = ws_protocols;
         info.user = l;
         info.retry_and_idle_policy = &no_validity_timers;
         /* Not lws' "best practices" headers: their policy lets a page

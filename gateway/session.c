@@ -21,6 +21,7 @@
 #include "reply.h"
 #include "sendq.h"
 #include "session.h"
+#include "session_int.h"
 #include "tbucket.h"
 #include "transport.h"
 
@@ -111,6 +112,7 @@ void session_close(struct session *s, int code, const char *reason)
     if (s->close_code)
         return;
     s->close_code = code;
+    subs_holds_view(&s->holds, s->mount, s->mount_len, true);
     snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
     s->state = SS_CLOSING;
     lws_sul_cancel(&s->auth_timer);
@@ -353,6 +355,7 @@ int session_set_identity(struct session *s, enum session_cred cred,
     s->n_roles = n_roles;
     s->mount = mount;
     s->mount_len = mount ? strlen(mount) : 0;
+    subs_holds_view(&s->holds, s->mount, s->mount_len, false);
     s->state = SS_AUTHED;
     s->cred = cred;
     s->anonymous = cred == CRED_ANONYMOUS;
@@ -372,6 +375,11 @@ void session_authenticated(struct session *s, const char *id, size_t id_len)
         session_send_jbuf(s, &b);
     }
     session_send_status(s, S.broker_up);
+}
+
+struct subs_holds *session_holds(struct session *s)
+{
+    return &s->holds;
 }
 
 int session_subscribe_qos(const struct session *s, const char *filter,

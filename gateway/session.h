@@ -1,69 +1,25 @@
 /* One browser session: its state, its roles, its subscriptions and its
- * bounded send queue. Service thread only. */
+ * bounded send queue. struct session is the session module's own
+ * (session_int.h: session.c, the transports, the request handlers);
+ * everything else uses the functions here. Service thread only. */
 #ifndef MQG_SESSION_H
 #define MQG_SESSION_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
-
-#include <libwebsockets.h>
 
 #include "config.h"
-#include "sendq.h"
-#include "subs.h"
-#include "tbucket.h"
-#include "ws.h"
 
 struct frame;
-struct sub;
-struct pub_ctx;
 struct jbuf;
+struct lws;
+struct session;
+struct subs_holds;
 struct transport;
-
-enum session_state { SS_OPENING, SS_AUTHED, SS_CLOSING };
 
 /* What gave a session its identity; a reload re-checks it there. */
 enum session_cred { CRED_NONE, CRED_ANONYMOUS, CRED_TOKEN, CRED_PASSWORD };
-
-struct session {
-    const struct transport *tp;
-    struct lws *wsi;
-    struct session *prev, *next;      /* every open session */
-    uint64_t serial;
-    char ip[64];                      /* peer address, for the per-IP count */
-    enum session_state state;
-    bool anonymous;                   /* cred == CRED_ANONYMOUS */
-    enum session_cred cred;
-    char *user;
-    const struct cfg_role **roles;    /* into G.cfg */
-    size_t n_roles;
-    char *mount;                      /* NULL: none */
-    size_t mount_len;
-    struct subs_holds holds;          /* the registry's (subs.h) */
-    struct pub_ctx *pubs;             /* publishes awaiting the broker */
-    struct sendq q;                   /* frames to send */
-    size_t slack;                     /* the bound grown for one big frame */
-    size_t k_bytes;                   /* unsent in the kernel, last seen */
-    size_t unprobed;                  /* written since k_bytes was read */
-    struct ws_conn ws;                /* the WebSocket transport's part */
-    uint64_t last_rx_ms;              /* anything from the peer, pongs too */
-    uint64_t last_ping_ms;
-    bool ping_due;                    /* a ping goes at the next write */
-    uint64_t err_window_ms;
-    uint32_t err_count;
-    int close_code;                   /* 0: open */
-    char close_reason[96];
-    struct tbucket bucket;            /* publish rate */
-    struct tbucket sub_bucket;        /* sub and unsub rate */
-    lws_sorted_usec_list_t auth_timer;
-    lws_sorted_usec_list_t exp_timer;  /* token expiry */
-    time_t token_exp;
-    struct auth_job *auth_job;        /* a password check under way */
-    char *auth_id;                    /* ... and the id to answer */
-    size_t auth_id_len;
-};
 
 /* The sessions' module state: the per-address table. 0 or -1. */
 int session_init(void);
@@ -93,24 +49,8 @@ struct session_stats {
 /* Counts for /metrics. */
 void session_stats(struct session_stats *st);
 
-/* What the registry and the fan-out read of s. */
-static inline struct subs_holds *session_holds(struct session *s)
-{
-    return &s->holds;
-}
-
-static inline bool session_closing(const struct session *s)
-{
-    return s->close_code != 0;
-}
-
-/* s's mount (NULL and 0 when it has none). */
-static inline void session_mount(const struct session *s, const char **mount,
-                                 size_t *len)
-{
-    *mount = s->mount;
-    *len = s->mount_len;
-}
+/* The registry's part of s (subs.h). */
+struct subs_holds *session_holds(struct session *s);
 
 /* The QoS s's roles allow for the mount-relative filter[0..len), or -1
  * when they do not cover it. */

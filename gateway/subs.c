@@ -168,7 +168,7 @@ static void sub_answer(struct sub *sub, int granted)
 static void sub_unlink(struct sub *sub)
 {
     struct rfilter *f = sub->f;
-    struct subs_holds *h = session_holds(sub->s);
+    struct subs_holds *h = sub->h;
     struct sub **pp = &h->head;
 
     if (sub->f_prev)
@@ -229,6 +229,7 @@ void subs_subscribe(struct session *s, const char *full, size_t len,
         }
         sub->f = f;
         sub->s = s;
+        sub->h = session_holds(s);
         sub->f_next = f->subs;
         if (f->subs)
             f->subs->f_prev = sub;
@@ -406,11 +407,11 @@ void subs_broker_down(void)
 
 void subs_session_recheck(struct session *s)
 {
-    const char *mount;
-    size_t mlen;
-    struct sub *sub = session_holds(s)->head, *next;
+    struct subs_holds *h = session_holds(s);
+    const char *mount = h->mount;
+    size_t mlen = h->mount_len;
+    struct sub *sub = h->head, *next;
 
-    session_mount(s, &mount, &mlen);
     for (; sub; sub = next) {
         /* a filter made under another mount is not covered */
         char *rel = malloc(sub->f->len + 1);

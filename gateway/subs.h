@@ -21,7 +21,22 @@ struct subs_holds {
     struct sub *head;
     size_t n;
     uint64_t stamp;
+    /* what the fan-out needs of the session, kept current by it
+     * (subs_holds_view()): its mount, and whether it is closing */
+    const char *mount;
+    size_t mount_len;
+    bool closing;
 };
+
+/* The session owning h has mount[0..len) (NULL, 0: none) and is closing
+ * or not. */
+static inline void subs_holds_view(struct subs_holds *h, const char *mount,
+                                   size_t len, bool closing)
+{
+    h->mount = mount;
+    h->mount_len = len;
+    h->closing = closing;
+}
 
 int subs_init(void);
 void subs_destroy(void);

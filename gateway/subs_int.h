@@ -21,6 +21,7 @@ struct sub_reply {
 struct sub {
     struct rfilter *f;
     struct session *s;
+    struct subs_holds *h;         /* s's, in it */
     struct sub *f_prev, *f_next;  /* the filter's holders */
     struct sub *s_next;           /* the session's holds */
     uint32_t want_gen;            /* replay retained of this SUBSCRIBE */

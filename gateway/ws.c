@@ -12,10 +12,13 @@
 #include "listener.h"
 #include "sendq.h"
 #include "session.h"
+#include "session_int.h"
 #include "transport.h"
 #include "utf8.h"
 #include "ws.h"
 
+#define RX_BUFFER_SIZE 512
+#define TX_PACKET_SIZE (256 * 1024)
 #define PREAUTH_MESSAGE_MAX 16384  /* bytes of a message before auth */
 #define SCRATCH_SIZE (64 * 1024)   /* bytes coalesced into one write */
 
@@ -222,6 +225,16 @@ static void receive(struct session *s, const char *in, size_t len)
 }
 
 /* ---- the callback ------------------------------------------------------- */
+
+const struct lws_protocols ws_protocols[] = {
+    /* First, so that a client offering no subprotocol lands here. */
+    /* A small rx buffer: libwebsockets allocates it for every
+     * connection, and a larger request simply arrives in pieces that the
+     * session assembles. Sends are not limited by it. */
+    {WS_PROTOCOL, ws_callback, sizeof(struct session), RX_BUFFER_SIZE,
+     0, NULL, TX_PACKET_SIZE},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
 
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                 void *user, void *in, size_t len)

@@ -30,7 +30,14 @@ void ws_conn_free(struct ws_conn *c);
  * (lws_cancel_service()): it drains the mailbox. */
 void ws_on_wake(void (*fn)(void));
 
-/* The protocol callback; the per-session data is a struct session. */
+#define WS_PROTOCOL "mqgate.v1"
+
+/* The protocols of every vhost: "mqgate.v1" (first, so that a client
+ * offering no subprotocol lands on it), whose per-session data is a
+ * struct session, then the terminator. */
+extern const struct lws_protocols ws_protocols[];
+
+/* The protocol callback. */
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                 void *user, void *in, size_t len);
 

@@ -1,0 +1,64 @@
+/* struct session: private to the session module (session.c, ws.c, the
+ * request handlers handle*.c, auth.c). Everything else reaches a session
+ * through session.h. Service thread only. */
+#ifndef MQG_SESSION_INT_H
+#define MQG_SESSION_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <libwebsockets.h>
+
+#include "config.h"
+#include "sendq.h"
+#include "session.h"
+#include "subs.h"
+#include "tbucket.h"
+#include "ws.h"
+
+struct frame;
+struct pub_ctx;
+
+enum session_state { SS_OPENING, SS_AUTHED, SS_CLOSING };
+
+struct session {
+    const struct transport *tp;
+    struct lws *wsi;
+    struct session *prev, *next;      /* every open session */
+    uint64_t serial;
+    char ip[64];                      /* peer address, for the per-IP count */
+    enum session_state state;
+    bool anonymous;                   /* cred == CRED_ANONYMOUS */
+    enum session_cred cred;
+    char *user;
+    const struct cfg_role **roles;    /* into G.cfg */
+    size_t n_roles;
+    char *mount;                      /* NULL: none */
+    size_t mount_len;
+    struct subs_holds holds;          /* the registry's (subs.h) */
+    struct pub_ctx *pubs;             /* publishes awaiting the broker */
+    struct sendq q;                   /* frames to send */
+    size_t slack;                     /* the bound grown for one big frame */
+    size_t k_bytes;                   /* unsent in the kernel, last seen */
+    size_t unprobed;                  /* written since k_bytes was read */
+    struct ws_conn ws;                /* the WebSocket transport's part */
+    uint64_t last_rx_ms;              /* anything from the peer, pongs too */
+    uint64_t last_ping_ms;
+    bool ping_due;                    /* a ping goes at the next write */
+    uint64_t err_window_ms;
+    uint32_t err_count;
+    int close_code;                   /* 0: open */
+    char close_reason[96];
+    struct tbucket bucket;            /* publish rate */
+    struct tbucket sub_bucket;        /* sub and unsub rate */
+    lws_sorted_usec_list_t auth_timer;
+    lws_sorted_usec_list_t exp_timer;  /* token expiry */
+    time_t token_exp;
+    struct auth_job *auth_job;        /* a password check under way */
+    char *auth_id;                    /* ... and the id to answer */
+    size_t auth_id_len;
+};
+
+#endif
