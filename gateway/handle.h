@@ -37,8 +37,9 @@ void handle_sub(struct session *s, const struct request *r);
 void handle_unsub(struct session *s, const struct request *r);
 void handle_pub(struct session *s, const struct request *r);
 
-/* A publish of s completed (MB_PUBDONE): ctx from the publish, code one of
- * PUBDONE_*. Answers the session if it is still there; frees ctx. */
+/* A publish of s completed (MB_PUBDONE): ctx from the publish, code
+ * MQG_OK, MQG_EREFUSED or MQG_ELOST (errors.h). Answers the session if it
+ * is still there; frees ctx. */
 void handle_pub_done(void *ctx, int code);
 
 /* QoS 1/2 publishes of sessions the broker has not acknowledged yet. */

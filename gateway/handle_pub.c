@@ -82,7 +82,7 @@ void handle_pub(struct session *s, const struct request *r)
         free(ctx);
         metrics_add(MC_PUB_ERRORS, 1);
         session_reply_error(s, r->id, r->id_len, "broker_unavailable",
-                            rc == UPSTREAM_FULL
+                            rc == MQG_EFULL
                                 ? "the broker is away and its buffer is full"
                                 : "the broker is not reachable");
         goto out;
@@ -113,12 +113,12 @@ void handle_pub_done(void *ctxp, int code)
             s->pubs = ctx->next;
         if (ctx->next)
             ctx->next->prev = ctx->prev;
-        if (code == PUBDONE_OK) {
+        if (code == MQG_OK) {
             if (ctx->id_len)
                 session_reply_ok(s, ctx->id, ctx->id_len);
         } else {
             metrics_add(MC_PUB_ERRORS, 1);
-            if (code == PUBDONE_REJECTED)
+            if (code == MQG_EREFUSED)
                 session_reply_error(s, ctx->id, ctx->id_len,
                                     "broker_rejected",
                                     "the broker refused the message");

@@ -13,6 +13,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "mailbox.h"
+#include "errors.h"
 #include "upstream.h"
 
 /* A QoS 1/2 publish waiting for room in the broker's receive window. */
@@ -202,26 +203,26 @@ static void on_sub_fail5(void *context, MQTTAsync_failureData5 *r)
 static void on_pub_ok(void *context, MQTTAsync_successData *r)
 {
     (void)r;
-    box_push(context, MB_PUBDONE, PUBDONE_OK);
+    box_push(context, MB_PUBDONE, MQG_OK);
 }
 
 static void on_pub_fail(void *context, MQTTAsync_failureData *r)
 {
     (void)r;
-    box_push(context, MB_PUBDONE, PUBDONE_FAILED);
+    box_push(context, MB_PUBDONE, MQG_ELOST);
 }
 
 static void on_pub_ok5(void *context, MQTTAsync_successData5 *r)
 {
     /* 0x10 "no matching subscribers" is a success */
     box_push(context, MB_PUBDONE,
-             r && r->reasonCode >= 0x80 ? PUBDONE_REJECTED : PUBDONE_OK);
+             r && r->reasonCode >= 0x80 ? MQG_EREFUSED : MQG_OK);
 }
 
 static void on_pub_fail5(void *context, MQTTAsync_failureData5 *r)
 {
     box_push(context, MB_PUBDONE,
-             r && r->reasonCode >= 0x80 ? PUBDONE_REJECTED : PUBDONE_FAILED);
+             r && r->reasonCode >= 0x80 ? MQG_EREFUSED : MQG_ELOST);
 }
 
 /* Paho's TLS errors, so that a refused certificate says so in the log. */
@@ -462,8 +463,10 @@ int upstream_subscribe(struct upstream *up, const char *filter,
     struct req_box *b;
     int rc;
 
-    if (!up || !up->connected || !(b = box_new(up, NULL, tag)))
-        return -1;
+    if (!up || !up->connected)
+        return MQG_ENOTCONN;
+    if (!(b = box_new(up, NULL, tag)))
+        return MQG_ENOMEM;
     ro.context = b;
     if (up->version == 5) {
         prop.identifier = MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER;
@@ -480,7 +483,7 @@ int upstream_subscribe(struct upstream *up, const char *filter,
     if (rc != MQTTASYNC_SUCCESS) {
         log_warn("subscribe %s: %s", filter, MQTTAsync_strerror(rc));
         free(b);
-        return -1;
+        return MQG_EFAIL;
     }
     return 0;
 }
@@ -512,7 +515,7 @@ static int send_now(struct upstream *up, const char *topic,
     m.retained = retain;
     if (qos > 0) {
         if (!(b = box_new(up, ctx, 0)))
-            return -1;
+            return MQG_ENOMEM;
         ro.context = b;
         if (up->version == 5) {
             ro.onSuccess5 = on_pub_ok5;
@@ -526,9 +529,9 @@ static int send_now(struct upstream *up, const char *topic,
     if (rc != MQTTASYNC_SUCCESS) {
         free(b);
         if (rc == MQTTASYNC_MAX_BUFFERED_MESSAGES)
-            return UPSTREAM_FULL;
+            return MQG_EFULL;
         log_warn("publish to %s: %s", topic, MQTTAsync_strerror(rc));
-        return -1;
+        return MQG_EFAIL;
     }
     if (qos > 0)
         up->inflight++;
@@ -550,7 +553,7 @@ static void release_held(struct upstream *up)
             /* in flight until its answer, like the others: the answer
              * gives the room back */
             up->inflight++;
-            push_simple(up, MB_PUBDONE, PUBDONE_FAILED, h->ctx);
+            push_simple(up, MB_PUBDONE, MQG_ELOST, h->ctx);
         }
         free(h);
     }
@@ -564,14 +567,14 @@ int upstream_publish(struct upstream *up, const char *topic,
     struct held_pub *h;
 
     if (!up)
-        return -1;
+        return MQG_ENOTCONN;
     if (qos == 0 || (!up->held_head && up->inflight < up->recv_max))
         return send_now(up, topic, payload, len, qos, retain, ctx);
     if (up->n_held + up->inflight >= up->buffer_messages)
-        return UPSTREAM_FULL;
+        return MQG_EFULL;
     tlen = strlen(topic);
     if (!(h = malloc(sizeof(*h) + tlen + 1 + len)))
-        return -1;
+        return MQG_ENOMEM;
     h->next = NULL;
     h->ctx = ctx;
     h->len = len;
@@ -610,7 +613,7 @@ void upstream_free(struct upstream *up, int timeout_ms)
         struct held_pub *h = up->held_head;
 
         up->held_head = h->next;
-        push_simple(up, MB_PUBDONE, PUBDONE_FAILED, h->ctx);
+        push_simple(up, MB_PUBDONE, MQG_ELOST, h->ctx);
         free(h);
     }
     if (up->client) {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "errors.h"
 
 struct upstream;
 struct mailbox;
@@ -41,19 +42,21 @@ void upstream_pub_done(struct upstream *up);
 bool upstream_is_connected(const struct upstream *up);
 
 /* SUBSCRIBE at qos with subscription identifier subid (MQTT 5). The
- * outcome comes as MB_SUBACK with tag (ctx NULL). Returns -1 when the
- * request could not be made (not connected). */
+ * outcome comes as MB_SUBACK with tag (ctx NULL). Returns 0, or
+ * MQG_ENOTCONN, MQG_ENOMEM or MQG_EFAIL (errors.h) when the request could
+ * not be made: then no MB_SUBACK comes. */
 int upstream_subscribe(struct upstream *up, const char *filter,
                        uint32_t subid, int qos, uint64_t tag);
 
 void upstream_unsubscribe(struct upstream *up, const char *filter);
 
-/* Publishes; the outcome comes as MB_PUBDONE with ctx: code 0 when the
- * broker has it (QoS 1: PUBACK, QoS 2: PUBCOMP), else an error. For QoS 0
- * no event comes. QoS 1/2 publishes beyond the broker's receive window
- * wait in order (copied). Returns 0, UPSTREAM_FULL when broker.buffer_
- * messages publishes already wait, or -1 on another failure. */
-#define UPSTREAM_FULL (-2)
+/* Publishes; the outcome comes as MB_PUBDONE with ctx, its code MQG_OK
+ * when the broker has it (QoS 1: PUBACK, QoS 2: PUBCOMP), MQG_EREFUSED
+ * when it refused it (MQTT 5), MQG_ELOST when the connection went first.
+ * For QoS 0 no event comes. QoS 1/2 publishes beyond the broker's receive
+ * window wait in order (copied). Returns 0, MQG_EFULL when
+ * broker.buffer_messages publishes already wait, or MQG_ENOTCONN,
+ * MQG_ENOMEM, MQG_EFAIL: then no event comes. */
 int upstream_publish(struct upstream *up, const char *topic,
                      const void *payload, size_t len, int qos, bool retain,
                      void *ctx);
@@ -62,10 +65,5 @@ int upstream_publish(struct upstream *up, const char *topic,
  * due (the caller has waited for them as long as it would), waits at most
  * timeout_ms for it to go out, then frees. */
 void upstream_free(struct upstream *up, int timeout_ms);
-
-/* Publish outcome codes carried in MB_PUBDONE. */
-#define PUBDONE_OK 0
-#define PUBDONE_REJECTED 1     /* MQTT 5 reason code >= 0x80 */
-#define PUBDONE_FAILED 2       /* lost with the connection */
 
 #endif
