@@ -1,0 +1,132 @@
+/* Frames built once and shared: the WebSocket header for every payload
+ * size class, the msg frame's JSON for each payload kind, references. */
+#include <check.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+
+/* The payload length the header of f announces, checking its form. */
+static uint64_t header_len(const struct frame *f)
+{
+    const uint8_t *h = f->data;
+    uint64_t n = h[1] & 0x7f;
+
+    ck_assert_uint_eq(h[0], 0x81);      /* FIN, text */
+    ck_assert_uint_eq(h[1] & 0x80, 0);  /* server frames are not masked */
+    if (n == 126) {
+        n = (uint64_t)h[2] << 8 | h[3];
+        ck_assert_ptr_eq(f->payload, f->data + 4);
+        ck_assert_uint_ge(n, 126);
+    } else if (n == 127) {
+        n = 0;
+        for (int i = 2; i < 10; i++)
+            n = n << 8 | h[i];
+        ck_assert_ptr_eq(f->payload, f->data + 10);
+        ck_assert_uint_ge(n, 65536);
+    } else {
+        ck_assert_ptr_eq(f->payload, f->data + 2);
+    }
+    return n;
+}
+
+START_TEST(test_frame_sizes)
+{
+    static const size_t sizes[] = { 0, 1, 125, 126, 127, 65535, 65536,
+                                    70000 };
+    size_t len = sizes[_i];
+    char *s = malloc(len + 1);
+    struct frame *f;
+
+    memset(s, 'x', len);
+    f = frame_new_text(s, len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(header_len(f), len);
+    ck_assert_uint_eq(f->payload_len, len);
+    ck_assert_uint_eq(f->len, (size_t)(f->payload - f->data) + len);
+    ck_assert_int_eq(memcmp(f->payload, s, len), 0);
+    ck_assert_uint_eq(f->refs, 1);
+    frame_ref(f);
+    ck_assert_uint_eq(f->refs, 2);
+    frame_unref(f);
+    frame_unref(f);
+    free(s);
+}
+END_TEST
+
+static json_t *payload_json(const struct frame *f)
+{
+    json_error_t e;
+    json_t *j;
+
+    ck_assert_uint_eq(header_len(f), f->payload_len);
+    j = json_loadb((const char *)f->payload, f->payload_len,
+                   JSON_REJECT_DUPLICATES, &e);
+    if (!j)
+        ck_abort_msg("not JSON: %s", e.text);
+    return j;
+}
+
+START_TEST(test_frame_msg_kinds)
+{
+    static const uint8_t bin[] = { 0xff, 0x00, 0x80 };
+    struct frame *f;
+    json_t *j;
+
+    f = frame_new_msg("a/\"b\"", 5, (const uint8_t *)" 21.50 ", 7,
+                      PAYLOAD_JSON, 1, false);
+    ck_assert_ptr_nonnull(f);
+    /* the JSON payload is spliced verbatim */
+    ck_assert_ptr_nonnull(memmem(f->payload, f->payload_len,
+                                 "\"payload\": 21.50 ,", 18));
+    j = payload_json(f);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "op")), "msg");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "topic")),
+                     "a/\"b\"");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "qos")), 1);
+    ck_assert(json_is_false(json_object_get(j, "retain")));
+    json_decref(j);
+    frame_unref(f);
+
+    f = frame_new_msg("t", 1, (const uint8_t *)"line\n\"q\"", 8,
+                      PAYLOAD_TEXT, 0, true);
+    j = payload_json(f);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
+                     "line\n\"q\"");
+    ck_assert(json_is_true(json_object_get(j, "retain")));
+    json_decref(j);
+    frame_unref(f);
+
+    f = frame_new_msg("t", 1, bin, sizeof(bin), PAYLOAD_BASE64, 2, false);
+    j = payload_json(f);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "base64")),
+                     "/wCA");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "qos")), 2);
+    json_decref(j);
+    frame_unref(f);
+}
+END_TEST
+
+static Suite *frame_suite(void)
+{
+    Suite *s = suite_create("frame");
+    TCase *tc = tcase_create("frame");
+
+    tcase_add_loop_test(tc, test_frame_sizes, 0, 8);
+    tcase_add_test(tc, test_frame_msg_kinds);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(frame_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_ENV);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
