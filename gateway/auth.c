@@ -8,6 +8,7 @@
 #include "auth_jwt.h"
 #include "auth_users.h"
 #include "conf.h"
+#include "fanout.h"
 #include "gateway.h"
 #include "jbuf.h"
 #include "log.h"
@@ -97,7 +98,8 @@ int auth_prepare(const struct config *cfg)
     for (size_t i = 0; i < n; i++)
         o += (size_t)snprintf(pending.hello + o, sizeof(pending.hello) - o,
                               "%s%s", i ? "," : "", methods[i]);
-    snprintf(pending.hello + o, sizeof(pending.hello) - o, "]");
+    snprintf(pending.hello + o, sizeof(pending.hello) - o,
+             "],\"epoch\":\"%s\"", fanout_epoch());
     pending.ready = true;
     return 0;
 }

@@ -4,7 +4,9 @@
  * holders that asked for it. Service thread only. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include "base64.h"
 #include "clock.h"
 #include "fanout.h"
 #include "frame.h"
@@ -15,9 +17,110 @@
 #include "subs.h"
 #include "subs_int.h"
 
+/* The stream's position: the last seq given, and the copies still due of
+ * the last message (with MQTT 5 the broker sends one per matching
+ * subscription of ours, back to back, each naming its subscription): they
+ * are the same message, so they get the same seq. */
 static struct {
-    uint64_t seq;                 /* per broker message delivered */
+    uint64_t seq;
+    uint64_t pass;                /* per fanout_deliver(): the stamps */
+    uint32_t expect[64];          /* subscription ids of copies still due */
+    size_t n_expect;
+    char *topic;                  /* of the message they copy */
+    uint8_t *payload;
+    size_t topic_len, payload_len;
+    int qos;
 } F;
+
+/* This process's stream: random, never reused (protocol.md, "epoch"). */
+static char epoch[FANOUT_EPOCH_LEN + 1];
+
+int fanout_init(void)
+{
+    unsigned char r[12];
+    size_t n;
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        return -1;
+    n = base64_encode(r, sizeof(r), epoch);
+    /* base64url: [A-Za-z0-9_-], 16 characters for 12 bytes */
+    for (size_t i = 0; i < n; i++)
+        epoch[i] = epoch[i] == '+' ? '-' : epoch[i] == '/' ? '_' : epoch[i];
+    epoch[n] = '\0';
+    return 0;
+}
+
+const char *fanout_epoch(void)
+{
+    return epoch;
+}
+
+uint64_t fanout_seq(void)
+{
+    return F.seq;
+}
+
+static bool expected(uint32_t id)
+{
+    for (size_t i = 0; i < F.n_expect; i++)
+        if (F.expect[i] == id) {
+            F.expect[i] = F.expect[--F.n_expect];
+            return true;
+        }
+    return false;
+}
+
+/* The seq of ev, whose matching filters are fv: that of the message it
+ * is a copy of, or the next one. */
+static uint64_t seq_of(const struct mb_event *ev, struct rfilter *const *fv,
+                       size_t n)
+{
+    bool copy = F.n_expect && ev->n_subids &&
+                ev->topic_len == F.topic_len && ev->qos == F.qos &&
+                ev->payload_len == F.payload_len &&
+                memcmp(ev->topic, F.topic, ev->topic_len) == 0 &&
+                (ev->payload_len == 0 ||
+                 memcmp(ev->payload, F.payload, ev->payload_len) == 0);
+
+    for (uint8_t i = 0; copy && i < ev->n_subids; i++)
+        copy = expected(ev->subids[i]);
+    if (copy)
+        return F.seq;
+    F.n_expect = 0;
+    if (ev->n_subids && n > 1) {
+        /* more copies will come: one per other matching filter */
+        char *t = realloc(F.topic, ev->topic_len + 1);
+        uint8_t *p = t ? realloc(F.payload, ev->payload_len + 1) : NULL;
+
+        if (t)
+            F.topic = t;
+        if (p)
+            F.payload = p;
+        if (t && p) {
+            memcpy(F.topic, ev->topic, ev->topic_len);
+            memcpy(F.payload, ev->payload, ev->payload_len);
+            F.topic_len = ev->topic_len;
+            F.payload_len = ev->payload_len;
+            F.qos = ev->qos;
+            for (size_t i = 0; i < n && F.n_expect < 64; i++) {
+                bool in_ev = false;
+
+                for (uint8_t k = 0; k < ev->n_subids; k++)
+                    in_ev |= ev->subids[k] == fv[i]->subid;
+                if (!in_ev)
+                    F.expect[F.n_expect++] = fv[i]->subid;
+            }
+        }
+    }
+    return ++F.seq;
+}
+
+void fanout_destroy(void)
+{
+    free(F.topic);
+    free(F.payload);
+    memset(&F, 0, sizeof(F));
+}
 
 
 struct fvec {
@@ -63,6 +166,7 @@ struct frame_set {
     const struct mb_event *ev;
     enum payload_kind kind;
     bool retain;
+    struct frame_pos pos;         /* seq 0 for the retained replay */
     size_t n;
     struct {
         const char *mount;
@@ -88,7 +192,7 @@ static struct frame *frame_for(struct frame_set *fs, const char *mount,
             (mlen == 0 || memcmp(fs->e[i].mount, mount, mlen) == 0))
             return fs->e[i].f;
     f = frame_new_msg(ev->topic + mlen, ev->topic_len - mlen, ev->payload,
-                      ev->payload_len, fs->kind, qos, fs->retain);
+                      ev->payload_len, fs->kind, qos, fs->retain, &fs->pos);
     if (!f)
         return NULL;
     if (fs->n == sizeof(fs->e) / sizeof(fs->e[0])) {
@@ -132,7 +236,7 @@ void fanout_deliver(const struct mb_event *ev)
     struct fvec fv = {.v = fv.inline_v, .n = 0, .cap = 32};
     struct frame_set fs = {.ev = ev, .retain = ev->retained};
     bool by_id = ev->n_subids > 0;
-    uint64_t seq = ++F.seq;
+    uint64_t pass = ++F.pass;
     struct rfilter *last_acked = subs_last_acked();
 
     metrics_add(MC_MSGS_IN, 1);
@@ -141,6 +245,11 @@ void fanout_deliver(const struct mb_event *ev)
     if (fv.n == 0)
         goto out;
     fs.kind = payload_classify(ev->payload, ev->payload_len);
+    if (!ev->retained) {
+        /* the broker's retained replay is not part of the stream */
+        fs.pos.seq = seq_of(ev, fv.v, fv.n);
+        fs.pos.ts_ms = ev->ts_ms;
+    }
 
     if (ev->retained) {
         /* A retained message is the replay after one of our SUBSCRIBEs:
@@ -176,9 +285,9 @@ void fanout_deliver(const struct mb_event *ev)
         for (struct sub *sub = f->subs; sub; sub = sub->f_next) {
             struct subs_holds *h = sub->h;
 
-            if (!sub->live || h->stamp == seq)
+            if (!sub->live || h->stamp == pass)
                 continue;
-            h->stamp = seq;
+            h->stamp = pass;
             if (mine)
                 deliver(&fs, sub);
         }

@@ -55,11 +55,11 @@ void frame_unref(struct frame *f)
 
 struct frame *frame_new_msg(const char *topic, size_t tlen, const uint8_t *p,
                             size_t plen, enum payload_kind kind, int qos,
-                            bool retain)
+                            bool retain, const struct frame_pos *pos)
 {
     static const char head[] = "{\"op\":\"msg\",\"topic\":\"";
     const char *key;
-    char tail[40];
+    char tail[96];
     size_t esc_t = json_escaped_len(topic, tlen), body, tail_len, klen;
     struct frame *f;
     char *w;
@@ -79,9 +79,17 @@ struct frame *frame_new_msg(const char *topic, size_t tlen, const uint8_t *p,
         break;
     }
     klen = strlen(key);
-    tail_len = (size_t)snprintf(tail, sizeof(tail),
-                                ",\"qos\":%d,\"retain\":%s}", qos,
-                                retain ? "true" : "false");
+    if (pos && pos->seq)
+        tail_len = (size_t)snprintf(
+            tail, sizeof(tail),
+            ",\"qos\":%d,\"retain\":%s,\"seq\":%llu,\"ts\":%llu%s}", qos,
+            retain ? "true" : "false", (unsigned long long)pos->seq,
+            (unsigned long long)pos->ts_ms,
+            pos->history ? ",\"history\":true" : "");
+    else
+        tail_len = (size_t)snprintf(tail, sizeof(tail),
+                                    ",\"qos\":%d,\"retain\":%s}", qos,
+                                    retain ? "true" : "false");
     f = frame_new(sizeof(head) - 1 + esc_t + klen + body + tail_len);
     if (!f)
         return NULL;

@@ -27,12 +27,21 @@ struct frame {
  * memory. */
 struct frame *frame_new(size_t payload_len);
 
-/* The msg frame {"op":"msg","topic":T,BODY,"qos":Q,"retain":R} of an MQTT
- * message, its payload p[0..plen) carried as kind says (JSON spliced
- * verbatim, escaped text, or base64); one reference held by the caller. */
+/* Where a message stands in the gateway's stream (protocol.md, "Stream
+ * positions"): its seq (0: none, as for the broker's retained replay),
+ * when the gateway received it, and whether it is replayed history. */
+struct frame_pos {
+    uint64_t seq, ts_ms;
+    bool history;
+};
+
+/* The msg frame {"op":"msg","topic":T,BODY,"qos":Q,"retain":R[,"seq":S,
+ * "ts":T[,"history":true]]} of an MQTT message, its payload p[0..plen)
+ * carried as kind says (JSON spliced verbatim, escaped text, or base64);
+ * pos NULL or with seq 0 for none. One reference held by the caller. */
 struct frame *frame_new_msg(const char *topic, size_t tlen, const uint8_t *p,
                             size_t plen, enum payload_kind kind, int qos,
-                            bool retain);
+                            bool retain, const struct frame_pos *pos);
 
 /* A text frame holding a copy of s[0..len). */
 struct frame *frame_new_text(const char *s, size_t len);

@@ -279,7 +279,8 @@ int gateway_run(struct config *cfg, const char *config_path)
     unsetenv("ALL_PROXY");
 
     if (session_init() < 0 || mailbox_init(&G.mbox) < 0 ||
-        subs_init() < 0 || auth_users_init(cfg, &G.mbox) < 0 ||
+        subs_init() < 0 || fanout_init() < 0 ||
+        auth_users_init(cfg, &G.mbox) < 0 ||
         auth_init(cfg) < 0 || install_signals() < 0) {
         log_error("cannot initialise");
         goto out;
@@ -361,6 +362,7 @@ out:
     drain_discard();
     auth_users_destroy();
     subs_destroy();
+    fanout_destroy();
     listener_free_all();
     auth_destroy();
     mailbox_destroy(&G.mbox);

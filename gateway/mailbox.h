@@ -29,7 +29,8 @@ struct mb_event {
     int code;                 /* per type, see above */
     void *ctx;                /* the context given with the request */
     uint64_t tag;             /* MB_SUBACK: the tag given with the SUBSCRIBE */
-    uint64_t t_us;            /* MB_MESSAGE: arrival, gateway_now_us() */
+    uint64_t t_us;            /* MB_MESSAGE: arrival, clock_now_us() */
+    uint64_t ts_ms;           /* MB_MESSAGE: arrival, clock_wall_ms() */
     /* MB_MESSAGE */
     uint8_t qos;
     bool retained;

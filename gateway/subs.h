@@ -20,7 +20,7 @@ struct sub;
 struct subs_holds {
     struct sub *head;
     size_t n;
-    uint64_t stamp;
+    uint64_t stamp;               /* fanout.c's pass of the last delivery */
     /* what the fan-out needs of the session, kept current by it
      * (subs_holds_view()): its mount, and whether it is closing */
     const char *mount;

@@ -103,6 +103,7 @@ static int on_message(void *context, char *topic, int topic_len,
     ev->qos = (uint8_t)m->qos;
     ev->retained = m->retained != 0;
     ev->t_us = clock_now_us();
+    ev->ts_ms = clock_wall_ms();
     if (up->version == 5) {
         int n = MQTTProperties_propertyCount(
             &m->properties, MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER);

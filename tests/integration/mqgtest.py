@@ -207,6 +207,19 @@ def strict_json(text):
     return json.loads(text, object_pairs_hook=pairs, parse_constant=bad_const)
 
 
+EPOCH_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def strip_epoch(hello):
+    """hello without its "epoch", which must be there and well formed
+    (protocol.md, stream positions): the rest can then be compared."""
+    h = dict(hello)
+    e = h.pop("epoch", None)
+    if not isinstance(e, str) or not EPOCH_RE.match(e):
+        fail("hello without a well-formed epoch: %s" % show(hello))
+    return h
+
+
 def compact(obj):
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
@@ -599,6 +612,15 @@ class WS(object):
         self.before_close = []  # JSON frames read by wait_close()
         self.last_text = None
         self.hello = None
+        # Stream positions (protocol.md): every live msg carries seq and ts,
+        # live seqs only grow (strict_seq: False where max_rate may hold a
+        # message back), the retained replay carries neither. They are
+        # checked on every msg and then taken off it, unless
+        # keep_positions, so that tests compare the rest.
+        self.keep_positions = False
+        self.strict_seq = True
+        self.last_seq = 0
+        self.positions = []     # (seq, ts, history) of each msg read
         self._frag = None       # (opcode, rsv1, [parts])
         self.deflate = None
         self._inflater = None
@@ -820,8 +842,31 @@ class WS(object):
             raise ProtocolViolation("gateway sent bad JSON (%s): %r" % (e, text[:300]))
         if not isinstance(obj, dict) or not isinstance(obj.get("op"), str):
             raise ProtocolViolation("gateway frame is not an object with op: %r" % text[:300])
+        if obj["op"] == "msg":
+            self._check_position(obj, text)
         self.last_text = text
         return obj, text
+
+    def _check_position(self, obj, text):
+        seq, ts, hist = obj.get("seq"), obj.get("ts"), obj.get("history", False)
+        if obj.get("retain") and not hist:
+            if "seq" in obj or "ts" in obj:
+                raise ProtocolViolation("retained replay with seq/ts: %r" % text[:300])
+        else:
+            if (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1
+                    or not isinstance(ts, int) or isinstance(ts, bool)):
+                raise ProtocolViolation("msg without integer seq >= 1 and ts: %r" % text[:300])
+            if abs(ts / 1000.0 - time.time()) > 3600:
+                raise ProtocolViolation("msg ts %d is not near the wall clock" % ts)
+            if not hist and self.strict_seq:
+                if seq <= self.last_seq:
+                    raise ProtocolViolation("live seq %d after %d: %r"
+                                            % (seq, self.last_seq, text[:300]))
+                self.last_seq = seq
+        self.positions.append((seq, ts, hist))
+        if not self.keep_positions:
+            for k in ("seq", "ts", "history"):
+                obj.pop(k, None)
 
     def recv_json(self, timeout=5.0):
         try:

@@ -68,7 +68,7 @@ def served(gw, listener, ca):
     session must get its hello; it is closed then)."""
     ws = gw.ws(listener=listener, tls=ca.client_context(alpn=["http/1.1"]))
     der = ws.sock.getpeercert(binary_form=True)
-    eq(ws.recv_json(), HELLO, "hello on listener %d" % listener)
+    eq(T.strip_epoch(ws.recv_json()), HELLO, "hello on listener %d" % listener)
     ws.close(wait=0)
     return der
 
@@ -126,7 +126,7 @@ def _():
         eq(ws.sock.selected_alpn_protocol(), "http/1.1", "ALPN on the %s listener" % kind)
         T.diag("%s listener: %s, %s" % (kind, ws.sock.version(), ws.sock.cipher()[0]))
         eq(ws.protocol, "mqgate.v1", "subprotocol over TLS")
-        eq(ws.recv_json(), HELLO, "hello over TLS (%s)" % kind)
+        eq(T.strip_epoch(ws.recv_json()), HELLO, "hello over TLS (%s)" % kind)
         eq(ws.recv_json(), STATUS_UP, "status over TLS (%s)" % kind)
         eq(ws.sync(), [], "frames before the first pong (%s)" % kind)
         eq(gw.http("/healthz", listener=i, tls=p["ca"].client_context())[0], 200,
@@ -151,7 +151,7 @@ def _():
         alpn = ws.sock.selected_alpn_protocol()
         T.diag("listener %d, ALPN [h2] only: accepted, ALPN %r" % (i, alpn))
         check(alpn != "h2", "listener %d negotiated h2" % i)
-        eq(ws.recv_json(), HELLO, "hello for an h2-only client")
+        eq(T.strip_epoch(ws.recv_json()), HELLO, "hello for an h2-only client")
         eq(ws.recv_json(), STATUS_UP, "status for an h2-only client")
         ws.sync()
     # the listeners still serve
@@ -212,7 +212,7 @@ def _():
         ctx = p["ca"].client_context(cert=p["client"], alpn=["http/1.1"], max_version=ver)
         ws = gw.ws(listener=1, tls=ctx)
         T.diag("client certificate accepted over %s" % ws.sock.version())
-        eq(ws.recv_json(), HELLO, "hello for a client with a good certificate")
+        eq(T.strip_epoch(ws.recv_json()), HELLO, "hello for a client with a good certificate")
         eq(ws.recv_json(), STATUS_UP, "status")
         ws.sync()
 
@@ -243,7 +243,7 @@ def _():
     check(not bad, "not refused at the TLS handshake:\n" + "\n".join(bad))
     gw.assert_serving()
     ws = gw.ws(listener=1, tls=p["ca"].client_context(cert=p["client"]))
-    eq(ws.recv_json(), HELLO, "a good client after the refusals")
+    eq(T.strip_epoch(ws.recv_json()), HELLO, "a good client after the refusals")
 
 
 # --- 3. SIGHUP certificate reload -------------------------------------------
@@ -286,7 +286,7 @@ def _():
 
     old = gw.ws(listener=1, tls=ca.client_context())
     eq(T.fingerprint(old.sock.getpeercert(True)), T.fingerprint(der_a), "certificate before reload")
-    eq(old.recv_json(), HELLO, "hello")
+    eq(T.strip_epoch(old.recv_json()), HELLO, "hello")
     old.sync()
 
     # A -> B
@@ -425,7 +425,7 @@ def _():
     check(len(fails) >= 2, "no repeated 'broker connect to ssl://... failed' lines:\n" + gw.log_text())
     check("connected to broker" not in gw.log_text(), "the gateway connected with the wrong CA")
     ws = gw.ws()
-    eq(ws.recv_json(), HELLO, "hello while the broker is unreachable")
+    eq(T.strip_epoch(ws.recv_json()), HELLO, "hello while the broker is unreachable")
     eq(ws.recv_json(), {"op": "status", "broker": "down"}, "status while the broker is unreachable")
     ws.close(wait=0)
     gw.stop()

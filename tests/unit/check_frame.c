@@ -76,7 +76,7 @@ START_TEST(test_frame_msg_kinds)
     json_t *j;
 
     f = frame_new_msg("a/\"b\"", 5, (const uint8_t *)" 21.50 ", 7,
-                      PAYLOAD_JSON, 1, false);
+                      PAYLOAD_JSON, 1, false, NULL);
     ck_assert_ptr_nonnull(f);
     /* the JSON payload is spliced verbatim */
     ck_assert_ptr_nonnull(memmem(f->payload, f->payload_len,
@@ -91,7 +91,7 @@ START_TEST(test_frame_msg_kinds)
     frame_unref(f);
 
     f = frame_new_msg("t", 1, (const uint8_t *)"line\n\"q\"", 8,
-                      PAYLOAD_TEXT, 0, true);
+                      PAYLOAD_TEXT, 0, true, NULL);
     j = payload_json(f);
     ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
                      "line\n\"q\"");
@@ -99,13 +99,32 @@ START_TEST(test_frame_msg_kinds)
     json_decref(j);
     frame_unref(f);
 
-    f = frame_new_msg("t", 1, bin, sizeof(bin), PAYLOAD_BASE64, 2, false);
+    f = frame_new_msg("t", 1, bin, sizeof(bin), PAYLOAD_BASE64, 2, false, NULL);
     j = payload_json(f);
     ck_assert_str_eq(json_string_value(json_object_get(j, "base64")),
                      "/wCA");
     ck_assert_int_eq(json_integer_value(json_object_get(j, "qos")), 2);
+    ck_assert_ptr_null(json_object_get(j, "seq"));
     json_decref(j);
     frame_unref(f);
+
+    /* stream positions: the largest seq a JSON client reads exactly */
+    {
+        struct frame_pos pos = { 9007199254740991ULL, 1764547200123ULL,
+                                 true };
+
+        f = frame_new_msg("t", 1, (const uint8_t *)"1", 1, PAYLOAD_JSON, 0,
+                          false, &pos);
+        j = payload_json(f);
+        ck_assert(json_is_true(json_object_get(j, "history")));
+        static const char want[] = "\"seq\":9007199254740991,"
+                                   "\"ts\":1764547200123,";
+
+        ck_assert_ptr_nonnull(memmem(f->payload, f->payload_len, want,
+                                     sizeof(want) - 1));
+        json_decref(j);
+        frame_unref(f);
+    }
 }
 END_TEST
 
