@@ -375,8 +375,11 @@ static int serve_static(struct lws *wsi, const struct listener *l,
         strncmp(real, l->static_real, rl) != 0 || real[rl] != '/' ||
         !static_path_ok(real + rl + 1))
         return respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
-    if (add_csp(wsi, l, &p, hdrs + sizeof(hdrs)))
+    /* room for the terminator: libwebsockets looks for a cache-control
+     * header in them with strstr() */
+    if (add_csp(wsi, l, &p, hdrs + sizeof(hdrs) - 1))
         return -1;
+    *p = '\0';
     n = lws_serve_http_file(wsi, real, mime_of(real), (const char *)hdrs,
                             (int)(p - hdrs));
     if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi)))
