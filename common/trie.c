@@ -451,11 +451,12 @@ struct place {
 static void place_of(const struct trie *t, const char *f, size_t len,
                      struct place *pl)
 {
-    const char *name = f + 7, *slash;
+    const char *name, *slash;
 
     *pl = (struct place){ .root = t->root, .path = f, .path_len = len };
     if (len < 7 || memcmp(f, "$share/", 7) != 0)
         return;
+    name = f + 7;
     slash = memchr(name, '/', len - 7);
     if (!slash || slash == name || is_wild(name, (size_t)(slash - name), '+') ||
         is_wild(name, (size_t)(slash - name), '#') || slash + 1 == f + len) {
