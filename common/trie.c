@@ -13,11 +13,11 @@
  * getrandom():
  *  1. a polynomial over the field of p = 2^61 - 1, evaluated at a random
  *     point k, whose coefficients are the level's length plus one (never
- *     0) and then its bytes in 32-bit chunks. Two distinct levels give
- *     distinct polynomials of degree at most d = len/4 + 2, which agree in
- *     at most d points: they
- *     collide for at most d of the p - 1 keys, a chance below 2^-47 for the
- *     longest level (Carter-Wegman; no assumption about the inputs).
+ *     0) and then its bytes in 32-bit words (level_hash() says which).
+ *     Two distinct levels give distinct polynomials of degree at most
+ *     d = len/4 + 2, which agree in at most d points: they collide for at
+ *     most d of the p - 1 keys, a chance below 2^-47 for the longest level
+ *     (Carter-Wegman; no assumption about the inputs).
  *  2. multiply-shift (Dietzfelbinger et al.): the value times a random odd
  *     64-bit m; a table of 2^b buckets takes the top b bits. Distinct
  *     values share a bucket with a chance of at most 2/2^b.
@@ -29,7 +29,11 @@
  * learn the key could still aim later inputs at one bucket. The worst case
  * of a chain is then a scan of the siblings, which is what every lookup
  * cost before. A cryptographic PRF (SipHash from OpenSSL's EVP_MAC) would
- * cost far more per level than this does on the fan-out path. */
+ * cost far more per level than this does on the fan-out path.
+ *
+ * A node with at most FEW_KIDS literal children (most of them) is not
+ * hashed into on the match path: comparing those few is cheaper, and
+ * costs the same whatever the levels. */
 
 #define P61 ((UINT64_C(1) << 61) - 1)
 #define MIN_BITS 1
@@ -44,7 +48,9 @@ struct tshare {
 struct tnode {
     struct tnode *parent;
     struct tnode *next;        /* the next child in the parent's bucket */
-    struct tnode **bucket;     /* literal children: 1 << bits chains, or NULL */
+    struct tnode *only;        /* the literal child when there is one */
+    struct tnode **bucket;     /* literal children when there are more:
+                                * 1 << bits chains; else NULL */
     struct tnode *plus, *hash; /* the '+' and '#' children (teardown: plus
                                 * heads the list of all children) */
     void *value;               /* the plain filter ending here */
@@ -60,6 +66,7 @@ struct trie {
     struct tnode *root;
     struct tnode *inert; /* malformed "$share/...", by their whole text */
     uint64_t k, k2, m;   /* the hash key: k, k * k mod p, odd m */
+    uint64_t lead[9];    /* (len + 1) * k^2 mod p for levels up to 8 bytes */
     size_t count;
 };
 
@@ -104,28 +111,51 @@ static inline uint64_t mulmod(uint64_t a, uint64_t b)
     return fold((lo & P61) + ((hi << 3) | (lo >> 61)));
 }
 
-static uint64_t level_hash(const struct trie *t, const char *s, size_t len)
+static inline uint32_t load32(const char *s)
 {
-    uint64_t h = fold(len + 1), w, tail = 0;
-    size_t i = 0;
+    uint32_t w;
 
-    /* two coefficients a step: h * k^2 + hi * k + lo */
-    for (; i + 8 <= len; i += 8) {
-        memcpy(&w, s + i, 8);
-        h = fold(mulmod(h, t->k2) + mulmod(w >> 32, t->k) + (uint32_t)w);
-    }
-    if (i + 4 <= len) {
-        uint32_t w4;
+    memcpy(&w, s, 4);
+    return w;
+}
 
-        memcpy(&w4, s + i, 4);
-        h = fold(mulmod(h, t->k) + w4);
-        i += 4;
+/* One step of the polynomial, two coefficients: h * k^2 + a * k + b. */
+static inline uint64_t poly2(const struct trie *t, uint64_t h, uint32_t a,
+                             uint32_t b)
+{
+    return fold(mulmod(h, t->k2) + mulmod(a, t->k) + b);
+}
+
+/* The coefficients after the length are 32-bit words of the level, two a
+ * step, the last step's words ending at the level's end (overlapping the
+ * previous step's when the length is not a multiple of 8; with fewer than
+ * 4 bytes, the bytes at 0, len/2 and len-1). For a given length they
+ * determine the bytes, which is all the bound needs. */
+static inline uint64_t level_hash(const struct trie *t, const char *s,
+                                  size_t len)
+{
+    uint64_t h, a, b;
+
+    if (len > 8) {
+        h = fold(len + 1);
+        for (size_t i = 0; i + 8 < len; i += 8)
+            h = poly2(t, h, load32(s + i), load32(s + i + 4));
+        h = poly2(t, h, load32(s + len - 8), load32(s + len - 4));
+    } else {
+        /* one step, the length's term from the table */
+        if (len >= 4) {
+            a = load32(s);
+            b = load32(s + len - 4);
+        } else {
+            a = len ? (uint32_t)(uint8_t)s[0] |
+                          (uint32_t)(uint8_t)s[len / 2] << 8 |
+                          (uint32_t)(uint8_t)s[len - 1] << 16
+                    : 0;
+            b = 0;
+        }
+        h = fold(t->lead[len] + mulmod(a, t->k) + b);
     }
-    for (; i < len; i++)
-        tail = tail << 8 | (uint8_t)s[i];
-    h = fold(mulmod(h, t->k) + tail);
-    if (h >= P61)
-        h -= P61;
+    /* equal values mod p need not be equal here: distinct ones are */
     return h * t->m;
 }
 
@@ -166,16 +196,44 @@ static bool is_wild(const char *lvl, size_t len, char c)
     return len == 1 && lvl[0] == c;
 }
 
+static inline bool level_eq(const struct tnode *k, const char *lvl,
+                            size_t len)
+{
+    if (k->level_len != len)
+        return false;
+    if (len > 8)
+        return memcmp(k->level, lvl, len) == 0;
+    if (len >= 4) /* two words that cover it */
+        return load32(k->level) == load32(lvl) &&
+               load32(k->level + len - 4) == load32(lvl + len - 4);
+    return len == 0 || (k->level[0] == lvl[0] &&
+                        k->level[len / 2] == lvl[len / 2] &&
+                        k->level[len - 1] == lvl[len - 1]);
+}
+
 /* The literal child of n (which has some) for level lvl of hash hv. */
-static struct tnode *kid_find(const struct tnode *n, const char *lvl,
-                              size_t len, uint64_t hv)
+static inline struct tnode *kid_find(const struct tnode *n, const char *lvl,
+                                     size_t len, uint64_t hv)
 {
     struct tnode *k = n->bucket[hv >> (64 - n->bits)];
 
-    while (k && (k->hv != hv || k->level_len != len ||
-                 memcmp(k->level, lvl, len) != 0))
+    while (k && (k->hv != hv || !level_eq(k, lvl, len)))
         k = k->next;
     return k;
+}
+
+/* The same without the hash, looking at every child: for a node with
+ * FEW_KIDS children or fewer (and a table), cheaper than hashing. */
+#define FEW_KIDS 4
+
+static inline struct tnode *kid_scan(const struct tnode *n, const char *lvl,
+                                     size_t len)
+{
+    for (size_t i = 0; i < (size_t)1 << n->bits; i++)
+        for (struct tnode *k = n->bucket[i]; k; k = k->next)
+            if (level_eq(k, lvl, len))
+                return k;
+    return NULL;
 }
 
 /* Rehashes the literal children of n into 1 << bits buckets. */
@@ -185,6 +243,11 @@ static int kids_resize(struct tnode *n, uint8_t bits)
 
     if (!b)
         return -ENOMEM;
+    if ((k = n->only)) {
+        n->only = NULL;
+        b[k->hv >> (64 - bits)] = k;
+        k->next = NULL;
+    }
     for (size_t i = 0; n->bucket && i < (size_t)1 << n->bits; i++)
         while ((k = n->bucket[i])) {
             n->bucket[i] = k->next;
@@ -197,12 +260,18 @@ static int kids_resize(struct tnode *n, uint8_t bits)
     return 0;
 }
 
-/* Links the new literal child k into n, growing the table to keep at most
- * one child a bucket (or keeping it fuller when memory is short). */
+/* Links the new literal child k into n: the only one, or into the table,
+ * grown to keep at most one child a bucket (or kept fuller when memory is
+ * short). */
 static int kid_link(struct tnode *n, struct tnode *k)
 {
     uint8_t bits = n->bucket ? n->bits : MIN_BITS;
 
+    if (n->n_kids == 0) {
+        n->only = k;
+        n->n_kids = 1;
+        return 0;
+    }
     while ((uint64_t)n->n_kids >= (uint64_t)1 << bits)
         bits++;
     if ((!n->bucket || bits != n->bits) && kids_resize(n, bits) < 0 &&
@@ -215,15 +284,23 @@ static int kid_link(struct tnode *n, struct tnode *k)
 }
 
 /* Unlinks the literal child k from n; the table shrinks below a quarter
- * full and goes with the last child. */
+ * full and goes when one child is left. */
 static void kid_unlink(struct tnode *n, struct tnode *k)
 {
-    struct tnode **pp = &n->bucket[k->hv >> (64 - n->bits)];
+    struct tnode **pp;
 
+    if (n->only == k) {
+        n->only = NULL;
+        n->n_kids = 0;
+        return;
+    }
+    pp = &n->bucket[k->hv >> (64 - n->bits)];
     while (*pp != k)
         pp = &(*pp)->next;
     *pp = k->next;
-    if (--n->n_kids == 0) {
+    if (--n->n_kids == 1) {
+        for (size_t i = 0; !n->only; i++)
+            n->only = n->bucket[i];
         free(n->bucket);
         n->bucket = NULL;
         n->bits = 0;
@@ -247,10 +324,13 @@ static struct tnode *kid_get(const struct trie *t, struct tnode *n,
             *wild = node_new(n, lvl, len, 0);
         return *wild;
     }
-    if (!n->bucket && !create)
+    if (!n->n_kids && !create)
         return NULL;
     hv = level_hash(t, lvl, len);
-    k = n->bucket ? kid_find(n, lvl, len, hv) : NULL;
+    if (n->only)
+        k = n->only->hv == hv && level_eq(n->only, lvl, len) ? n->only : NULL;
+    else
+        k = n->bucket ? kid_find(n, lvl, len, hv) : NULL;
     if (k || !create)
         return k;
     if (!(k = node_new(n, lvl, len, hv)))
@@ -313,6 +393,8 @@ static void node_flatten(struct tnode *n, void (*drop)(void *))
         n->plus->next = list, list = n->plus;
     if (n->hash)
         n->hash->next = list, list = n->hash;
+    if (n->only)
+        n->only->next = list, list = n->only;
     for (size_t i = 0; n->bucket && i < (size_t)1 << n->bits; i++)
         while ((k = n->bucket[i])) {
             n->bucket[i] = k->next;
@@ -321,7 +403,7 @@ static void node_flatten(struct tnode *n, void (*drop)(void *))
         }
     free(n->bucket);
     n->bucket = NULL;
-    n->hash = NULL;
+    n->hash = n->only = NULL;
     n->plus = list;
     if (n->value && drop)
         drop(n->value);
@@ -369,11 +451,12 @@ struct place {
 static void place_of(const struct trie *t, const char *f, size_t len,
                      struct place *pl)
 {
-    const char *name = f + 7, *slash;
+    const char *name, *slash;
 
     *pl = (struct place){ .root = t->root, .path = f, .path_len = len };
     if (len < 7 || memcmp(f, "$share/", 7) != 0)
         return;
+    name = f + 7;
     slash = memchr(name, '/', len - 7);
     if (!slash || slash == name || is_wild(name, (size_t)(slash - name), '+') ||
         is_wild(name, (size_t)(slash - name), '#') || slash + 1 == f + len) {
@@ -406,6 +489,8 @@ static struct trie *trie_keyed(uint64_t seed)
         return NULL;
     t->k = 1 + splitmix64(&seed) % (P61 - 1);
     t->k2 = mulmod(t->k, t->k);
+    for (uint64_t i = 0; i < 9; i++)
+        t->lead[i] = mulmod(i + 1, t->k2);
     t->m = splitmix64(&seed) | 1;
     t->root = node_new(NULL, "", 0, 0);
     t->inert = node_new(NULL, "", 0, 0);
@@ -525,7 +610,7 @@ size_t trie_count(const struct trie *t)
 
 /* ---- match --------------------------------------------------------------- */
 
-static int emit(const struct tnode *n, trie_match_fn fn, void *arg)
+static inline int emit(const struct tnode *n, trie_match_fn fn, void *arg)
 {
     int rc;
 
@@ -537,61 +622,93 @@ static int emit(const struct tnode *n, trie_match_fn fn, void *arg)
     return 0;
 }
 
-/* The walk is depth first without recursion or a stack: a node's parent
- * is its parent pointer, and the topic level it was reached by is found
- * again from where its child's level starts. */
+/* Levels whose bounds and hash a match keeps: deeper ones are found
+ * again by scanning, and hashed again on each visit. */
+#define MEMO 32
+
+/* The walk is depth first without recursion or an allocated stack: a
+ * node's parent is its parent pointer, and the topic level it was reached
+ * by is the same on every branch at that depth (its end and hash are kept
+ * for the first MEMO levels, found again beyond). It returns as soon as
+ * no node on the way back has a '+' child left. */
 int trie_match(const struct trie *t, const char *topic, size_t len,
                trie_match_fn fn, void *arg)
 {
-    enum { ENTER, PLUS, UP } step = ENTER;
     const struct tnode *n = t->root, *k;
     bool dollar = len > 0 && topic[0] == '$';
-    size_t pos = 0, end = 0; /* the level n's children take: [pos, end) */
+    bool wild = !dollar; /* a '$' topic skips the root's wildcards */
+    size_t pos = 0, end; /* the level n's children take: [pos, end) */
+    size_t depth = 0, pending = 0; /* '+' children left on the way back */
+    size_t ends[MEMO], known = 0;  /* the ends of levels 0..known-1 */
+    uint64_t hv[MEMO];
+    uint32_t hashed = 0; /* bit d: hv[d] is known */
     int rc;
 
-    for (;;) {
-        /* a topic that begins with '$' skips the wildcards at the root */
-        bool wild = n->parent || !dollar;
-
-        switch (step) {
-        case ENTER:
-            if (wild && n->hash && (rc = emit(n->hash, fn, arg)))
-                return rc;
-            if (pos > len) {
-                if ((rc = emit(n, fn, arg)))
-                    return rc;
-                step = UP;
-                continue;
-            }
-            end = level_end(topic, len, pos);
-            if (n->n_kids &&
-                (k = kid_find(n, topic + pos, end - pos,
-                              level_hash(t, topic + pos, end - pos)))) {
-                n = k;
-                pos = end + 1;
-                continue;
-            }
-            /* fall through */
-        case PLUS:
-            if (wild && n->plus) {
-                n = n->plus;
-                pos = end + 1;
-                step = ENTER;
-                continue;
-            }
-            /* fall through */
-        case UP:
-            if (!n->parent)
-                return 0;
-            k = n;
-            n = n->parent;
-            end = pos - 1;
-            {
-                const char *slash = memrchr(topic, '/', end);
-
-                pos = slash ? (size_t)(slash - topic) + 1 : 0;
-            }
-            step = k == n->plus ? UP : PLUS;
-        }
+enter:
+    if (wild && n->hash && (rc = emit(n->hash, fn, arg)))
+        return rc;
+    if (pos > len) {
+        if ((rc = emit(n, fn, arg)))
+            return rc;
+        goto up;
     }
+    if (depth < known) {
+        end = ends[depth];
+    } else {
+        end = level_end(topic, len, pos);
+        if (known < MEMO)
+            ends[known++] = end; /* depth == known */
+    }
+    if ((k = n->only)) {
+        if (!level_eq(k, topic + pos, end - pos))
+            k = NULL;
+    } else if (n->n_kids <= FEW_KIDS) {
+        k = n->n_kids ? kid_scan(n, topic + pos, end - pos) : NULL;
+    } else {
+        uint64_t h;
+
+        if (depth < MEMO && (hashed & (UINT32_C(1) << depth))) {
+            h = hv[depth];
+        } else {
+            h = level_hash(t, topic + pos, end - pos);
+            if (depth < MEMO) {
+                hv[depth] = h;
+                hashed |= UINT32_C(1) << depth;
+            }
+        }
+        k = kid_find(n, topic + pos, end - pos, h);
+    }
+    if (k) {
+        pending += wild && n->plus;
+        goto down;
+    }
+    if (wild && n->plus) {
+        k = n->plus;
+        goto down;
+    }
+up:
+    while (pending) {
+        k = n;
+        n = n->parent;
+        if (--depth >= known) {
+            /* past the kept levels: n's ends where k's began */
+            end = pos - 1;
+            pos = (size_t)((const char *)memrchr(topic, '/', end) - topic) + 1;
+        }
+        /* back from the literal child: the '+' one is next, if any */
+        if (k == n->plus || !n->plus || (!n->parent && dollar))
+            continue;
+        pending--;
+        if (depth < known)
+            end = ends[depth];
+        k = n->plus;
+        goto down;
+    }
+    return 0;
+down:
+    depth++;
+    n = k;
+    wild = true;
+    pos = end + 1;
+    goto enter;
 }

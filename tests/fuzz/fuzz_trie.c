@@ -169,9 +169,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK(trie_remove(t, model[i].f, model[i].len) ==
                            &model[i]);
         FUZZ_CHECK(trie_count(t) == 0);
-        FUZZ_CHECK(!t->root->bucket && !t->root->plus && !t->root->hash &&
-                   !t->root->value && !t->root->shares);
-        FUZZ_CHECK(!t->inert->bucket && !t->inert->plus && !t->inert->hash &&
+        FUZZ_CHECK(!t->root->n_kids && !t->root->only && !t->root->bucket &&
+                   !t->root->plus && !t->root->hash && !t->root->value &&
+                   !t->root->shares);
+        FUZZ_CHECK(!t->inert->n_kids && !t->inert->only &&
+                   !t->inert->bucket && !t->inert->plus && !t->inert->hash &&
                    !t->inert->value && !t->inert->shares);
         trie_free(t, NULL);
     } else {

@@ -56,15 +56,16 @@ static size_t tree_nodes(const struct tnode *root)
     ck_assert_ptr_nonnull(stack);
     stack[n++] = root;
     while (n) {
-        const struct tnode *x = stack[--n], *kids[2] = { x->plus, x->hash };
+        const struct tnode *x = stack[--n];
+        const struct tnode *kids[3] = { x->plus, x->hash, x->only };
 
         count++;
-        if (n + 2 + x->n_kids > cap) {
-            cap = 2 * (n + 2 + x->n_kids);
+        if (n + 3 + x->n_kids > cap) {
+            cap = 2 * (n + 3 + x->n_kids);
             stack = realloc(stack, cap * sizeof(*stack));
             ck_assert_ptr_nonnull(stack);
         }
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 3; i++)
             if (kids[i])
                 stack[n++] = kids[i];
         for (size_t b = 0; x->bucket && b < (size_t)1 << x->bits; b++)
@@ -86,7 +87,9 @@ static void assert_bare(const struct trie *t)
     ck_assert_uint_eq(trie_count(t), 0);
     ck_assert_uint_eq(all_nodes(t), 2);
     ck_assert_ptr_null(t->root->bucket);
+    ck_assert_ptr_null(t->root->only);
     ck_assert_ptr_null(t->inert->bucket);
+    ck_assert_ptr_null(t->inert->only);
 }
 
 /* Matches collected as a list of values (all distinct in these tests). */
@@ -351,6 +354,13 @@ END_TEST
 
 static size_t drops;
 
+static int count_hit(void *value, void *arg)
+{
+    (void)arg;
+    ++*(unsigned *)value;
+    return 0;
+}
+
 static void count_drop(void *value)
 {
     (void)value;
@@ -420,11 +430,11 @@ START_TEST(test_table_oom)
     for (int i = 0; i < 40; i++) {
         int len = snprintf(lvl, sizeof(lvl), "w/%d", i);
 
-        alloc_left = i > 0 ? 1 : -1; /* the node, not the table */
+        alloc_left = i > 1 ? 1 : -1; /* the node, not the table */
         ck_assert_int_eq(trie_insert(t, lvl, (size_t)len, (void *)"w"), 0);
         alloc_left = -1;
     }
-    w = kid_find(t->root, S("w"), level_hash(t, S("w")));
+    w = kid_get(t, t->root, S("w"), false);
     ck_assert_uint_eq(w->bits, MIN_BITS);
     ck_assert_uint_eq(w->n_kids, 40);
     for (int i = 40; i < 80; i++) {
@@ -487,7 +497,7 @@ START_TEST(test_siblings)
         CHECK(trie_insert(t, f, (size_t)len, (void *)(intptr_t)(i + 1)) == 0,
               "insert %s", f);
     }
-    sensor = kid_find(t->root, S("sensor"), level_hash(t, S("sensor")));
+    sensor = kid_get(t, t->root, S("sensor"), false);
     ck_assert_ptr_nonnull(sensor);
     ck_assert_uint_eq(sensor->n_kids, N);
     /* at most one child a bucket on average, and no long chain */
@@ -633,6 +643,62 @@ START_TEST(test_deep)
     ck_assert_ptr_nonnull(trie_remove(t, f, len));
     trie_free(t, NULL); /* the rest goes without recursion too */
     free(f);
+}
+END_TEST
+
+/* Filters and topics of 28 to 40 levels that branch from level 30, with
+ * '+' on either side of the levels a match keeps (MEMO), against
+ * topic_match. */
+START_TEST(test_deep_wild)
+{
+    enum { NF = 300, NT = 300, MAXL = 40 };
+    struct trie *t = trie_new_seeded(15);
+    char (*f)[2 * MAXL] = calloc(NF, sizeof(*f)), topic[2 * MAXL];
+    unsigned *hits = calloc(NF, sizeof(*hits));
+    uint64_t x = 99;
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(hits);
+    for (size_t i = 0; i < NF; i++) {
+        size_t levels = 28 + splitmix64(&x) % 13;
+
+        for (size_t l = 0; l < levels; l++) { /* branching from level 30 */
+            uint64_t r = l < 30 ? 1 : splitmix64(&x) % 4;
+
+            f[i][2 * l] = r == 0 ? '+' : r < 3 ? 'a' : 'b';
+            f[i][2 * l + 1] = '/';
+        }
+        f[i][2 * levels - 1] = '\0';
+        if (trie_insert(t, f[i], strlen(f[i]), &hits[i]) != 0)
+            f[i][0] = '\0'; /* drawn twice */
+    }
+    for (size_t j = 0; j < NT; j++) {
+        size_t levels = 28 + splitmix64(&x) % 13;
+
+        for (size_t l = 0; l < levels; l++) {
+            topic[2 * l] = l < 30 || splitmix64(&x) % 3 < 2 ? 'a' : 'b';
+            topic[2 * l + 1] = '/';
+        }
+        topic[2 * levels - 1] = '\0';
+        /* topics that some filter matches, too */
+        if (j % 2 == 0) {
+            const char *src = f[j % NF];
+
+            memcpy(topic, src, strlen(src) + 1);
+            for (size_t c = 0; topic[c]; c++)
+                if (topic[c] == '+')
+                    topic[c] = 'b';
+        }
+        memset(hits, 0, NF * sizeof(*hits));
+        trie_match(t, topic, strlen(topic), count_hit, NULL);
+        for (size_t i = 0; i < NF; i++)
+            CHECK(hits[i] == (f[i][0] && topic_match(f[i], strlen(f[i]),
+                                                     topic, strlen(topic))),
+                  "filter %s, topic %s: %u", f[i], topic, hits[i]);
+    }
+    trie_free(t, NULL);
+    free(f);
+    free(hits);
 }
 END_TEST
 
@@ -876,6 +942,7 @@ static Suite *trie_suite(void)
     tcase_add_test(tc, test_insert_oom);
     tcase_add_test(tc, test_table_oom);
     tcase_add_test(tc, test_deep);
+    tcase_add_test(tc, test_deep_wild);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("hash");
