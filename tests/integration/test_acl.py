@@ -102,7 +102,7 @@ def _():
     hello = ws.recv_json()
     check(isinstance(hello.get("auth"), list), "auth is not a list: %s" % T.show(hello))
     eq(sorted(hello["auth"]), ["password", "token"], "auth methods")
-    eq(sorted(hello), ["auth", "op", "proto", "server"], "hello keys (no user before auth)")
+    eq(sorted(hello), ["auth", "epoch", "op", "proto", "server"], "hello keys (no user before auth)")
 
 
 @t.test("hello lists only token when only JWT is configured")
