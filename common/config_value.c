@@ -19,18 +19,23 @@ const char *config_value_nonempty(struct ctx *c, const char *s)
     return *s ? NULL : "expected a non-empty string";
 }
 
+/* True when s is not empty and each of its bytes is a letter, a digit or
+ * one of extra. */
+static bool is_word(const char *s, const char *extra)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!is_alnum(*s) && !strchr(extra, *s))
+            return false;
+    return true;
+}
+
 /* An address or interface name, printed in messages as is. */
 const char *config_value_bind(struct ctx *c, const char *s)
 {
     (void)c;
-    if (!*s)
-        goto bad;
-    for (; *s; s++)
-        if (!is_alnum(*s) && !strchr(".:-_%", *s))
-            goto bad;
-    return NULL;
-bad:
-    return "expected an IP address or host name";
+    return is_word(s, ".:-_%") ? NULL : "expected an IP address or host name";
 }
 
 const char *config_value_url_path(struct ctx *c, const char *s)
@@ -110,14 +115,9 @@ bad:
 const char *config_value_cookie(struct ctx *c, const char *s)
 {
     (void)c;
-    if (!*s)
-        goto bad;
-    for (; *s; s++)
-        if (!is_alnum(*s) && !strchr("!#$%&'*+-.^_`|~", *s))
-            goto bad;
-    return NULL;
-bad:
-    return "expected a cookie name (letters, digits, !#$%&'*+-.^_`|~)";
+    return is_word(s, "!#$%&'*+-.^_`|~")
+               ? NULL
+               : "expected a cookie name (letters, digits, !#$%&'*+-.^_`|~)";
 }
 
 static const char *const jwt_algs[] = {
