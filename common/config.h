@@ -120,6 +120,15 @@ struct config *config_default(void);
 
 void config_free(struct config *cfg);
 
+/* The keys that take effect only at a restart (the listeners, the broker
+ * connection) whose values differ from o to n, by key path in table order
+ * ("listeners[0].port, broker.uris"), into buf (always NUL-terminated,
+ * truncated to buflen; buf may be NULL). A list of another length is named
+ * as a whole ("listeners"), its elements then not compared. Returns how
+ * many keys differ: 0 when a reload changes none of them. */
+size_t config_restart_changes(const struct config *o, const struct config *n,
+                              char *buf, size_t buflen);
+
 /* The role named name, or NULL. */
 const struct cfg_role *config_role(const struct config *cfg,
                                    const char *name);

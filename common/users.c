@@ -17,17 +17,16 @@
  *   - the unused low bits of the last base32 character are ignored, as
  *     authenticator apps do (a random 26-character secret is common). */
 #include "errbuf.h"
+#include "readfile.h"
 #include "users.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "utf8.h"
 
@@ -667,81 +666,19 @@ fail:
     return -1;
 }
 
-/* Reads the whole file, at most USERS_MAX_BYTES. Returns 0, or -1 with
- * errno set (EFBIG: too large). *cap is the size of *buf, for the wipe. */
-static int read_file(const char *path, char **buf, size_t *len, size_t *cap)
-{
-    size_t n = 0, sz = (size_t)USERS_MAX_BYTES + 1;
-    char *b;
-    int fd, saved;
-
-    *buf = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    /* Small in practice: start at 16 KiB, grow to one byte beyond the cap,
-     * which tells a too large file. */
-    *cap = 16384;
-    if (!(b = mem_alloc(*cap))) {
-        errno = ENOMEM;
-        goto fail;
-    }
-    for (;;) {
-        ssize_t r;
-
-        if (n == *cap) {
-            size_t ncap = *cap * 2 < sz ? *cap * 2 : sz;
-            char *nb;
-
-            if (n == sz)
-                break;
-            if (!(nb = mem_alloc(ncap))) {
-                errno = ENOMEM;
-                goto fail;
-            }
-            memcpy(nb, b, n);
-            mem_wipe_free(b, *cap);
-            b = nb;
-            *cap = ncap;
-        }
-        r = read(fd, b + n, *cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            goto fail;
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    if (n > (size_t)USERS_MAX_BYTES) {
-        errno = EFBIG;
-        goto fail;
-    }
-    close(fd);
-    *buf = b;
-    *len = n;
-    return 0;
-
-fail:
-    saved = errno;
-    mem_wipe_free(b, b ? *cap : 0);
-    close(fd);
-    errno = saved;
-    return -1;
-}
-
 int users_load(const char *path, struct users **out, char *err,
                size_t errlen)
 {
     struct ctx c = { path, { err, errlen, 0 }, 0, false };
-    size_t len, cap;
+    const struct readfile_alloc a = { mem_alloc, mem_release };
+    size_t len;
     char *buf;
     int rc;
 
     *out = NULL;
     if (err && errlen)
         err[0] = '\0';
-    if (read_file(path, &buf, &len, &cap) < 0) {
+    if (readfile(path, USERS_MAX_BYTES, &a, &buf, &len) < 0) {
         if (errno == ENOMEM)
             file_err(&c, "out of memory");
         else if (errno == EFBIG)
@@ -751,6 +688,6 @@ int users_load(const char *path, struct users **out, char *err,
         return -1;
     }
     rc = users_parse(path, buf, len, out, err, errlen);
-    mem_wipe_free(buf, cap);
+    mem_wipe_free(buf, len);
     return rc;
 }

@@ -139,34 +139,16 @@ static void drain_discard(void)
     }
 }
 
-static bool str_eq(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 /* Listeners and the broker connection keep their settings until a
- * restart: say so when the file changed them. */
+ * restart: say which of them the file changed. */
 static void warn_restart_only(const struct config *o, const struct config *n)
 {
-    bool same = o->n_listeners == n->n_listeners &&
-                o->broker.n_uris == n->broker.n_uris &&
-                o->broker.mqtt_version == n->broker.mqtt_version &&
-                o->broker.keepalive_s == n->broker.keepalive_s &&
-                str_eq(o->broker.client_id, n->broker.client_id) &&
-                str_eq(o->broker.username, n->broker.username) &&
-                str_eq(o->broker.password_file, n->broker.password_file);
+    char keys[1024];
+    size_t k = config_restart_changes(o, n, keys, sizeof(keys));
 
-    for (size_t i = 0; same && i < o->n_listeners; i++)
-        same = str_eq(o->listeners[i].bind, n->listeners[i].bind) &&
-               o->listeners[i].port == n->listeners[i].port &&
-               str_eq(o->listeners[i].path, n->listeners[i].path) &&
-               str_eq(o->listeners[i].static_dir, n->listeners[i].static_dir) &&
-               o->listeners[i].compression == n->listeners[i].compression;
-    for (size_t i = 0; same && i < o->broker.n_uris; i++)
-        same = str_eq(o->broker.uris[i], n->broker.uris[i]);
-    if (!same)
-        log_warn("reload: changes to listeners or broker take effect at the "
-                 "next restart");
+    if (k)
+        log_warn("reload: %s changed: %s at the next restart", keys,
+                 k == 1 ? "it takes effect" : "they take effect");
 }
 
 static void reload(void)

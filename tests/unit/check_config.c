@@ -1,7 +1,7 @@
-/* Unit tests for common/config.c: the example of config.md, the defaults,
+/* Unit tests for common/config*.c: the example of config.md, the defaults,
  * the shipped configs, the bad configs of tests/data/bad (each NAME.json
- * with the exact error lines in NAME.err), and every allocation failing in
- * turn. */
+ * with the exact error lines in NAME.err), the restart-only keys two
+ * configurations differ in, and every allocation failing in turn. */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -611,6 +611,125 @@ START_TEST(bad_dir_complete)
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* config_restart_changes(): pairs of configurations and the restart-only
+ * keys a reload from the first to the second changes. */
+
+#define TLS_A "{\"cert_file\": \"a.pem\", \"key_file\": \"a.key\"}"
+#define TLS_B "{\"cert_file\": \"b.pem\", \"key_file\": \"b.key\"}"
+#define TWO(a, b) "{\"listeners\": [" a ", " b "]}"
+
+static const struct {
+    const char *old, *new, *want;
+    size_t n;
+} restart_rows[] = {
+    { "{}", "{}", "", 0 },
+    /* Defaults spelt out are no change. */
+    { "{}", "{\"listeners\": [{\"port\": 8080, \"bind\": \"127.0.0.1\"}],"
+            " \"broker\": {\"uris\": [\"tcp://127.0.0.1:1883\"],"
+            " \"keepalive_s\": 30}}", "", 0 },
+    /* What a reload applies: no restart needed. */
+    { "{}", "{\"limits\": {\"max_subscriptions\": 5}, \"log\": {\"level\":"
+            " \"debug\"}, \"origins\": [\"*\"], \"metrics\": false,"
+            " \"auth\": {\"timeout_s\": 3, \"password_workers\": 2},"
+            " \"roles\": {\"r\": {\"subscribe\": [\"#\"]}}}", "", 0 },
+    { "{\"listeners\": [{\"tls\": " TLS_A "}]}",
+      "{\"listeners\": [{\"tls\": " TLS_B "}]}", "", 0 },
+    /* Listeners */
+    { "{}", "{\"listeners\": [{\"port\": 9000}]}", "listeners[0].port", 1 },
+    { "{}", "{\"listeners\": [{\"bind\": \"::1\"}]}", "listeners[0].bind",
+      1 },
+    { "{}", "{\"listeners\": [{\"path\": \"/mq\"}]}", "listeners[0].path",
+      1 },
+    { "{}", "{\"listeners\": [{\"static_dir\": \"www\"}]}",
+      "listeners[0].static_dir", 1 },
+    { "{}", "{\"listeners\": [{\"compression\": true}]}",
+      "listeners[0].compression", 1 },
+    { "{}", "{\"listeners\": [{\"tls\": " TLS_A "}]}", "listeners[0].tls",
+      1 },
+    { "{\"listeners\": [{\"tls\": " TLS_A "}]}", "{}", "listeners[0].tls",
+      1 },
+    { "{\"listeners\": [{\"tls\": " TLS_A "}]}",
+      "{\"listeners\": [{\"tls\": {\"cert_file\": \"a.pem\", \"key_file\":"
+      " \"a.key\", \"ca_file\": \"ca.pem\", \"verify_client\": true}}]}",
+      "listeners[0].tls.ca_file, listeners[0].tls.verify_client", 2 },
+    { TWO("{\"port\": 1}", "{\"port\": 2}"),
+      TWO("{\"port\": 1}", "{\"port\": 3, \"compression\": true}"),
+      "listeners[1].port, listeners[1].compression", 2 },
+    /* A list of another length is named as a whole. */
+    { "{}", TWO("{\"port\": 1}", "{\"port\": 2}"), "listeners", 1 },
+    { TWO("{\"port\": 1}", "{\"port\": 2}"), "{\"listeners\": [{\"port\":"
+      " 1, \"path\": \"/x\"}]}", "listeners", 1 },
+    /* Broker */
+    { "{}", "{\"broker\": {\"uris\": [\"tcp://b:1883\"]}}", "broker.uris",
+      1 },
+    { "{}", "{\"broker\": {\"uris\": [\"tcp://127.0.0.1:1883\","
+            " \"tcp://b:1883\"]}}", "broker.uris", 1 },
+    { "{}", "{\"broker\": {\"client_id\": \"x\", \"username\": \"u\","
+            " \"password_file\": \"p\"}}",
+      "broker.client_id, broker.username, broker.password_file", 3 },
+    { "{}", "{\"broker\": {\"mqtt_version\": 4, \"keepalive_s\": 17}}",
+      "broker.mqtt_version, broker.keepalive_s", 2 },
+    { "{}", "{\"broker\": {\"reconnect_min_s\": 2, \"reconnect_max_s\": 9,"
+            " \"buffer_messages\": 5}}",
+      "broker.reconnect_min_s, broker.reconnect_max_s,"
+      " broker.buffer_messages", 3 },
+    { "{}", "{\"broker\": {\"tls\": {}}}", "broker.tls", 1 },
+    { "{\"broker\": {\"tls\": {}}}", "{\"broker\": {\"tls\": {\"ca_file\":"
+      " \"c\", \"cert_file\": \"a\", \"key_file\": \"k\", \"verify\":"
+      " false}}}", "broker.tls.ca_file, broker.tls.cert_file,"
+      " broker.tls.key_file, broker.tls.verify", 4 },
+    /* Both at once, in table order. */
+    { "{}", "{\"broker\": {\"uris\": [\"tcp://b:1\"]}, \"limits\":"
+            " {\"max_errors\": 3}, \"listeners\": [{\"port\": 1}]}",
+      "listeners[0].port, broker.uris", 2 },
+};
+
+START_TEST(restart_changes)
+{
+    struct config *o, *n;
+    char buf[512];
+    size_t k;
+
+    parse_ok(restart_rows[_i].old, &o);
+    parse_ok(restart_rows[_i].new, &n);
+    memset(buf, 'x', sizeof buf);
+    k = config_restart_changes(o, n, buf, sizeof buf);
+    ck_assert_msg(k == restart_rows[_i].n && strcmp(buf,
+                      restart_rows[_i].want) == 0,
+                  "row %d: %zu \"%s\", want %zu \"%s\"", _i, k, buf,
+                  restart_rows[_i].n, restart_rows[_i].want);
+    /* The other way round names the same keys. */
+    k = config_restart_changes(n, o, buf, sizeof buf);
+    ck_assert_uint_eq(k, restart_rows[_i].n);
+    ck_assert_str_eq(buf, restart_rows[_i].want);
+    config_free(o);
+    config_free(n);
+}
+END_TEST
+
+START_TEST(restart_changes_buffer)
+{
+    struct config *o, *n;
+    char buf[12];
+
+    parse_ok("{}", &o);
+    parse_ok("{\"listeners\": [{\"port\": 9000}], \"broker\": {\"uris\":"
+             " [\"tcp://b:1883\"]}}", &n);
+    memset(buf, 'x', sizeof buf);
+    ck_assert_uint_eq(config_restart_changes(o, n, buf, sizeof buf), 2);
+    ck_assert_str_eq(buf, "listeners[0");
+    ck_assert_uint_eq(config_restart_changes(o, n, NULL, 0), 2);
+    buf[0] = 'x';
+    ck_assert_uint_eq(config_restart_changes(o, n, buf, 1), 2);
+    ck_assert_int_eq(buf[0], '\0');
+    ck_assert_uint_eq(config_restart_changes(o, o, buf, sizeof buf), 0);
+    ck_assert_str_eq(buf, "");
+    config_free(o);
+    config_free(n);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 /* Allocation failures: fail the 1st, 2nd, ... allocation until a run makes
  * fewer; every failing run returns -1, says so, and frees all it took.
  *
@@ -771,6 +890,12 @@ static Suite *config_suite(void)
     tcase_add_test(tc, error_buffer);
     tcase_add_test(tc, bad_dir_complete);
     tcase_add_loop_test(tc, bad_config, 0, n_bad);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("restart");
+    tcase_add_loop_test(tc, restart_changes, 0,
+                        (int)(sizeof restart_rows / sizeof restart_rows[0]));
+    tcase_add_test(tc, restart_changes_buffer);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("alloc");

@@ -2,9 +2,11 @@
 #include <regex.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jscan.h"
 #include "payload.h"
 
 #define S(lit) lit, sizeof(lit) - 1
@@ -523,6 +525,70 @@ START_TEST(test_member_span)
 }
 END_TEST
 
+/* --- the walk (jscan.h) --------------------------------------------------
+ * Each item as KEY=VALUE (arrays: [INDEX]=VALUE; a key without ':' as
+ * KEY:), raw as written, space-separated; NULL: no container opens. */
+
+static const struct {
+    const char *json, *items;
+} walk_rows[] = {
+    { "{}", "" },
+    { " [ ] ", "" },
+    { "{\"a\":1,\"b\":[2,3]}", "a=1 b=[2,3]" },
+    { "[1, \"x\" ,{}]", "[0]=1 [1]=\"x\" [2]={}" },
+    { "{ \"a\" : { \"b\" : \"}\" } , \"c\" : null }",
+      "a={ \"b\" : \"}\" } c=null" },
+    { "{\"k\\\"q\":true}", "k\\\"q=true" },
+    /* Where jansson stops on a duplicate key: the key is still named. */
+    { "{\"a\":1,\"a\"", "a=1 a:" },
+    { "{\"a\" 1}", "a:" },
+    /* No ',': the walk ends after the item. */
+    { "{\"a\":1 \"b\":2}", "a=1" },
+    { "[1 2]", "[0]=1" },
+    { "[1,]", "[0]=1" },
+    { "{\"a\":1,}", "a=1" },
+    { "\"s\"", NULL },
+    { "5", NULL },
+    { "", NULL },
+};
+
+START_TEST(test_walk)
+{
+    const char *json = walk_rows[_i].json;
+    size_t len = strlen(json), o = 0;
+    char got[256] = "";
+    struct jscan j;
+    struct jscan_item it;
+
+    if (!jscan_open(&j, json, len, 0)) {
+        ck_assert_msg(walk_rows[_i].items == NULL, "row %d: no container",
+                      _i);
+        return;
+    }
+    ck_assert_msg(walk_rows[_i].items != NULL, "row %d: opened", _i);
+    while (jscan_next(&j, &it)) {
+        int n;
+
+        ck_assert(it.val <= it.val_end && it.val_end <= len);
+        if (j.object)
+            n = snprintf(got + o, sizeof got - o, "%s%.*s%s%.*s",
+                         o ? " " : "", (int)it.key_len, json + it.key,
+                         it.has_value ? "=" : ":",
+                         (int)(it.val_end - it.val), json + it.val);
+        else
+            n = snprintf(got + o, sizeof got - o, "%s[%zu]=%.*s",
+                         o ? " " : "", it.index,
+                         (int)(it.val_end - it.val), json + it.val);
+        ck_assert(n > 0 && (size_t)n < sizeof got - o);
+        o += (size_t)n;
+    }
+    ck_assert(!jscan_next(&j, &it));
+    ck_assert_msg(strcmp(got, walk_rows[_i].items) == 0,
+                  "row %d: got \"%s\", expected \"%s\"", _i, got,
+                  walk_rows[_i].items);
+}
+END_TEST
+
 /* --- compaction ---------------------------------------------------------- */
 
 static const struct {
@@ -653,6 +719,11 @@ static Suite *payload_suite(void)
     tc = tcase_create("member_span");
     tcase_add_loop_test(tc, test_member_span, 0,
                         (int)(sizeof member_rows / sizeof member_rows[0]));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("walk");
+    tcase_add_loop_test(tc, test_walk, 0,
+                        (int)(sizeof walk_rows / sizeof walk_rows[0]));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("compact");
