@@ -89,6 +89,18 @@ struct cfg_limits {
     long subscribe_burst;         /* [100] */
     long max_errors;              /* [20] in 10 s */
     long ping_interval_s;         /* [30] */
+    int slow_consumer;            /* [SLOW_CLOSE] */
+};
+
+enum { SLOW_CLOSE, SLOW_CONFLATE };
+
+/* history (config.md, "Keys added to version 1"): absent, no history. */
+struct cfg_history {
+    char **filters; size_t n_filters; /* 1 or more, the $ rule as for subs */
+    int qos;                      /* [1] 0..2 */
+    long messages;                /* [100] 1..100000, per topic */
+    long max_age_s;               /* [3600] 1..31536000 */
+    long max_bytes;               /* [67108864] 65536..2147483647 */
 };
 
 struct config {
@@ -100,6 +112,7 @@ struct config {
     struct cfg_auth auth;
     struct cfg_role *roles; size_t n_roles;
     struct cfg_limits limits;
+    struct cfg_history *history;  /* NULL: no history */
     bool metrics;                 /* [true] */
     enum log_level log_level;     /* [info] */
 };

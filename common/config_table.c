@@ -29,6 +29,9 @@
  *   limits.subscribe_burst        1..10000000     [100]
  *   limits.max_errors             1..100000       [20]
  *   limits.ping_interval_s        1..3600         [30]
+ *   history.messages              1..100000       [100]
+ *   history.max_age_s             1..31536000     [3600]
+ *   history.max_bytes             65536..2147483647 [67108864]
  *
  * KF_RESTART marks what the gateway reads at start only: the listeners
  * (but for their certificate and key, which a reload replaces) and the
@@ -160,6 +163,9 @@ static const struct key role_keys[] = {
 };
 static const struct table role_table = TABLE(role_keys, struct cfg_role);
 
+/* In the order of SLOW_CLOSE, SLOW_CONFLATE. */
+static const char *const slow_consumers[] = { "close", "conflate", NULL };
+
 static const struct key limits_keys[] = {
     NUM("max_connections", struct cfg_limits, max_connections, 0,
         1, 10000000, 100000),
@@ -181,9 +187,24 @@ static const struct key limits_keys[] = {
     NUM("max_errors", struct cfg_limits, max_errors, 0, 1, 100000, 20),
     NUM("ping_interval_s", struct cfg_limits, ping_interval_s, 0, 1, 3600,
         30),
+    { .name = "slow_consumer", .kind = K_ENUM,
+      .off = offsetof(struct cfg_limits, slow_consumer), .dflt = SLOW_CLOSE,
+      .names = slow_consumers, .expect = "expected \"close\" or \"conflate\"" },
 };
 static const struct table limits_table =
     TABLE(limits_keys, struct cfg_limits);
+
+static const struct key history_keys[] = {
+    STRV("filters", struct cfg_history, filters, n_filters, KF_REQUIRED, 1,
+         NULL, config_value_filter),
+    NUM("qos", struct cfg_history, qos, 0, 0, 2, 1),
+    NUM("messages", struct cfg_history, messages, 0, 1, 100000, 100),
+    NUM("max_age_s", struct cfg_history, max_age_s, 0, 1, 31536000, 3600),
+    NUM("max_bytes", struct cfg_history, max_bytes, 0, 65536, 2147483647,
+        67108864),
+};
+static const struct table history_table =
+    TABLE(history_keys, struct cfg_history);
 
 /* In the order of enum log_level. */
 static const char *const log_levels[] = {
@@ -214,6 +235,7 @@ static const struct key root_keys[] = {
       .name_off = offsetof(struct cfg_role, name), .check = config_value_role,
       .sub = &role_table },
     OBJ("limits", offsetof(struct config, limits), limits_table),
+    OBJP("history", struct config, history, 0, history_table),
     BOOL("metrics", struct config, metrics, 0, true),
     OBJ("log", 0, log_table),
 };

@@ -116,6 +116,65 @@ static enum req_err decode_qos(json_t *root, struct request *req, char *msg,
     return RQ_OK;
 }
 
+/* sub's history, since, retained and max_rate. */
+static enum req_err decode_stream(json_t *root, struct request *req,
+                                  char *msg, size_t msglen)
+{
+    json_t *h, *since, *ret, *rate;
+
+    req->retained = true;
+    if (opt_field(root, "history", JSON_INTEGER, &h))
+        return fail(RQ_BAD_REQUEST, msg, msglen, "%s",
+                    "history: expected an integer");
+    if (h) {
+        json_int_t v = json_integer_value(h);
+
+        if (v < 0 || v > REQ_HISTORY_MAX)
+            return fail(RQ_BAD_REQUEST, msg, msglen,
+                        "history: expected 0 to %d", REQ_HISTORY_MAX);
+        req->history = (long)v;
+    }
+    if (opt_field(root, "since", JSON_OBJECT, &since))
+        return fail(RQ_BAD_REQUEST, msg, msglen, "%s",
+                    "since: expected {\"epoch\":string,\"seq\":integer}");
+    if (since) {
+        json_t *e = json_object_get(since, "epoch");
+        json_t *s = json_object_get(since, "seq");
+        size_t el = json_is_string(e) ? json_string_length(e) : 0;
+        const char *ev = el ? json_string_value(e) : NULL;
+        bool ok = ev && el <= REQ_EPOCH_MAX && json_is_integer(s) &&
+                  json_integer_value(s) >= 0;
+
+        for (size_t i = 0; ok && i < el; i++)
+            ok = (ev[i] >= 'A' && ev[i] <= 'Z') ||
+                 (ev[i] >= 'a' && ev[i] <= 'z') ||
+                 (ev[i] >= '0' && ev[i] <= '9') || ev[i] == '_' ||
+                 ev[i] == '-';
+        if (!ok)
+            return fail(RQ_BAD_REQUEST, msg, msglen, "%s",
+                        "since: expected {\"epoch\":string,\"seq\":integer}");
+        req->has_since = true;
+        req->since_epoch = ev;
+        req->since_epoch_len = el;
+        req->since_seq = (uint64_t)json_integer_value(s);
+    }
+    if (opt_field(root, "retained", JSON_TRUE, &ret))
+        return fail(RQ_BAD_REQUEST, msg, msglen, "%s",
+                    "retained: expected a boolean");
+    if (ret)
+        req->retained = json_is_true(ret);
+    rate = json_object_get(root, "max_rate");
+    if (rate) {
+        double v = json_is_number(rate) ? json_number_value(rate) : -1;
+
+        if (!(v > 0 && v <= 1000))
+            return fail(RQ_BAD_REQUEST, msg, msglen, "%s",
+                        "max_rate: expected a number above 0, at most 1000");
+        req->max_rate = v;
+    }
+    return RQ_OK;
+}
+
 static enum req_err decode_body(const char *frame, size_t len, json_t *root,
                                 struct request *req, char *msg,
                                 size_t msglen)
@@ -242,7 +301,8 @@ enum req_err request_decode(const char *frame, size_t len,
     case OP_AUTH:
         return decode_auth(root, req, msg, msglen);
     case OP_SUB:
-        if ((e = decode_qos(root, req, msg, msglen)) != RQ_OK)
+        if ((e = decode_qos(root, req, msg, msglen)) != RQ_OK ||
+            (e = decode_stream(root, req, msg, msglen)) != RQ_OK)
             return e;
         return decode_topic(root, req, true, msg, msglen);
     case OP_UNSUB:

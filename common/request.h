@@ -20,6 +20,8 @@ enum req_err {
 enum req_body { BODY_NONE, BODY_JSON, BODY_TEXT, BODY_BASE64 };
 
 #define REQ_ID_MAX 64  /* bytes of a string id */
+#define REQ_HISTORY_MAX 100000  /* sub's history: what any gateway accepts */
+#define REQ_EPOCH_MAX 64        /* characters of an epoch */
 
 struct request {
     enum req_op op;
@@ -32,6 +34,13 @@ struct request {
     const char *topic; size_t topic_len;
     int qos;              /* [0] */
     bool retain;          /* [false] */
+    /* sub (protocol.md, History, max_rate): */
+    long history;         /* [0] 0..REQ_HISTORY_MAX */
+    bool has_since;       /* since given: since_epoch, since_seq */
+    const char *since_epoch; size_t since_epoch_len;
+    uint64_t since_seq;
+    bool retained;        /* [true]: the broker's retained replay wanted */
+    double max_rate;      /* 0: none; else (0, 1000] per second */
     /* pub: the bytes to publish (decoded base64, text bytes or compact
      * JSON); owned by the request. */
     enum req_body body;

@@ -181,6 +181,91 @@ START_TEST(test_fields)
 }
 END_TEST
 
+/* sub's stream fields: history, since, retained, max_rate. */
+static const struct {
+    const char *frame;
+    enum req_err err;
+    long history;
+    int since;               /* 1: since given */
+    const char *epoch;
+    uint64_t seq;
+    bool retained;
+    double max_rate;
+} stream_rows[] = {
+    {"{\"op\":\"sub\",\"topic\":\"a\"}", RQ_OK, 0, 0, NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"history\":50}", RQ_OK, 50, 0, NULL, 0,
+     true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"history\":100000}", RQ_OK, 100000, 0,
+     NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"history\":100001}", RQ_BAD_REQUEST, 0,
+     0, NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"history\":-1}", RQ_BAD_REQUEST, 0, 0,
+     NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"history\":1.5}", RQ_BAD_REQUEST, 0, 0,
+     NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"history\":\"5\"}", RQ_BAD_REQUEST, 0,
+     0, NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"since\":{\"epoch\":\"k9Qx2\","
+     "\"seq\":81723}}", RQ_OK, 0, 1, "k9Qx2", 81723, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"since\":{\"epoch\":\"a_-Z9\","
+     "\"seq\":0},\"history\":3}", RQ_OK, 3, 1, "a_-Z9", 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"since\":{\"epoch\":\"\",\"seq\":1}}",
+     RQ_BAD_REQUEST, 0, 0, NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"since\":{\"epoch\":\"a b\",\"seq\":1}}",
+     RQ_BAD_REQUEST, 0, 0, NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"since\":{\"epoch\":\"e\",\"seq\":-1}}",
+     RQ_BAD_REQUEST, 0, 0, NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"since\":{\"epoch\":\"e\"}}",
+     RQ_BAD_REQUEST, 0, 0, NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"since\":\"e:1\"}", RQ_BAD_REQUEST, 0,
+     0, NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"since\":{\"epoch\":\"aaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"seq\":1}}",
+     RQ_BAD_REQUEST, 0, 0, NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"retained\":false}", RQ_OK, 0, 0, NULL,
+     0, false, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"retained\":0}", RQ_BAD_REQUEST, 0, 0,
+     NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"max_rate\":2}", RQ_OK, 0, 0, NULL, 0,
+     true, 2},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"max_rate\":0.5}", RQ_OK, 0, 0, NULL,
+     0, true, 0.5},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"max_rate\":1000}", RQ_OK, 0, 0, NULL,
+     0, true, 1000},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"max_rate\":1000.5}", RQ_BAD_REQUEST,
+     0, 0, NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"max_rate\":0}", RQ_BAD_REQUEST, 0, 0,
+     NULL, 0, true, 0},
+    {"{\"op\":\"sub\",\"topic\":\"a\",\"max_rate\":\"1\"}", RQ_BAD_REQUEST, 0,
+     0, NULL, 0, true, 0},
+};
+
+START_TEST(test_stream_fields)
+{
+    struct request r;
+    char msg[256];
+    enum req_err e = request_decode(stream_rows[_i].frame,
+                                    strlen(stream_rows[_i].frame), &r, msg,
+                                    sizeof(msg));
+
+    ck_assert_int_eq(e, stream_rows[_i].err);
+    if (e == RQ_OK) {
+        ck_assert_int_eq(r.history, stream_rows[_i].history);
+        ck_assert_int_eq(r.has_since, stream_rows[_i].since);
+        if (r.has_since) {
+            ck_assert_uint_eq(r.since_epoch_len,
+                              strlen(stream_rows[_i].epoch));
+            ck_assert_int_eq(memcmp(r.since_epoch, stream_rows[_i].epoch,
+                                    r.since_epoch_len), 0);
+            ck_assert_uint_eq(r.since_seq, stream_rows[_i].seq);
+        }
+        ck_assert_int_eq(r.retained, stream_rows[_i].retained);
+        ck_assert(r.max_rate == stream_rows[_i].max_rate);
+    }
+    request_clear(&r);
+}
+END_TEST
+
 START_TEST(test_codes)
 {
     ck_assert_str_eq(request_err_code(RQ_BAD_JSON), "bad_json");
@@ -201,6 +286,8 @@ int main(void)
     tcase_add_loop_test(tc, test_bodies, 0,
                         sizeof(bodies) / sizeof(bodies[0]));
     tcase_add_test(tc, test_fields);
+    tcase_add_loop_test(tc, test_stream_fields, 0,
+                        sizeof(stream_rows) / sizeof(stream_rows[0]));
     tcase_add_test(tc, test_codes);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
