@@ -1,6 +1,7 @@
 # libFuzzer targets for the I/O-free code in common/ (fuzz_session: the
 # request path of a session, decode to reply, over common/; fuzz_trie:
-# insert/remove/match sequences against a brute-force model).
+# insert/remove/match sequences against a brute-force model; fuzz_history:
+# the history store against the model in history_model.h).
 #
 #   make -f tests/fuzz/fuzz.mk top_srcdir=ABS [FUZZ_SECONDS=N] GOAL
 #
@@ -31,7 +32,7 @@ PKG_CONFIG ?= pkg-config
 # Extra libFuzzer options for every run, e.g. FUZZ_OPTS=-jobs=2.
 FUZZ_OPTS ?=
 
-TARGETS = request topic acl users config payload session trie
+TARGETS = request topic acl users config payload session trie history
 
 # Longest input per target: a request frame well past the usual sizes, a
 # users file past the 4096-byte line limit, a JSON text deep enough to leave
@@ -44,6 +45,7 @@ MAX_LEN_config = 16384
 MAX_LEN_payload = 4096
 MAX_LEN_session = 8192
 MAX_LEN_trie = 4096
+MAX_LEN_history = 4096
 
 DICT_request = json.dict
 DICT_topic = topic.dict
@@ -53,6 +55,7 @@ DICT_config = json.dict
 DICT_payload = json.dict
 DICT_session = json.dict
 DICT_trie = topic.dict
+DICT_history = history.dict
 
 override top_srcdir := $(abspath $(top_srcdir))
 override FUZZ_BUILD := $(abspath $(FUZZ_BUILD))
@@ -101,6 +104,9 @@ $(FUZZ_BUILD)/fuzz_%: $(FUZZ_DIR)/fuzz_%.c $(FUZZ_DIR)/fuzz.h \
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wall -Wextra -fsanitize=fuzzer \
 	    $(FUZZ_CPPFLAGS) $< \
 	    $(FUZZ_BUILD)/libcommon.a $(FUZZ_LIBS) -o $@
+
+# The history store's model, shared with tests/unit/check_history.c.
+$(FUZZ_BUILD)/fuzz_history: $(FUZZ_DIR)/history_model.h
 
 run: $(addprefix run-,$(TARGETS))
 
