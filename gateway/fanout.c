@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "payload.h"
 #include "session.h"
+#include "stream.h"
 #include "subs.h"
 #include "subs_int.h"
 
@@ -76,7 +77,7 @@ static uint64_t seq_of(const struct mb_event *ev, struct rfilter *const *fv,
                        size_t n)
 {
     bool copy = F.n_expect && ev->n_subids &&
-                ev->topic_len == F.topic_len && ev->qos == F.qos &&
+                ev->topic_len == F.topic_len &&
                 ev->payload_len == F.payload_len &&
                 memcmp(ev->topic, F.topic, ev->topic_len) == 0 &&
                 (ev->payload_len == 0 ||
@@ -244,18 +245,33 @@ void fanout_deliver(const struct mb_event *ev)
     subs_match(ev->topic, ev->topic_len, collect, &fv);
     if (fv.n == 0)
         goto out;
+    if (by_id) {
+        /* a copy for a subscription we no longer hold (the broker had not
+         * seen its UNSUBSCRIBE): the copies of the others carry it */
+        bool ours = false;
+
+        for (size_t i = 0; i < fv.n && !ours; i++)
+            ours = has_subid(ev, fv.v[i]->subid);
+        if (!ours)
+            goto out;
+    }
     fs.kind = payload_classify(ev->payload, ev->payload_len);
     if (!ev->retained) {
         /* the broker's retained replay is not part of the stream */
         fs.pos.seq = seq_of(ev, fv.v, fv.n);
         fs.pos.ts_ms = ev->ts_ms;
+        for (size_t i = 0; i < fv.n; i++)
+            if (fv.v[i]->pinned) {
+                stream_store(ev, fs.pos.seq, false);
+                break;
+            }
     }
 
     if (ev->retained) {
         /* A retained message is the replay after one of our SUBSCRIBEs:
          * it goes only to the holders that asked for that replay. MQTT 5
          * names the subscription; with 3.1.1 it follows the last SUBACK. */
-        bool last_matches = false;
+        bool last_matches = false, stored = false;
 
         for (size_t i = 0; i < fv.n && !by_id; i++)
             last_matches |= fv.v[i] == last_acked;
@@ -265,8 +281,17 @@ void fanout_deliver(const struct mb_event *ev)
             if (by_id ? !has_subid(ev, f->subid)
                       : last_matches && f != last_acked)
                 continue;
+            /* the history keeps the retained messages of its filters,
+             * each at a stream position of its own */
+            if (f->pinned && !stored) {
+                stream_store(ev, ++F.seq, true);
+                stored = true;
+            }
             for (struct sub *sub = f->subs; sub; sub = sub->f_next)
-                if (sub->want_gen && sub->want_gen == f->acked_gen)
+                if (sub->want_gen && sub->want_gen == f->acked_gen &&
+                    sub->retained != SUB_RETAINED_NONE &&
+                    (sub->retained == SUB_RETAINED_ALL ||
+                     !stream_holds(ev->topic, ev->topic_len)))
                     deliver(&fs, sub);
         }
         goto out;

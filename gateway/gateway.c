@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "preflight.h"
+#include "stream.h"
 #include "subs.h"
 #include "session.h"
 #include "upstream.h"
@@ -55,6 +56,7 @@ static void keepalive_tick(lws_sorted_usec_list_t *sul)
     if (period_ms > 1000)
         period_ms = 1000;
     session_keepalive(clock_now_ms());
+    stream_tick();
     lws_sul_schedule(G.ctx, 0, sul, keepalive_tick,
                      (lws_usec_t)period_ms * LWS_US_PER_MS);
 }
@@ -105,6 +107,7 @@ static void drain(void)
             break;
         case MB_CONN_LOST:
             log_warn("broker connection lost");
+            stream_broker_lost();
             subs_broker_down();
             session_set_broker_up(false);
             schedule_reconnect(true);
@@ -261,7 +264,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     unsetenv("ALL_PROXY");
 
     if (session_init() < 0 || mailbox_init(&G.mbox) < 0 ||
-        subs_init() < 0 || fanout_init() < 0 ||
+        subs_init() < 0 || fanout_init() < 0 || stream_init(cfg) < 0 ||
         auth_users_init(cfg, &G.mbox) < 0 ||
         auth_init(cfg) < 0 || install_signals() < 0) {
         log_error("cannot initialise");
@@ -343,6 +346,7 @@ out:
      * held, and mailbox_destroy() whatever events came meanwhile. */
     drain_discard();
     auth_users_destroy();
+    stream_destroy();
     subs_destroy();
     fanout_destroy();
     listener_free_all();

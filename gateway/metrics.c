@@ -7,6 +7,7 @@
 #include "metrics.h"
 #include "subs.h"
 #include "session.h"
+#include "stream.h"
 
 uint64_t metrics_counters[MC_COUNTERS];
 
@@ -144,6 +145,32 @@ int metrics_render(char **out, size_t *len)
     metric(&b, "mqgate_broker_reconnects_total", "counter",
            "Broker connections established after the first.",
            metrics_counters[MC_RECONNECTS]);
+    {
+        struct stream_stats ss;
+
+        stream_stats(&ss);
+        metric(&b, "mqgate_history_topics", "gauge",
+               "Topics the history holds.", ss.topics);
+        metric(&b, "mqgate_history_messages", "gauge",
+               "Messages the history holds.", ss.messages);
+        metric(&b, "mqgate_history_bytes", "gauge",
+               "Bytes the history holds, counted against history.max_bytes.",
+               ss.bytes);
+        put(&b, "# HELP mqgate_history_dropped_total Messages the history "
+                "dropped, by reason.\n"
+                "# TYPE mqgate_history_dropped_total counter\n"
+                "mqgate_history_dropped_total{reason=\"age\"} %llu\n"
+                "mqgate_history_dropped_total{reason=\"count\"} %llu\n"
+                "mqgate_history_dropped_total{reason=\"size\"} %llu\n",
+            (unsigned long long)ss.dropped_age,
+            (unsigned long long)ss.dropped_count,
+            (unsigned long long)ss.dropped_size);
+        metric(&b, "mqgate_recoveries_total", "counter",
+               "Subscriptions that asked to recover with since.",
+               ss.recoveries);
+        metric(&b, "mqgate_recoveries_failed_total", "counter",
+               "Recoveries with since that failed.", ss.recoveries_failed);
+    }
     put(&b, "# HELP mqgate_auth_total Authentication outcomes by method.\n"
             "# TYPE mqgate_auth_total counter\n");
     for (size_t m = 0; m < AUTH_METHODS; m++)

@@ -104,6 +104,7 @@ void session_stats(struct session_stats *st)
 static void queue_drop(struct session *s)
 {
     sendq_drop(&s->q);
+    sendq_drop(&s->held);
     s->ws.tx_off = 0;
 }
 
@@ -135,7 +136,7 @@ void session_probe_kernel(struct session *s)
  * size until it is back within the bound. */
 static bool queue_admits(struct session *s, const struct frame *f, size_t max)
 {
-    size_t backlog = s->q.bytes + s->k_bytes;
+    size_t backlog = s->q.bytes + s->held.bytes + s->k_bytes;
 
     if (s->slack && backlog <= max)
         s->slack = 0;
@@ -143,7 +144,7 @@ static bool queue_admits(struct session *s, const struct frame *f, size_t max)
         return true;
     /* k_bytes is as last seen: ask the kernel before judging */
     session_probe_kernel(s);
-    backlog = s->q.bytes + s->k_bytes;
+    backlog = s->q.bytes + s->held.bytes + s->k_bytes;
     if (backlog + f->len <= max + s->slack)
         return true;
     if (backlog <= max && f->len > max) {
@@ -169,14 +170,15 @@ void session_send(struct session *s, struct frame *f)
         session_close(s, 4408, "too slow");
         return;
     }
-    if (sendq_push(&s->q, f) < 0) {
+    /* while a replay runs, everything else waits behind it (replay.c) */
+    if (sendq_push(s->replays ? &s->held : &s->q, f) < 0) {
         queue_drop(s);
         session_close(s, 1011, "out of memory");
         return;
     }
     metrics_add(MC_FRAMES_OUT, 1);
     metrics_add(MC_BYTES_OUT, f->len);
-    if (s->q.count == 1)
+    if (s->q.count == 1 && !s->replays)
         s->tp->want_write(s);
 }
 
@@ -536,6 +538,7 @@ void session_closed(struct session *s)
     lws_sul_cancel(&s->exp_timer);
     subs_session_gone(s);
     handle_pub_disown(s);
+    session_replay_free(s);
     sendq_free(&s->q);
     ws_conn_free(&s->ws);
     free(s->user);

@@ -49,6 +49,29 @@ struct session_stats {
 /* Counts for /metrics. */
 void session_stats(struct session_stats *st);
 
+/* What the ok of a sub with history or since says. */
+struct session_replay {
+    size_t replayed;
+    bool recovered;
+};
+
+struct subs_opts;
+
+/* The sub of the (mounted) filter full[0..len), granted qos, asked for the
+ * stored messages opts names: prepares their replay and says how many
+ * follow (out). The caller queues the ok, then calls session_replay_go(),
+ * which starts feeding them. */
+void session_replay_start(struct session *s, const char *full, size_t len,
+                          uint8_t qos, const struct subs_opts *opts,
+                          struct session_replay *out);
+void session_replay_go(struct session *s);
+
+/* The queue drained: more of the replay under way, if any. */
+void session_replay_feed(struct session *s);
+
+/* Frees the replays of a session that goes away. */
+void session_replay_free(struct session *s);
+
 /* The registry's part of s (subs.h). */
 struct subs_holds *session_holds(struct session *s);
 

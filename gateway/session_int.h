@@ -20,6 +20,7 @@
 
 struct frame;
 struct pub_ctx;
+struct replay;
 
 enum session_state { SS_OPENING, SS_AUTHED, SS_CLOSING };
 
@@ -40,6 +41,10 @@ struct session {
     struct subs_holds holds;          /* the registry's (subs.h) */
     struct pub_ctx *pubs;             /* publishes awaiting the broker */
     struct sendq q;                   /* frames to send */
+    /* replay.c: the replays under way, the next one (attached once its
+     * ok is queued), and the live frames waiting for them */
+    struct replay *replays, *replay_next;
+    struct sendq held;
     size_t slack;                     /* the bound grown for one big frame */
     size_t k_bytes;                   /* unsent in the kernel, last seen */
     size_t unprobed;                  /* written since k_bytes was read */

@@ -139,14 +139,29 @@ static int filter_send_subscribe(struct rfilter *f)
 
 /* ---- subs --------------------------------------------------------------- */
 
-static void sub_answer(struct sub *sub, int granted)
+/* Answers the sub requests of sub waiting for granted (<0: refused). With
+ * live, the subscription now takes live messages: each request's replay
+ * starts right after its ok, so that live messages follow it. */
+static void sub_answer(struct sub *sub, int granted, bool live)
 {
     struct sub_reply *r;
 
     while ((r = sub->replies)) {
         int q = r->qos < granted ? r->qos : granted;
+        bool stream = live && granted >= 0 &&
+                      (r->opts.history || r->opts.has_since);
+        struct session_replay rp = { 0, false };
 
         sub->replies = r->next;
+        if (granted >= 0)
+            sub->retained = r->opts.retained ? SUB_RETAINED_ALL
+                                             : SUB_RETAINED_NONE;
+        if (stream) {
+            session_replay_start(sub->s, sub->f->str, sub->f->len,
+                                 (uint8_t)q, &r->opts, &rp);
+            if (r->opts.retained && (rp.recovered || r->opts.history))
+                sub->retained = SUB_RETAINED_UNSTORED;
+        }
         if (granted < 0) {
             session_reply_error(sub->s, r->id, r->id_len,
                                 "broker_unavailable",
@@ -158,9 +173,18 @@ static void sub_answer(struct sub *sub, int granted)
             reply_begin(&b, "ok", r->id, r->id_len);
             jbuf_lit(&b, ",\"qos\":");
             jbuf_int(&b, q);
+            if (stream) {
+                jbuf_lit(&b, ",\"replayed\":");
+                jbuf_int(&b, (int64_t)rp.replayed);
+                if (r->opts.has_since)
+                    jbuf_lit(&b, rp.recovered ? ",\"recovered\":true"
+                                              : ",\"recovered\":false");
+            }
             reply_end(&b);
             session_send_jbuf(sub->s, &b);
         }
+        if (stream)
+            session_replay_go(sub->s);
         free(r);
     }
 }
@@ -190,7 +214,7 @@ static void sub_unlink(struct sub *sub)
         free(r);
     }
     free(sub);
-    if (f->n_subs == 0)
+    if (f->n_subs == 0 && !f->pinned)
         filter_destroy(f, true);
 }
 
@@ -204,6 +228,20 @@ static struct sub *sub_of(struct session *s, const struct rfilter *f)
     return NULL;
 }
 
+int subs_pin(const char *filter, size_t len, int qos)
+{
+    struct rfilter *f = filter_find(filter, len);
+
+    if (!f && !(f = filter_create(filter, len)))
+        return -1;
+    f->pinned = true;
+    if (qos > f->want_qos)
+        f->want_qos = (uint8_t)qos;
+    if (upstream_is_connected(upstream_get()) && !f->in_flight)
+        filter_send_subscribe(f);
+    return 0;
+}
+
 bool subs_session_holds(struct session *s, const char *full,
                           size_t len)
 {
@@ -213,7 +251,8 @@ bool subs_session_holds(struct session *s, const char *full,
 }
 
 void subs_subscribe(struct session *s, const char *full, size_t len,
-                      int qos, const char *id, size_t id_len)
+                    int qos, const char *id, size_t id_len,
+                    const struct subs_opts *opts)
 {
     struct rfilter *f = filter_find(full, len);
     struct sub *sub = f ? sub_of(s, f) : NULL;
@@ -223,7 +262,7 @@ void subs_subscribe(struct session *s, const char *full, size_t len,
         goto oom;
     if (!sub) {
         if (!(sub = calloc(1, sizeof(*sub)))) {
-            if (!f->n_subs)
+            if (!f->n_subs && !f->pinned)
                 filter_destroy(f, false);
             goto oom;
         }
@@ -247,6 +286,7 @@ void subs_subscribe(struct session *s, const char *full, size_t len,
         goto oom;
     }
     r->next = NULL;
+    r->opts = *opts;
     r->qos = (uint8_t)qos;
     r->id_len = id_len;
     memcpy(r->id, id, id_len);
@@ -282,7 +322,7 @@ void subs_subscribe(struct session *s, const char *full, size_t len,
     /* Broker away: the filter is subscribed (and its retained messages
      * replayed) when the connection comes back. */
     sub->live = true;
-    sub_answer(sub, qos);
+    sub_answer(sub, qos, true);
     return;
 oom:
     session_reply_error(s, id, id_len, "internal", "out of memory");
@@ -296,7 +336,7 @@ void subs_unsubscribe(struct session *s, const char *full, size_t len)
     if (!sub)
         return;
     /* A sub request still waiting for its SUBACK gets its one answer. */
-    sub_answer(sub, sub->qos);
+    sub_answer(sub, sub->qos, false);
     sub_unlink(sub);
 }
 
@@ -320,7 +360,7 @@ static void subscribe_again(struct rfilter *f)
     for (struct sub *sub = f->subs; sub; sub = sub->f_next)
         if (sub->want_gen == f->req_gen) {
             sub->live = true;
-            sub_answer(sub, sub->qos);
+            sub_answer(sub, sub->qos, true);
         }
 }
 
@@ -340,9 +380,9 @@ void subs_suback(uint64_t tag, int granted)
             next = sub->f_next;
             if (sub->want_gen != gen)
                 continue;
-            sub_answer(sub, -1);
+            sub_answer(sub, -1, false);
             if (!sub->live) {
-                if (f->n_subs == 1) {
+                if (f->n_subs == 1 && !f->pinned) {
                     /* the filter goes with its last holder */
                     sub_unlink(sub);
                     return;
@@ -361,7 +401,7 @@ void subs_suback(uint64_t tag, int granted)
         if (sub->want_gen != gen)
             continue;
         sub->live = true;
-        sub_answer(sub, granted);
+        sub_answer(sub, granted, true);
     }
     subscribe_again(f);
 }
@@ -400,7 +440,7 @@ void subs_broker_down(void)
             for (struct sub *sub = f->subs; sub; sub = sub->f_next) {
                 sub->live = true;
                 sub->want_gen = 0;
-                sub_answer(sub, sub->qos);
+                sub_answer(sub, sub->qos, true);
             }
         }
 }
@@ -429,7 +469,7 @@ void subs_session_recheck(struct session *s)
                                 "subscription to %.*s withdrawn: the roles "
                                 "no longer allow it",
                                 (int)(slen > 200 ? 200 : slen), shown);
-            sub_answer(sub, sub->qos);
+            sub_answer(sub, sub->qos, false);
             sub_unlink(sub);
         } else if (sub->qos > q) {
             sub->qos = (uint8_t)q;

@@ -38,16 +38,32 @@ static inline void subs_holds_view(struct subs_holds *h, const char *mount,
     h->closing = closing;
 }
 
+/* What a sub asked of the stream (protocol.md, History). */
+struct subs_opts {
+    uint32_t history;             /* replay the newest N of each topic */
+    bool has_since;               /* replay what came after since_seq */
+    uint64_t since_seq;
+    char since_epoch[65];
+    bool retained;                /* the broker's retained replay wanted */
+};
+
 int subs_init(void);
 void subs_destroy(void);
 
+/* The gateway's own hold on filter[0..len) (history.filters): subscribed
+ * upstream at qos while the gateway runs, with or without sessions. 0 or
+ * -1 (out of memory). */
+int subs_pin(const char *filter, size_t len, int qos);
+
 /* Subscribes s to the filter full[0..len) at qos (already capped by the
  * roles). Replies to id (may be empty) with ok once the broker granted the
- * subscription, or with an error. The caller has checked the ACL, the
+ * subscription (then the stored messages opts asks for are replayed to s,
+ * session_replay_start()), or with an error. The caller has checked the ACL, the
  * topic rules and the subscription limit (subs_session_holds() tells
  * whether this is a new filter for s). */
 void subs_subscribe(struct session *s, const char *full, size_t len, int qos,
-                    const char *id, size_t id_len);
+                    const char *id, size_t id_len,
+                    const struct subs_opts *opts);
 
 /* True when s already holds the filter full[0..len). */
 bool subs_session_holds(struct session *s, const char *full, size_t len);

@@ -8,10 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "subs.h"
+
 struct session;
 
 struct sub_reply {
     struct sub_reply *next;
+    struct subs_opts opts;
     uint8_t qos;
     size_t id_len;
     char id[];
@@ -27,6 +30,11 @@ struct sub {
     uint32_t want_gen;            /* replay retained of this SUBSCRIBE */
     uint8_t qos;
     bool live;                    /* receives live messages */
+    /* which of the broker's retained replay it takes: all, none
+     * (retained: false), or the topics the history does not hold (the
+     * history gave their newest state) */
+    enum { SUB_RETAINED_ALL, SUB_RETAINED_NONE, SUB_RETAINED_UNSTORED }
+        retained;
     struct sub_reply *replies;    /* sub requests awaiting the SUBACK */
 };
 
@@ -45,6 +53,7 @@ struct rfilter {
     struct sub *subs;
     size_t n_subs;
     size_t len;
+    bool pinned;                  /* the gateway's own (subs_pin()) */
     char str[];
 };
 

@@ -153,6 +153,7 @@ more:
     s->unprobed += n;
     if (n >= 8192 || s->unprobed >= 65536 || s->k_bytes)
         session_probe_kernel(s);
+    session_replay_feed(s);
     /* (with an extension, once more when the queue is empty: the callback
      * that frees the fragment buffer) */
     if (s->q.count || s->close_code || s->ws.tx)
