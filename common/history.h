@@ -13,8 +13,10 @@
  *
  * Sizes: a stored message costs HISTORY_MSG_COST plus its topic, payload
  * and metadata bytes against max_bytes; in memory it takes a 32-byte header
- * plus malloc's rounding and an 8-byte ring slot beyond the payload and
- * metadata (docs/benchmarks.md). T below is the number of topics held. */
+ * (4 bytes more with metadata), malloc's header and rounding and an 8-byte
+ * ring slot beyond the payload and metadata: 57 bytes on average
+ * (docs/benchmarks.md). T below is the number of topics held, M the number
+ * a query matches. */
 #ifndef MQG_HISTORY_H
 #define MQG_HISTORY_H
 
@@ -136,10 +138,10 @@ bool history_recoverable(struct history *h, const struct history_query *q,
 /* After history_expire(now_ms), a cursor over what q selects now. It gives
  * exactly those messages, also when the store drops them meanwhile (it
  * keeps them alive), and none added later. Returns 0 and sets *out, or
- * -EINVAL (bad filter or query) or -ENOMEM. O(T) topic matches plus
- * O(log n) per matching topic (n its messages) plus O(M) for M matching
- * topics. The caller frees it with history_cursor_free(), before or after
- * the store. */
+ * -EINVAL (bad filter) or -ENOMEM. O(T) topic matches plus O(M log n), n
+ * the messages of a topic; while it has messages of a topic left, each
+ * drop from that topic costs O(1) more. The caller frees it with
+ * history_cursor_free(), before or after the store. */
 int history_cursor_new(struct history *h, const struct history_query *q,
                        uint64_t now_ms, struct history_cursor **out);
 
