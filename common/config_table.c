@@ -34,8 +34,8 @@
  *   history.max_bytes             65536..2147483647 [67108864]
  *
  * KF_RESTART marks what the gateway reads at start only: the listeners
- * (but for their certificate and key, which a reload replaces) and the
- * broker connection. */
+ * (but for their certificate and key, which a reload replaces), the
+ * broker connection and the history. */
 #include <stdint.h>
 
 #include "config_int.h"
@@ -195,12 +195,12 @@ static const struct table limits_table =
     TABLE(limits_keys, struct cfg_limits);
 
 static const struct key history_keys[] = {
-    STRV("filters", struct cfg_history, filters, n_filters, KF_REQUIRED, 1,
-         NULL, config_value_filter),
-    NUM("qos", struct cfg_history, qos, 0, 0, 2, 1),
-    NUM("messages", struct cfg_history, messages, 0, 1, 100000, 100),
-    NUM("max_age_s", struct cfg_history, max_age_s, 0, 1, 31536000, 3600),
-    NUM("max_bytes", struct cfg_history, max_bytes, 0, 65536, 2147483647,
+    STRV("filters", struct cfg_history, filters, n_filters,
+         KF_REQUIRED | R, 1, NULL, config_value_filter),
+    NUM("qos", struct cfg_history, qos, R, 0, 2, 1),
+    NUM("messages", struct cfg_history, messages, R, 1, 100000, 100),
+    NUM("max_age_s", struct cfg_history, max_age_s, R, 1, 31536000, 3600),
+    NUM("max_bytes", struct cfg_history, max_bytes, R, 65536, 2147483647,
         67108864),
 };
 static const struct table history_table =
@@ -235,7 +235,7 @@ static const struct key root_keys[] = {
       .name_off = offsetof(struct cfg_role, name), .check = config_value_role,
       .sub = &role_table },
     OBJ("limits", offsetof(struct config, limits), limits_table),
-    OBJP("history", struct config, history, 0, history_table),
+    OBJP("history", struct config, history, R, history_table),
     BOOL("metrics", struct config, metrics, 0, true),
     OBJ("log", 0, log_table),
 };

@@ -165,6 +165,7 @@ static int cmp_subid(const void *a, const void *b)
 /* Frames of one message, built lazily once per distinct mount. */
 struct frame_set {
     const struct mb_event *ev;
+    uint64_t key;                 /* frame_topic_key() of its topic */
     enum payload_kind kind;
     bool retain;
     struct frame_pos pos;         /* seq 0 for the retained replay */
@@ -196,6 +197,7 @@ static struct frame *frame_for(struct frame_set *fs, const char *mount,
                       ev->payload_len, fs->kind, qos, fs->retain, &fs->pos);
     if (!f)
         return NULL;
+    f->topic_key = fs->key;
     if (fs->n == sizeof(fs->e) / sizeof(fs->e[0])) {
         /* many tenants on one topic: keep only the unmounted frame */
         frame_unref(fs->e[fs->n - 1].f);
@@ -256,6 +258,7 @@ void fanout_deliver(const struct mb_event *ev)
             goto out;
     }
     fs.kind = payload_classify(ev->payload, ev->payload_len);
+    fs.key = frame_topic_key(ev->topic, ev->topic_len);
     if (!ev->retained) {
         /* the broker's retained replay is not part of the stream */
         fs.pos.seq = seq_of(ev, fv.v, fv.n);

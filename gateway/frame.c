@@ -18,6 +18,7 @@ struct frame *frame_new(size_t payload_len)
     if (!f)
         return NULL;
     f->refs = 1;
+    f->topic_key = 0;
     f->payload = f->buf + LWS_PRE + FRAME_HDR_MAX;
     f->payload_len = payload_len;
     hdr = payload_len < 126 ? 2 : payload_len < 65536 ? 4 : 10;
@@ -51,6 +52,15 @@ void frame_unref(struct frame *f)
 {
     if (f && --f->refs == 0)
         free(f);
+}
+
+uint64_t frame_topic_key(const char *topic, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)topic[i]) * 1099511628211ULL;
+    return h ? h : 1;
 }
 
 struct frame *frame_new_msg(const char *topic, size_t tlen, const uint8_t *p,

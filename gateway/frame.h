@@ -16,6 +16,8 @@
 struct frame {
     uint32_t refs;
     uint32_t len;       /* bytes at data: header and payload */
+    uint64_t topic_key; /* a msg frame's topic, hashed (frame_topic_key());
+                           0 for other frames */
     uint8_t *data;      /* the whole frame, ready for the wire */
     uint8_t *payload;   /* the text payload, inside data */
     size_t payload_len;
@@ -42,6 +44,9 @@ struct frame_pos {
 struct frame *frame_new_msg(const char *topic, size_t tlen, const uint8_t *p,
                             size_t plen, enum payload_kind kind, int qos,
                             bool retain, const struct frame_pos *pos);
+
+/* The key of a broker topic for frame->topic_key: never 0. */
+uint64_t frame_topic_key(const char *topic, size_t len);
 
 /* A text frame holding a copy of s[0..len). */
 struct frame *frame_new_text(const char *s, size_t len);

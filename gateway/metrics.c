@@ -183,6 +183,9 @@ int metrics_render(char **out, size_t *len)
     for (size_t i = 0; i < N_CODES; i++)
         put(&b, "mqgate_errors_total{code=\"%s\"} %llu\n", error_codes[i],
             (unsigned long long)error_counts[i]);
+    metric(&b, "mqgate_conflated_total", "counter",
+           "Messages skipped by conflation (limits.slow_consumer).",
+           metrics_counters[MC_CONFLATED]);
     metric(&b, "mqgate_frames_dropped_total", "counter",
            "Frames dropped from the queues of sessions closed as too slow.",
            metrics_counters[MC_FRAMES_DROPPED]);

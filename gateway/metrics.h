@@ -29,6 +29,7 @@ enum mcounter {
     MC_FRAMES_DROPPED,   /* frames dropped with the queue of a slow session */
     MC_SESSIONS_OPENED,  /* sessions opened since start */
     MC_RECONNECTS,       /* broker connections after the first */
+    MC_CONFLATED,        /* msg frames dropped by conflation */
     MC_COUNTERS
 };
 

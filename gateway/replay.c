@@ -96,6 +96,8 @@ static bool feed_one(struct session *s, struct replay *r)
                             payload_classify(v.payload, v.len),
                             v.qos < r->qos ? v.qos : r->qos, v.retained, &pos)
             : NULL;
+    if (f)
+        f->topic_key = frame_topic_key(v.topic, v.topic_len);
     history_msg_unref(m);
     if (f) {
         if (sendq_push(&s->q, f) < 0)

@@ -52,6 +52,12 @@ static inline struct frame *sendq_pop(struct sendq *q)
     return f;
 }
 
+/* Conflation (limits.slow_consumer "conflate"): drops every msg frame
+ * that has a newer one of the same topic_key in q, but never one of the
+ * first keep frames (one being written). Other frames stay. Returns how
+ * many were dropped, or -1 when out of memory (nothing dropped). */
+long sendq_conflate(struct sendq *q, uint32_t keep);
+
 /* Drops every frame (their references). */
 void sendq_drop(struct sendq *q);
 

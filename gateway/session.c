@@ -154,6 +154,30 @@ static bool queue_admits(struct session *s, const struct frame *f, size_t max)
     return false;
 }
 
+/* limits.slow_consumer "conflate": s passed its bound with f to send. f
+ * is queued, and every queued message that has a newer one of its topic
+ * is dropped (never the one being written). True when that brought s back
+ * within max. */
+static bool conflate(struct session *s, struct frame *f, size_t max)
+{
+    long a, b;
+
+    if (sendq_push(s->replays ? &s->held : &s->q, f) < 0)
+        return false;
+    metrics_add(MC_FRAMES_OUT, 1);
+    metrics_add(MC_BYTES_OUT, f->len);
+    a = sendq_conflate(&s->q, s->ws.tx_off ? 1 : 0);
+    b = sendq_conflate(&s->held, 0);
+    if (a > 0)
+        metrics_add(MC_CONFLATED, (uint64_t)a);
+    if (b > 0)
+        metrics_add(MC_CONFLATED, (uint64_t)b);
+    if (s->q.count == 1 && !s->replays)
+        s->tp->want_write(s);
+    return a >= 0 && b >= 0 &&
+           s->q.bytes + s->held.bytes + s->k_bytes <= max + s->slack;
+}
+
 void session_send(struct session *s, struct frame *f)
 {
     size_t max = (size_t)conf()->limits.max_queue_bytes;
@@ -164,6 +188,10 @@ void session_send(struct session *s, struct frame *f)
     if (s->state != SS_AUTHED && max > PREAUTH_QUEUE_MAX)
         max = PREAUTH_QUEUE_MAX;
     if (!queue_admits(s, f, max)) {
+        if (f->topic_key && s->state == SS_AUTHED &&
+            conf()->limits.slow_consumer == SLOW_CONFLATE &&
+            conflate(s, f, max))
+            return;
         metrics_add(MC_SLOW_CLOSES, 1);
         metrics_add(MC_FRAMES_DROPPED, s->q.count + 1);
         queue_drop(s);

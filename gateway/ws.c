@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <linux/sockios.h>
 
@@ -21,6 +22,7 @@
 #define TX_PACKET_SIZE (256 * 1024)
 #define PREAUTH_MESSAGE_MAX 16384  /* bytes of a message before auth */
 #define SCRATCH_SIZE (64 * 1024)   /* bytes coalesced into one write */
+#define CONFLATE_SNDBUF (64 * 1024) /* the kernel's send buffer, conflating */
 
 /* Where queued frames are coalesced for one write (flush()). */
 static uint8_t scratch[LWS_PRE + SCRATCH_SIZE];
@@ -249,6 +251,14 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
         memset(s, 0, sizeof(*s));
         s->ws.raw_ok = !(lis && lis->compression);
+        if (conf()->limits.slow_consumer == SLOW_CONFLATE) {
+            /* what a slow reader has not taken waits here, where it can be
+             * conflated, not in a kernel buffer of megabytes */
+            int sndbuf = CONFLATE_SNDBUF;
+
+            setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF,
+                       &sndbuf, sizeof(sndbuf));
+        }
         lws_get_peer_simple(wsi, ip, sizeof(ip));
         session_open(s, &ws_transport, wsi, ip);
         return 0;

@@ -126,5 +126,42 @@ def _():
           % (oks, elapsed, 100 + 10 * elapsed + 1))
 
 
+@t.test("slow_consumer conflate: a session that stops reading keeps the newest of every topic, in order, "
+        "and is not closed", timeout=60)
+def _():
+    g = t.gateway({"auth": {"anonymous_role": "all"}, "roles": ROLES,
+                   "limits": {"max_queue_bytes": 1048576, "slow_consumer": "conflate"}})
+    m = t.mosquitto.client()
+    ws = g.session(rcvbuf=4096)
+    eq(ws.request({"op": "sub", "id": 1, "topic": "cf/#"})["op"], "ok", "sub")
+    # 10 MB for a session that reads nothing, far past its 1 MiB (and what
+    # the kernel holds)
+    n_topics, rounds = 5, 1000
+    for r in range(rounds):
+        for k in range(n_topics):
+            m.publish("cf/%d" % k, b'{"r":%d,"pad":"%s"}' % (r, b"x" * 2000), qos=0)
+    m.publish("cf/end", b"1", qos=1)
+    time.sleep(T.scaled(1.0))
+    # then it reads again: everything until cf/end
+    seen = []
+    deadline = time.monotonic() + T.scaled(30)
+    while not any(f["topic"] == "cf/end" for f in seen):
+        check(time.monotonic() < deadline, "no cf/end within 30 s (%d msgs)" % len(seen))
+        f = ws.recv_json(timeout=10)
+        if f.get("op") == "msg":
+            seen.append(f)
+    check(not ws.closed, "closed %s" % ws.close_code)
+    for k in range(n_topics):
+        rs = [f["payload"]["r"] for f in seen if f["topic"] == "cf/%d" % k]
+        check(rs, "nothing of cf/%d" % k)
+        eq(rs, sorted(set(rs)), "cf/%d in order, none twice" % k)
+        eq(rs[-1], rounds - 1, "cf/%d: the newest arrives" % k)
+    check(len(seen) < rounds * n_topics, "%d of %d messages: nothing was conflated"
+          % (len(seen), rounds * n_topics))
+    _, _, body = g.http("/metrics")
+    conflated = [l for l in body.decode().splitlines() if l.startswith("mqgate_conflated_total ")]
+    check(conflated and float(conflated[0].split()[1]) > 0, "conflated: %s" % conflated)
+
+
 if __name__ == "__main__":
     sys.exit(t.run())

@@ -86,6 +86,64 @@ START_TEST(test_sendq_drop_and_trim)
 }
 END_TEST
 
+/* Conflation keeps the newest frame of each topic and every other frame,
+ * in order, and never the first keep ones. */
+START_TEST(test_sendq_conflate)
+{
+    static const struct {
+        uint64_t key[8];
+        size_t n;
+        uint32_t keep;
+        const int kept[8];      /* indexes kept, -1 ends */
+    } rows[] = {
+        { { 1, 2, 1, 2, 1 }, 5, 0, { 3, 4, -1 } },
+        { { 1, 2, 1, 2, 1 }, 5, 1, { 0, 3, 4, -1 } },
+        { { 0, 1, 0, 1, 0 }, 5, 0, { 0, 2, 3, 4, -1 } },
+        { { 7, 7, 7, 7 }, 4, 0, { 3, -1 } },
+        { { 1, 2, 3 }, 3, 0, { 0, 1, 2, -1 } },
+        { { 0 }, 0, 0, { -1 } },
+    };
+
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+        struct sendq q;
+        struct frame *f[8];
+        size_t bytes = 0, nk = 0;
+
+        memset(&q, 0, sizeof(q));
+        /* start past the ring's start, so that it wraps */
+        for (int i = 0; i < 3; i++) {
+            struct frame *x = text(100 + i);
+
+            sendq_push(&q, x);
+            frame_unref(sendq_pop(&q));
+            frame_unref(x);
+        }
+        for (size_t i = 0; i < rows[r].n; i++) {
+            f[i] = text((int)i);
+            f[i]->topic_key = rows[r].key[i];
+            ck_assert_int_eq(sendq_push(&q, f[i]), 0);
+        }
+        while (rows[r].kept[nk] >= 0)
+            bytes += f[rows[r].kept[nk++]]->len;
+        ck_assert_int_eq(sendq_conflate(&q, rows[r].keep),
+                         (long)(rows[r].n - nk));
+        ck_assert_uint_eq(q.count, nk);
+        ck_assert_uint_eq(q.bytes, bytes);
+        for (size_t i = 0; i < nk; i++) {
+            struct frame *g = sendq_pop(&q);
+
+            ck_assert_ptr_eq(g, f[rows[r].kept[i]]);
+            frame_unref(g);
+        }
+        for (size_t i = 0; i < rows[r].n; i++) {
+            ck_assert_uint_eq(f[i]->refs, 1);
+            frame_unref(f[i]);
+        }
+        sendq_free(&q);
+    }
+}
+END_TEST
+
 static Suite *sendq_suite(void)
 {
     Suite *s = suite_create("sendq");
@@ -93,6 +151,7 @@ static Suite *sendq_suite(void)
 
     tcase_add_loop_test(tc, test_sendq_order, 0, 40);
     tcase_add_test(tc, test_sendq_drop_and_trim);
+    tcase_add_test(tc, test_sendq_conflate);
     suite_add_tcase(s, tc);
     return s;
 }
