@@ -17,6 +17,8 @@
 #include "stream.h"
 #include "subs.h"
 #include "subs_int.h"
+#include "throttle.h"
+#include "topic.h"
 
 /* The stream's position: the last seq given, and the copies still due of
  * the last message (with MQTT 5 the broker sends one per matching
@@ -166,6 +168,7 @@ static int cmp_subid(const void *a, const void *b)
 struct frame_set {
     const struct mb_event *ev;
     uint64_t key;                 /* frame_topic_key() of its topic */
+    uint64_t now_ms;
     enum payload_kind kind;
     bool retain;
     struct frame_pos pos;         /* seq 0 for the retained replay */
@@ -211,6 +214,28 @@ static struct frame *frame_for(struct frame_set *fs, const char *mount,
     return f;
 }
 
+/* The rate that applies to sub's session for the message: the least
+ * restrictive of its matching filters (none: 0, unlimited). */
+static double rate_of(const struct frame_set *fs, const struct sub *sub)
+{
+    double rate = sub->max_rate;
+
+    if (sub->h->n == 1)
+        return rate;
+    for (const struct sub *o = sub->h->head; o; o = o->s_next) {
+        if (o == sub || !o->live ||
+            !topic_match(o->f->str + topic_share_prefix(o->f->str, o->f->len),
+                         o->f->len - topic_share_prefix(o->f->str, o->f->len),
+                         fs->ev->topic, fs->ev->topic_len))
+            continue;
+        if (o->max_rate <= 0)
+            return 0;
+        if (o->max_rate > rate)
+            rate = o->max_rate;
+    }
+    return rate;
+}
+
 static void deliver(struct frame_set *fs, const struct sub *sub)
 {
     const char *mount = sub->h->mount;
@@ -222,8 +247,18 @@ static void deliver(struct frame_set *fs, const struct sub *sub)
     if (mlen && (fs->ev->topic_len <= mlen ||
                  memcmp(fs->ev->topic, mount, mlen)))
         return;
-    if ((f = frame_for(fs, mount, mlen, sub->qos)))
-        session_send(sub->s, f);
+    if (!(f = frame_for(fs, mount, mlen, sub->qos)))
+        return;
+    if (sub->max_rate > 0) {
+        double rate = rate_of(fs, sub);
+
+        if (rate > 0) {
+            throttle_offer(&sub->h->thr, sub->s, f,
+                           (uint64_t)(1000.0 / rate + 0.5), fs->now_ms);
+            return;
+        }
+    }
+    session_send(sub->s, f);
 }
 
 static bool has_subid(const struct mb_event *ev, uint32_t id)
@@ -259,6 +294,7 @@ void fanout_deliver(const struct mb_event *ev)
     }
     fs.kind = payload_classify(ev->payload, ev->payload_len);
     fs.key = frame_topic_key(ev->topic, ev->topic_len);
+    fs.now_ms = clock_now_ms();
     if (!ev->retained) {
         /* the broker's retained replay is not part of the stream */
         fs.pos.seq = seq_of(ev, fv.v, fv.n);

@@ -21,6 +21,7 @@
 #include "preflight.h"
 #include "stream.h"
 #include "subs.h"
+#include "throttle.h"
 #include "session.h"
 #include "upstream.h"
 #include "ws.h"
@@ -286,6 +287,7 @@ int gateway_run(struct config *cfg, const char *config_path)
         goto out;
     }
     mailbox_set_ctx(&G.mbox, G.ctx);
+    throttle_init(G.ctx);
     if (listener_start_all(cfg, G.ctx) < 0)
         goto out;
     if (!(G.up = upstream_new(cfg, &G.mbox)))
@@ -338,6 +340,7 @@ out:
          * auth_users_destroy() joins it: it must not wake a context that
          * is gone. */
         mailbox_set_ctx(&G.mbox, NULL);
+        throttle_destroy();
         lws_context_destroy(G.ctx);
     }
     G.ctx = NULL;

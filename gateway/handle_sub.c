@@ -44,6 +44,7 @@ void handle_sub(struct session *s, const struct request *r)
     if (r->has_since)
         memcpy(o.since_epoch, r->since_epoch, r->since_epoch_len);
     o.retained = r->retained;
+    o.max_rate = r->max_rate;
     if (!(full = handle_mounted(s, r->topic, r->topic_len, &buf, &full_len))) {
         handle_error(s, r->id, r->id_len, "bad_topic",
                   "the mount and the filter together are too long");

@@ -8,6 +8,7 @@
 #include "subs.h"
 #include "session.h"
 #include "stream.h"
+#include "throttle.h"
 
 uint64_t metrics_counters[MC_COUNTERS];
 
@@ -183,6 +184,9 @@ int metrics_render(char **out, size_t *len)
     for (size_t i = 0; i < N_CODES; i++)
         put(&b, "mqgate_errors_total{code=\"%s\"} %llu\n", error_codes[i],
             (unsigned long long)error_counts[i]);
+    metric(&b, "mqgate_rate_skipped_total", "counter",
+           "Messages skipped by max_rate (a newer one of the topic came).",
+           throttle_skipped());
     metric(&b, "mqgate_conflated_total", "counter",
            "Messages skipped by conflation (limits.slow_consumer).",
            metrics_counters[MC_CONFLATED]);

@@ -130,6 +130,9 @@ int stream_replay(const char *full, size_t len, const struct subs_opts *o,
             return 0;
         q.after = 0;
         q.per_topic = o->history;
+    } else if (o->max_rate > 0) {
+        /* a rate-limited view recovers the current state of each topic */
+        q.per_topic = 1;
     }
     rc = history_cursor_new(ST.h, &q, now, c);
     if (rc == -ENOMEM)

@@ -13,6 +13,7 @@
 #include "session.h"
 #include "subs.h"
 #include "subs_int.h"
+#include "throttle.h"
 #include "topic.h"
 #include "trie.h"
 #include "upstream.h"
@@ -280,6 +281,8 @@ void subs_subscribe(struct session *s, const char *full, size_t len,
         R.n_subs++;
     }
     sub->qos = (uint8_t)qos;
+    /* a sub without max_rate removes it */
+    sub->max_rate = opts->max_rate;
     if (!(r = malloc(sizeof(*r) + id_len))) {
         if (!sub->live)
             sub_unlink(sub);
@@ -346,6 +349,8 @@ void subs_session_gone(struct session *s)
 
     while (h->head)
         sub_unlink(h->head);
+    throttle_free(h->thr);
+    h->thr = NULL;
 }
 
 /* The SUBACK of f is in: the next SUBSCRIBE, when holders wait for one.

@@ -26,6 +26,7 @@ struct subs_holds {
     const char *mount;
     size_t mount_len;
     bool closing;
+    struct throttle *thr;         /* max_rate state (throttle.c) */
 };
 
 /* The session owning h has mount[0..len) (NULL, 0: none) and is closing
@@ -45,6 +46,7 @@ struct subs_opts {
     uint64_t since_seq;
     char since_epoch[65];
     bool retained;                /* the broker's retained replay wanted */
+    double max_rate;              /* 0: none; messages a second per topic */
 };
 
 int subs_init(void);

@@ -30,6 +30,7 @@ struct sub {
     uint32_t want_gen;            /* replay retained of this SUBSCRIBE */
     uint8_t qos;
     bool live;                    /* receives live messages */
+    double max_rate;              /* 0: none */
     /* which of the broker's retained replay it takes: all, none
      * (retained: false), or the topics the history does not hold (the
      * history gave their newest state) */
