@@ -3,13 +3,16 @@
 // drawn on requestAnimationFrame, so hundreds of messages a second cost one
 // repaint per frame, not one per message.
 
-import { MqGate } from "./mqgate.js";
+import { MqGate, compileFilter } from "./mqgate.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const GATEWAY = gatewayUrl(params.get("ws"));
 const WS_URL = GATEWAY.url;
 const FILTERS_KEY = "mqgate.filters";
+const RATES_KEY = "mqgate.rates";
+// Stored messages asked for per topic when subscribing (?history=N; 0: none).
+const HISTORY = historyParam(params.get("history"));
 
 const MAX_ROWS = 500;          // topics shown in the table
 const MAX_CHARTS = 24;         // numeric series charted
@@ -36,6 +39,11 @@ function gatewayUrl(asked) {
   return ok ? { url: u.href, ignored: null } : { url: own, ignored: asked };
 }
 
+function historyParam(v) {
+  const n = v === null ? 50 : Number(v);
+  return Number.isInteger(n) && n >= 0 && n <= 100000 ? n : 50;
+}
+
 // ---------------------------------------------------------------------------
 // model
 
@@ -49,22 +57,62 @@ let topicsDropped = 0;
 let msgTotal = 0;
 let msgWindow = 0;
 
-function onMessage(msg) {
+// Times are the gateway's: a message of its stream says when the gateway
+// received it (ts), others are stamped on arrival. clockOffset is how far
+// this browser's clock is ahead of the gateway's, learnt from live messages
+// (the smallest arrival − ts seen on this connection).
+let clockOffset = null;
+
+function gatewayNow() {
+  return Date.now() - (clockOffset || 0);
+}
+
+function onMessage(msg, filter) {
+  const stream = msg.seq !== undefined;
+  if (stream && !msg.history && msg.ts !== undefined) {
+    const d = Date.now() - msg.ts;
+    if (clockOffset === null || d < clockOffset) clockOffset = d;
+  }
+  let e = topics.get(msg.topic);
+  if (e && stream && isStale(e, msg)) return;
   msgTotal++;
   msgWindow++;
-  let e = topics.get(msg.topic);
   if (!e) {
-    e = { topic: msg.topic, text: "", format: "", at: 0, count: 0, retain: false, row: null, ageText: "" };
+    e = { topic: msg.topic, text: "", format: "", at: 0, count: 0, retain: false, row: null, ageText: "", seq: 0, epoch: null };
     topics.set(msg.topic, e);
   }
   e.format = msg.format;
   e.value = msg.value;
   e.text = null; // formatted lazily, once per frame
-  e.at = Date.now();
+  e.at = stream && msg.ts !== undefined ? msg.ts : gatewayNow();
+  if (stream) {
+    e.seq = msg.seq;
+    e.epoch = gw.epoch;
+  }
   e.count++;
   e.retain = msg.retain;
+  e.history = msg.history === true;
+  if (e.history) noteReplayed(filter);
   dirtyTopics.add(e);
   if (msg.format === "json") recordNumbers(msg.topic, msg.value, e.at);
+}
+
+// A message older than what the topic shows (another filter's replay):
+// by seq within one epoch, by time across epochs.
+function isStale(e, msg) {
+  if (e.epoch !== null && e.epoch === gw.epoch) return msg.seq <= e.seq;
+  return msg.ts !== undefined && msg.ts <= e.at;
+}
+
+// Messages of the filter's topics may be missing after its last point: the
+// line of each of its charts is broken there.
+function markGap(filter) {
+  const match = compileFilter(filter);
+  for (const s of series.values()) {
+    if (!match(s.topic) || s.len === 0) continue;
+    const last = (s.start + s.len - 1) % SERIES_POINTS;
+    if (!Number.isNaN(s.v[last])) pushPoint(s, s.t[last], NaN);
+  }
 }
 
 // Numbers in a payload: the value itself, or each numeric field of an object
@@ -99,12 +147,17 @@ function addPoint(topic, field, value, at) {
     };
     series.set(key, s);
   }
+  pushPoint(s, at, value);
+  s.last = value;
+}
+
+// value NaN: a gap
+function pushPoint(s, at, value) {
   const i = (s.start + s.len) % SERIES_POINTS;
   s.t[i] = at;
   s.v[i] = value;
   if (s.len < SERIES_POINTS) s.len++;
   else s.start = (s.start + 1) % SERIES_POINTS;
-  s.last = value;
   dirtySeries.add(s);
 }
 
@@ -134,6 +187,8 @@ function frame(now) {
   setReadout($("msg-total"), msgTotal);
   setReadout($("topic-count"), topics.size);
 
+  for (const v of dirtySubs) renderSub(v);
+  dirtySubs.clear();
   if (dirtyTopics.size) {
     for (const e of dirtyTopics) renderTopic(e);
     dirtyTopics.clear();
@@ -142,7 +197,7 @@ function frame(now) {
     more.hidden = topicsDropped === 0;
     if (topicsDropped) more.textContent = `${topicsDropped} more topics are not listed.`;
   }
-  const wall = Date.now();
+  const wall = gatewayNow();
   if (now - lastAges >= AGE_EVERY_MS) {
     lastAges = now;
     for (const e of topics.values()) if (e.row) renderAge(e, wall);
@@ -205,7 +260,8 @@ function renderTopic(e) {
   cell.dataset.format = e.format;
   e.row.dataset.retain = e.retain ? "true" : "false";
   e.row.dataset.count = String(e.count);
-  renderAge(e, Date.now());
+  e.row.dataset.history = e.history ? "true" : "false";
+  renderAge(e, gatewayNow());
   // Alternating between two identical animations restarts the highlight
   // without forcing a layout.
   e.row.dataset.flash = e.row.dataset.flash === "a" ? "b" : "a";
@@ -337,7 +393,7 @@ function drawSeries(s, wall) {
   ctx.moveTo(0, H - 0.5);
   ctx.lineTo(W, H - 0.5);
   ctx.stroke();
-  if (first < 0) {
+  if (first < 0 || min > max) { // nothing, or only a gap
     c.range.textContent = "no values in the last minute";
     c.canvas.setAttribute("aria-label", `${c.label}: no values in the last minute`);
     return;
@@ -366,10 +422,18 @@ function drawSeries(s, wall) {
     } else ctx.lineTo(colX, y(colMin));
     if (colMax !== colMin) ctx.lineTo(colX, y(colMax));
   };
+  let lastI = -1;
   for (let k = first; k < s.len; k++) {
     const i = (s.start + k) % SERIES_POINTS;
     const px = Math.round(x(s.t[i]));
     const v = s.v[i];
+    if (Number.isNaN(v)) { // a gap: lift the pen
+      flush();
+      colX = -1;
+      started = false;
+      continue;
+    }
+    lastI = i;
     if (px !== colX) {
       flush();
       colX = px;
@@ -381,7 +445,6 @@ function drawSeries(s, wall) {
   }
   flush();
   ctx.stroke();
-  const lastI = (s.start + s.len - 1) % SERIES_POINTS;
   ctx.fillStyle = col.line;
   ctx.beginPath();
   ctx.arc(x(s.t[lastI]), y(s.v[lastI]), 2.5 * dpr, 0, Math.PI * 2);
@@ -446,7 +509,7 @@ function start() {
   session.on("authenticated", (who) => session === gw && onAuthenticated(who));
   session.on("hello", (h) => session === gw && onHello(h));
   session.on("error", (e) => session === gw && console.warn("mqgate:", e.code || "", e.message));
-  session.on("message", onMessage);
+  session.on("recovery", (r) => session === gw && onRecovery(r));
   connectSession(session);
 }
 
@@ -489,6 +552,9 @@ function onState(state, d) {
       break;
     case "authenticated":
       text = connectedText();
+      recoveries.clear();
+      connectedAt = new Date();
+      clockOffset = null; // perhaps another gateway
       break;
     case "closed":
       if (d.reconnectIn != null) {
@@ -502,7 +568,10 @@ function onState(state, d) {
       text = state;
   }
   el.textContent = text;
-  if (state !== "authenticated") onBroker(null);
+  if (state !== "authenticated") {
+    onBroker(null);
+    $("stream-status").hidden = true; // about the last reconnect: shown again by the next one
+  }
 }
 
 function connectedText() {
@@ -684,6 +753,8 @@ function signOut() {
   $("sign-out").hidden = true;
   $("main").hidden = true;
   $("sub-list").textContent = "";
+  subViews.clear();
+  $("stream-status").hidden = true;
   start();
 }
 
@@ -764,50 +835,213 @@ function saveFilters() {
 
 function removeFilter(li) {
   if (gw) gw.unsubscribe(li.dataset.filter).catch(noop);
+  subViews.delete(li.dataset.filter);
   li.remove();
 }
 
 const noop = () => {};
 
+// What the list shows of each filter: filter → {filter, li, status, rate,
+// granted, error, replayed (messages from history since the last
+// (re)subscription), recovery (the last "recovery" event), maxRate,
+// rateError}.
+const subViews = new Map();
+const dirtySubs = new Set();
+
+// At most that many messages per second per topic (protocol: max_rate).
+const RATE_CHOICES = [["", "no limit"], ["20", "20/s"], ["10", "10/s"], ["5", "5/s"], ["2", "2/s"], ["1", "1/s"], ["0.2", "1 per 5 s"]];
+
 function addFilter(filter, qos) {
-  const list = $("sub-list");
-  let li = [...list.children].find((x) => x.dataset.filter === filter);
-  if (!li) {
-    li = document.createElement("li");
-    li.dataset.filter = filter;
-    const name = document.createElement("code");
-    name.textContent = filter;
-    const status = document.createElement("span");
-    status.className = "sub-status";
-    const rm = document.createElement("button");
-    rm.type = "button";
-    rm.className = "link";
-    rm.textContent = "Remove";
-    rm.setAttribute("aria-label", `Unsubscribe from ${filter}`);
-    rm.addEventListener("click", () => {
-      filterSource = "user";
-      removeFilter(li);
-      saveFilters();
-    });
-    li.append(name, status, rm);
-    list.appendChild(li);
-  }
-  li.dataset.qos = String(qos);
-  li.dataset.status = "pending";
-  li.children[1].textContent = "subscribing…";
-  gw.subscribe(filter, noop, { qos }).then(
+  const v = subViews.get(filter) || makeSubView(filter);
+  v.li.dataset.qos = String(qos);
+  v.li.dataset.status = "pending";
+  v.granted = v.error = v.recovery = null;
+  v.replayed = 0;
+  renderSub(v);
+  subscribeView(v, qos, HISTORY);
+}
+
+function subscribeView(v, qos, history) {
+  const session = gw;
+  session.subscribe(v.filter, onMessage, { qos, history, maxRate: v.maxRate || null }).then(
     (granted) => {
-      li.dataset.status = "ok";
-      li.children[1].textContent = `QoS ${granted}`;
+      v.li.dataset.status = "ok";
+      v.granted = granted;
+      renderSub(v);
       saveFilters();
     },
     (e) => {
-      li.dataset.status = "error";
-      li.dataset.code = e.code || "";
-      li.children[1].textContent = e.code === "forbidden" ? "not allowed for your role" : errorText(e);
+      // A gateway keeping fewer messages per topic than asked refuses the
+      // history: subscribe without.
+      if (e.code === "bad_request" && history && session === gw) {
+        subscribeView(v, qos, 0);
+        return;
+      }
+      v.li.dataset.status = "error";
+      v.li.dataset.code = e.code || "";
+      v.error = e;
+      renderSub(v);
       saveFilters();
     }
   );
+}
+
+function makeSubView(filter) {
+  const li = document.createElement("li");
+  li.dataset.filter = filter;
+  const name = document.createElement("code");
+  name.textContent = filter;
+  const status = document.createElement("span");
+  status.className = "sub-status";
+  const rate = document.createElement("select");
+  rate.className = "sub-rate";
+  rate.title = "At most this many messages per second per topic; the newest always arrives";
+  rate.setAttribute("aria-label", `Max messages per second per topic for ${filter}`);
+  const saved = savedRates()[filter];
+  const maxRate = typeof saved === "number" && saved > 0 && saved <= 1000 ? saved : 0;
+  const v = { filter, li, status, rate, granted: null, error: null, replayed: 0, recovery: null, maxRate, rateError: null };
+  const choices = RATE_CHOICES.slice();
+  if (v.maxRate && !choices.some(([x]) => Number(x) === v.maxRate)) choices.push([String(v.maxRate), `${v.maxRate}/s`]);
+  for (const [value, label] of choices) {
+    const o = document.createElement("option");
+    o.value = value;
+    o.textContent = label;
+    rate.appendChild(o);
+  }
+  rate.value = v.maxRate ? choices.find(([x]) => Number(x) === v.maxRate)[0] : "";
+  rate.addEventListener("change", () => setRate(v, rate.value === "" ? 0 : Number(rate.value)));
+  li.dataset.maxRate = String(v.maxRate);
+  const rm = document.createElement("button");
+  rm.type = "button";
+  rm.className = "link";
+  rm.textContent = "Remove";
+  rm.setAttribute("aria-label", `Unsubscribe from ${filter}`);
+  rm.addEventListener("click", () => {
+    filterSource = "user";
+    removeFilter(li);
+    saveFilters();
+  });
+  li.append(name, status, rate, rm);
+  $("sub-list").appendChild(li);
+  subViews.set(filter, v);
+  return v;
+}
+
+// The max rate chosen on the page: applied at once when the filter is
+// held, else by its next subscription; kept for the next visit.
+function setRate(v, rate) {
+  const was = v.maxRate;
+  v.maxRate = rate;
+  v.rateError = null;
+  v.li.dataset.rateState = "pending";
+  saveRates();
+  renderSub(v);
+  const session = gw;
+  if (!session || v.li.dataset.status === "error") {
+    v.li.dataset.rateState = "ok";
+    v.li.dataset.maxRate = String(rate);
+    return;
+  }
+  session.setMaxRate(v.filter, rate || null).then(
+    () => {
+      v.li.dataset.rateState = "ok";
+      v.li.dataset.maxRate = String(rate);
+      renderSub(v);
+    },
+    (e) => {
+      if (session !== gw || v.maxRate !== rate) return;
+      if (e instanceof TypeError) { // not held now: its next subscription carries it
+        v.li.dataset.rateState = "ok";
+        v.li.dataset.maxRate = String(rate);
+        return;
+      }
+      v.maxRate = was;
+      v.rate.value = was ? String(was) : "";
+      v.rateError = e;
+      v.li.dataset.rateState = "error";
+      saveRates();
+      renderSub(v);
+    }
+  );
+}
+
+function savedRates() {
+  try {
+    const r = JSON.parse(localStorage.getItem(RATES_KEY) || "{}");
+    return r && typeof r === "object" ? r : {};
+  } catch {
+    return {};
+  }
+}
+
+function saveRates() {
+  const r = savedRates();
+  for (const v of subViews.values()) {
+    if (v.maxRate > 0 && v.maxRate <= 1000) r[v.filter] = v.maxRate;
+    else delete r[v.filter];
+  }
+  localStorage.setItem(RATES_KEY, JSON.stringify(r));
+}
+
+function noteReplayed(filter) {
+  const v = subViews.get(filter);
+  if (!v) return;
+  v.replayed++;
+  dirtySubs.add(v);
+}
+
+function renderSub(v) {
+  const parts = [];
+  if (v.li.dataset.status === "pending") parts.push("subscribing…");
+  else if (v.error) parts.push(v.error.code === "forbidden" ? "not allowed for your role" : errorText(v.error));
+  else {
+    parts.push(`QoS ${v.granted}`);
+    if (v.recovery) parts.push(v.recovery.recovered ? "recovered" : "started over");
+    if (v.replayed) parts.push(`${v.replayed} from history`);
+  }
+  if (v.rateError) parts.push(`max rate not changed: ${errorText(v.rateError)}`);
+  const text = parts.join(" · ");
+  if (v.status.textContent !== text) v.status.textContent = text;
+  v.li.dataset.recovery = v.recovery ? (v.recovery.recovered ? "recovered" : "started-over") : "";
+}
+
+// ---------------------------------------------------------------------------
+// recovery after a reconnect
+
+const REASONS = {
+  gap: "the gateway no longer held everything missed",
+  restarted: "the gateway restarted",
+  no_position: "nothing had arrived to resume from",
+  unsupported: "this gateway cannot replay what was missed",
+};
+const recoveries = new Map(); // filter → "recovery" event, since the last (re)connection
+let connectedAt = null;
+
+function onRecovery(r) {
+  const v = subViews.get(r.filter);
+  if (v) {
+    v.recovery = r;
+    v.replayed = 0;
+    dirtySubs.add(v);
+  }
+  if (!r.recovered) markGap(r.filter);
+  recoveries.set(r.filter, r);
+  const all = [...recoveries.values()];
+  const lost = all.filter((x) => !x.recovered);
+  const replayed = all.reduce((n, x) => n + x.replayed, 0);
+  const el = $("stream-status");
+  el.hidden = false;
+  el.dataset.recovery = lost.length ? "started-over" : "recovered";
+  const when = (connectedAt || new Date()).toLocaleTimeString();
+  el.textContent = lost.length === 0
+    ? `Reconnected at ${when}: nothing was missed${replayed ? ` (${count(replayed, "message")} caught up)` : ""}.`
+    : `Reconnected at ${when}, but started over for ${lost.map((x) => x.filter).join(", ")} ` +
+      `(${REASONS[lost[0].reason] || lost[0].reason}): messages published meanwhile may be missing` +
+      `${replayed ? `; ${count(replayed, "stored message")} loaded` : ""}.`;
+}
+
+function count(n, what) {
+  return `${n} ${what}${n === 1 ? "" : "s"}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -877,7 +1111,7 @@ function logPublish(n, topic, result, code) {
 
 function init() {
   // For tests and curious people at the console.
-  window.mqgateApp = { gw: null, topics, series, peak: { mps: 0, minFpsUnderLoad: null } };
+  window.mqgateApp = { gw: null, topics, series, history: HISTORY, peak: { mps: 0, minFpsUnderLoad: null } };
   $("gateway-url").textContent = `Gateway: ${WS_URL}`;
   if (GATEWAY.ignored !== null) {
     $("gateway-url").textContent += ` (the link's ws=${GATEWAY.ignored} is not this site's gateway: ignored)`;

@@ -33,10 +33,27 @@ export declare class MqGateError extends Error {
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+/**
+ * Fields every message has. seq, ts and history are there for a message of
+ * the gateway's stream (protocol extension "Stream positions"); the broker's
+ * retained replay (retain true) and gateways without the extension have none.
+ */
+export interface MessageBase {
+  topic: string;
+  qos: QoS;
+  retain: boolean;
+  /** The message's position in the gateway's stream (comparable within one epoch). */
+  seq?: number;
+  /** When the gateway received it: ms since the Unix epoch (the gateway's clock). */
+  ts?: number;
+  /** True when replayed from the gateway's history, false when live. */
+  history?: boolean;
+}
+
 export type Message =
-  | { topic: string; qos: QoS; retain: boolean; format: "json"; value: Json }
-  | { topic: string; qos: QoS; retain: boolean; format: "text"; value: string }
-  | { topic: string; qos: QoS; retain: boolean; format: "binary"; value: Uint8Array };
+  | (MessageBase & { format: "json"; value: Json })
+  | (MessageBase & { format: "text"; value: string })
+  | (MessageBase & { format: "binary"; value: Uint8Array });
 
 export type MessageHandler = (msg: Message, filter: string) => void;
 
@@ -79,6 +96,8 @@ export interface HelloFrame {
   roles?: string[];
   /** When the session is already authenticated, or anonymous. */
   allow?: Allow;
+  /** The gateway process's stream (new at every start); absent on older gateways. */
+  epoch?: string;
   [key: string]: unknown;
 }
 
@@ -138,20 +157,64 @@ export interface CloseDetail {
   authReason: "auth_failed" | "token_expired" | "auth_required" | null;
 }
 
+/**
+ * Why a re-subscription could not recover what was missed:
+ * "gap": the gateway no longer holds all of it, or lost its broker meanwhile;
+ * "restarted": the gateway restarted (a new epoch);
+ * "no_position": the filter had received nothing to resume after;
+ * "unsupported": the gateway has no stream positions (no epoch in hello).
+ */
+export type RecoveryFailure = "gap" | "restarted" | "no_position" | "unsupported";
+
+/**
+ * Emitted once per filter re-subscribed after a reconnect, when the gateway
+ * answered and before the messages it replays. recovered true: the replayed
+ * messages (msg.history true) are exactly the ones missed, and the filter's
+ * handlers have seen every message since. false: messages may be missing;
+ * what the filter shows should be reloaded from what follows (the
+ * subscription's `history` replay, then live messages).
+ */
+export interface RecoveryEvent {
+  filter: string;
+  recovered: boolean;
+  /** Stored messages the gateway replays now. */
+  replayed: number;
+  reason: RecoveryFailure | null;
+}
+
 export interface EventMap {
   state: [state: State, detail: StateDetail];
   broker: [status: "up" | "down"];
   error: [error: MqGateError | Error];
   hello: [frame: HelloFrame];
   authenticated: [identity: Identity];
+  /** Every msg frame, as it came (handlers get each message at most once). */
   message: [msg: Message];
   close: [detail: CloseDetail];
+  recovery: [event: RecoveryEvent];
 }
 
+/**
+ * history, retained and maxRate belong to the filter, and are taken from
+ * the subscribe that adds it (maxRate also from a later one: it changes it).
+ */
 export interface SubscribeOptions {
   qos?: QoS;
   /** ms, overrides options.requestTimeout. */
   timeout?: number;
+  /**
+   * Replay up to that many of the newest stored messages of every matching
+   * topic first (0 to 100000, at most the gateway's history.messages), with
+   * history true; also the fallback when a reconnect cannot recover [0].
+   */
+  history?: number;
+  /** false: the broker's retained messages are not replayed to this filter [true]. */
+  retained?: boolean;
+  /**
+   * At most that many messages per second per topic (above 0, at most
+   * 1000); the newest of a burst always arrives. 0 or null: no limit.
+   */
+  maxRate?: number | null;
 }
 
 export interface PublishOptions {
@@ -181,6 +244,8 @@ export declare class MqGate {
   readonly allow: Allow | null;
   readonly broker: "up" | "down" | null;
   readonly hello: HelloFrame | null;
+  /** The epoch of the last hello, null when the gateway sent none. */
+  readonly epoch: string | null;
   readonly authMethods: string[];
   readonly lastClose: { code: number; reason: string; wasClean: boolean } | null;
   readonly stats: { received: number; sent: number; messages: number; reconnects: number };
@@ -196,6 +261,11 @@ export declare class MqGate {
 
   subscribe(filter: string, handler: MessageHandler, options?: SubscribeOptions): Promise<QoS>;
   unsubscribe(filter: string, handler?: MessageHandler): Promise<void>;
+  /**
+   * Sets or changes a held filter's max rate (0 or null: no limit); rejects
+   * with the gateway's error, the previous rate staying in force.
+   */
+  setMaxRate(filter: string, maxRate: number | null): Promise<void>;
   subscriptions(): { filter: string; qos: QoS; granted: QoS | null; handlers: number }[];
 
   /** body: a JSON value → "payload"; Uint8Array/ArrayBuffer → "base64"; undefined → empty. */
@@ -210,11 +280,14 @@ export declare function connect(url: string, credentials?: CredentialsSource, op
 export declare function topicMatches(filter: string, topic: string): boolean;
 /** The allow field of a hello or an auth ok, cleaned; null when absent or malformed. */
 export declare function readAllow(allow: unknown): Allow | null;
+/** hello's epoch when well formed (1 to 64 of [A-Za-z0-9_-]), else null. */
+export declare function readEpoch(epoch: unknown): string | null;
 export declare function compileFilter(filter: string): (topic: string) => boolean;
 export declare function base64ToBytes(s: string): Uint8Array;
 export declare function bytesToBase64(bytes: Uint8Array | ArrayBuffer | ArrayBufferView): string;
 export declare function decodeMessage(frame: {
   topic: string; qos?: number; retain?: boolean; payload?: Json; text?: string; base64?: string;
+  seq?: number; ts?: number; history?: boolean;
 }): Message;
 export declare function encodeBody(
   body: unknown,

@@ -128,7 +128,11 @@ function toBytes(v) {
 /**
  * Turns an incoming "msg" frame into a message object:
  *   { topic, qos, retain, format: "json"|"text"|"binary", value }
- * value is the JSON value, the string, or a Uint8Array.
+ * value is the JSON value, the string, or a Uint8Array. A message of the
+ * gateway's stream (protocol extension "Stream positions") also has seq (its
+ * position), ts (when the gateway received it, ms since the Unix epoch) and
+ * history (true when replayed from the gateway's history); the broker's
+ * retained replay and older gateways have none of them.
  */
 export function decodeMessage(frame) {
   let format, value;
@@ -142,13 +146,30 @@ export function decodeMessage(frame) {
     format = "text";
     value = typeof frame.text === "string" ? frame.text : "";
   }
-  return {
+  const msg = {
     topic: frame.topic,
     qos: frame.qos | 0,
     retain: frame.retain === true,
     format,
     value,
   };
+  if (isSeq(frame.seq)) {
+    msg.seq = frame.seq;
+    if (Number.isFinite(frame.ts)) msg.ts = frame.ts;
+    msg.history = frame.history === true;
+  }
+  return msg;
+}
+
+function isSeq(x) {
+  return Number.isSafeInteger(x) && x >= 1;
+}
+
+const EPOCH_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** hello's "epoch" when it is one (protocol: 1 to 64 of [A-Za-z0-9_-]), else null. */
+export function readEpoch(e) {
+  return typeof e === "string" && EPOCH_RE.test(e) ? e : null;
 }
 
 /**
@@ -255,6 +276,7 @@ export class MqGate {
     this.allow = null;           // {subscribe, publish} patterns, null: not told
     this.broker = null;          // "up" | "down" | null (unknown)
     this.hello = null;           // the last hello frame
+    this.epoch = null;           // the gateway's stream epoch (hello), null: none
     this.authMethods = [];       // from hello
     this.lastClose = null;       // {code, reason, wasClean}
     this.stats = { received: 0, sent: 0, messages: 0, reconnects: 0 };
@@ -266,6 +288,7 @@ export class MqGate {
     this._pending = new Map();   // id → {kind, resolve, reject, timer}
     this._queue = [];            // requests held while not ready
     this._subs = new Map();      // filter → Sub
+    this._pos = 0;               // greatest live seq received on this socket
     this._attempt = 0;
     this._timer = null;
     this._anonTimer = null;
@@ -284,7 +307,9 @@ export class MqGate {
    * (MqGateError), "hello" (frame), "authenticated" ({user, roles,
    * anonymous}: also when the identity changes; gw.allow is set by then),
    * "message" (msg) for every msg frame, "close" ({code, reason, reconnectIn,
-   * authReason}). Returns a function that removes the listener.
+   * authReason}), "recovery" ({filter, recovered, replayed, reason}) once
+   * per filter re-subscribed after a reconnect (see subscribe). Returns a
+   * function that removes the listener.
    */
   on(type, fn) {
     let set = this._listeners.get(type);
@@ -444,6 +469,7 @@ export class MqGate {
     this._errorCode = null;
     this._authVia = null;
     this.hello = null;
+    this._pos = 0;
     let closed = false;
     let errorTimer = null;
     const done = (code, reason, wasClean) => {
@@ -526,6 +552,7 @@ export class MqGate {
 
   _onHello(f) {
     this.hello = f;
+    this.epoch = readEpoch(f.epoch);
     this.authMethods = Array.isArray(f.auth) ? f.auth.slice() : [];
     this._emit("hello", f);
     if (typeof f.user === "string") {
@@ -609,7 +636,8 @@ export class MqGate {
     this._attempt = 0;
     this._setState("authenticated", this._who());
     this._emit("authenticated", this._who());
-    for (const [filter, s] of this._subs) this._sendSub(filter, s);
+    // A filter held before this connection resumes where it stopped.
+    for (const [filter, s] of this._subs) this._sendSub(filter, s, undefined, s.granted !== null ? "resume" : "new");
     const q = this._queue;
     this._queue = [];
     for (const r of q) this._dispatch(r);
@@ -705,10 +733,11 @@ export class MqGate {
   }
 
   // Sends a request with a fresh id (now, or once ready); resolves the
-  // ok/pong frame, rejects an MqGateError.
-  _request(frame, { timeout = this.options.requestTimeout, direct = false, kind = frame.op } = {}) {
+  // ok/pong frame, rejects an MqGateError. onOk(frame), when given, runs
+  // as the ok is read, before any later frame.
+  _request(frame, { timeout = this.options.requestTimeout, direct = false, kind = frame.op, onOk = null } = {}) {
     return new Promise((resolve, reject) => {
-      const r = { frame, resolve, reject, timeout, kind };
+      const r = { frame, resolve, reject, timeout, kind, onOk };
       if (direct || this.ready) {
         if (!this._ws || this._ws.readyState !== 1) reject(new MqGateError("not_connected", "no open session"));
         else this._dispatch(r);
@@ -726,7 +755,7 @@ export class MqGate {
     const id = this._nextId++;
     const frame = { op: r.frame.op, id, ...r.frame };
     frame.id = id;
-    const p = { kind: r.kind, resolve: r.resolve, reject: r.reject, timer: null };
+    const p = { kind: r.kind, resolve: r.resolve, reject: r.reject, timer: null, onOk: r.onOk };
     if (r.timeout > 0) {
       p.timer = setTimeout(() => {
         this._pending.delete(id);
@@ -742,6 +771,13 @@ export class MqGate {
     if (!p) return;
     this._pending.delete(f.id);
     clearTimeout(p.timer);
+    if (!err && p.onOk) {
+      try {
+        p.onOk(f);
+      } catch (e) {
+        this._emit("error", e);
+      }
+    }
     err ? p.reject(err) : p.resolve(f);
   }
 
@@ -755,15 +791,51 @@ export class MqGate {
    * gateway's error (e.g. "forbidden"), and then the handler is forgotten.
    * A second handler on a filter already held does not replay retained
    * messages (the replay would reach the first handler again).
+   *
+   * Options of the filter (protocol extensions "History" and "Rate-limited
+   * subscriptions"), taken from the subscribe that adds the filter:
+   *   history  — replay up to that many stored messages per topic first
+   *              (msg.history true); a gateway without history replays none
+   *   retained — false: no broker retained replay for this filter [true]
+   *   maxRate  — at most that many messages per second per topic (0 < r ≤
+   *              1000; 0 or null: no limit); a later subscribe or
+   *              setMaxRate() changes it
+   * The filter remembers the last seq it received. After a reconnect to a
+   * gateway with the same epoch it asks for everything after it ("since",
+   * with history as the fallback) and emits "recovery" {filter, recovered,
+   * replayed, reason} once the gateway answered, before the replayed
+   * messages: recovered false means messages may be missing (reason
+   * "gap", "restarted", "no_position" or "unsupported") and what the filter
+   * shows should be reloaded from the replay that follows.
    */
-  subscribe(filter, handler, { qos = 0, timeout } = {}) {
+  subscribe(filter, handler, { qos = 0, timeout, history, maxRate, retained } = {}) {
     if (typeof filter !== "string" || filter === "") return Promise.reject(new TypeError("subscribe: filter must be a non-empty string"));
     if (typeof handler !== "function") return Promise.reject(new TypeError("subscribe: handler must be a function"));
     if (qos !== 0 && qos !== 1 && qos !== 2) return Promise.reject(new TypeError("subscribe: qos must be 0, 1 or 2"));
+    if (history !== undefined && !(Number.isInteger(history) && history >= 0 && history <= 100000)) {
+      return Promise.reject(new TypeError("subscribe: history must be an integer from 0 to 100000"));
+    }
+    if (retained !== undefined && typeof retained !== "boolean") return Promise.reject(new TypeError("subscribe: retained must be a boolean"));
+    let rate;
+    try {
+      rate = maxRate === undefined ? undefined : checkRate(maxRate, "subscribe");
+    } catch (e) {
+      return Promise.reject(e);
+    }
     let s = this._subs.get(filter);
     if (!s) {
-      s = { qos, granted: null, handlers: new Set(), match: compileFilter(filter), waiters: [], batch: null, sentQos: -1 };
+      s = {
+        qos, granted: null, handlers: new Set(), match: compileFilter(filter), waiters: [], batch: null, sentQos: -1,
+        history: history || 0, retained: retained !== false, maxRate: rate || 0, rateDirty: false,
+        // the stream position: seq received per topic and overall (in epoch posEpoch)
+        seen: new Map(), pos: 0, posEpoch: null,
+        // sockets (this._gen) on which the gateway acked it, replays to it,
+        // and it is in step with the stream (no replay to come)
+        okGen: -1, replayGen: -1, syncGen: -1, expect: 0,
+      };
       this._subs.set(filter, s);
+    } else if (rate !== undefined && rate !== s.maxRate) {
+      this.setMaxRate(filter, rate).catch((e) => this._emit("error", e));
     }
     s.handlers.add(handler);
     if (s.granted !== null && qos <= s.qos && !s.batch) return Promise.resolve(s.granted);
@@ -773,23 +845,83 @@ export class MqGate {
       if (s.batch && qos <= s.sentQos) s.batch.push(w);
       else {
         s.waiters.push(w);
-        if (this.ready) this._sendSub(filter, s, timeout);
+        if (this.ready) this._sendSub(filter, s, timeout, s.granted !== null || s.batch ? "update" : "new");
       }
     });
   }
 
-  _sendSub(filter, s, timeout) {
+  /**
+   * Sets or changes the max rate of a held filter (messages per second per
+   * topic; 0 or null: no limit). Resolves once the gateway applied it (at
+   * once while not connected: the next subscription carries it); rejects
+   * with the gateway's error (e.g. "rate_limited"), the filter staying held
+   * at its previous rate. The change does not replay retained messages.
+   */
+  setMaxRate(filter, maxRate) {
+    const s = this._subs.get(filter);
+    if (!s) return Promise.reject(new TypeError(`setMaxRate: ${filter} is not subscribed`));
+    let rate;
+    try {
+      rate = checkRate(maxRate, "setMaxRate");
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const was = s.maxRate;
+    s.maxRate = rate;
+    if (!this.ready || s.okGen !== this._gen) {
+      s.rateDirty = !!s.batch; // a sub on its way carries the old rate
+      return Promise.resolve();
+    }
+    const frame = { op: "sub", topic: filter, qos: s.qos, retained: false };
+    if (rate) frame.max_rate = rate;
+    return this._request(frame, { direct: true, kind: "sub" }).then(
+      (ok) => {
+        if (this._subs.get(filter) === s && typeof ok.qos === "number") s.granted = ok.qos;
+      },
+      (err) => {
+        if (s.maxRate === rate && err.code !== "disconnected") s.maxRate = was;
+        err.filter = filter;
+        throw err;
+      }
+    );
+  }
+
+  // Sends the sub of filter. mode: "new" (first time: history), "resume"
+  // (held before this socket: since), "update" (held: a higher qos).
+  _sendSub(filter, s, timeout, mode) {
     const batch = s.waiters;
     s.waiters = [];
     s.batch = batch;
     s.sentQos = s.qos;
-    this._request({ op: "sub", topic: filter, qos: s.qos }, { timeout, direct: true, kind: "sub" }).then(
-      (ok) => {
-        if (s.batch === batch) s.batch = null;
-        if (this._subs.get(filter) !== s) return;
-        s.granted = typeof ok.qos === "number" ? ok.qos : s.sentQos;
-        for (const x of batch) x.resolve(s.granted);
-      },
+    const gen = this._gen;
+    const frame = { op: "sub", topic: filter, qos: s.qos };
+    if (s.maxRate) frame.max_rate = s.maxRate;
+    if (!s.retained) frame.retained = false;
+    let resume = null;
+    if (mode === "new" || mode === "resume") {
+      if (mode === "resume") {
+        resume = this._resumePoint(s);
+        if (resume.since) frame.since = resume.since;
+      }
+      if (s.history) frame.history = s.history;
+      if (s.posEpoch !== this.epoch) {
+        s.seen.clear();
+        s.pos = 0;
+        s.posEpoch = this.epoch;
+      }
+    }
+    s.rateDirty = false;
+    const onOk = (ok) => {
+      if (s.batch === batch) s.batch = null;
+      if (this._subs.get(filter) !== s) return;
+      s.granted = typeof ok.qos === "number" ? ok.qos : s.sentQos;
+      if (gen === this._gen) this._subscribed(s, mode, frame, ok, gen);
+      for (const x of batch) x.resolve(s.granted);
+      if (resume && gen === this._gen) this._emit("recovery", recoveryOf(filter, frame, ok, resume));
+      if (s.rateDirty && this.ready) this.setMaxRate(filter, s.maxRate).catch((e) => this._emit("error", e));
+    };
+    this._request(frame, { timeout, direct: true, kind: "sub", onOk }).then(
+      () => {},
       (err) => {
         if (s.batch === batch) s.batch = null;
         if (this._subs.get(filter) !== s) return;
@@ -814,6 +946,29 @@ export class MqGate {
         }
       }
     );
+  }
+
+  // Where a filter held before this socket resumes: {since, reason}, since
+  // null (and why) when the gateway cannot be asked for the gap.
+  _resumePoint(s) {
+    if (!this.epoch) return { since: null, reason: "unsupported" };
+    if (s.posEpoch !== this.epoch) return { since: null, reason: s.posEpoch ? "restarted" : "no_position" };
+    if (s.pos < 1) return { since: null, reason: "no_position" };
+    return { since: { epoch: this.epoch, seq: s.pos }, reason: null };
+  }
+
+  // The gateway acked frame on socket gen: stream messages are routed to s
+  // from now on; a replay of ok.replayed messages may come first.
+  _subscribed(s, mode, frame, ok, gen) {
+    s.okGen = gen;
+    if (mode !== "new" && mode !== "resume") return; // held already: no replay
+    if (frame.history !== undefined || frame.since !== undefined) s.replayGen = gen;
+    s.expect = replayedOf(ok);
+    if (s.expect > 0) return;
+    // In step at once: every later message of the stream reaching this
+    // session comes after the ones it already received.
+    s.syncGen = gen;
+    if (!s.maxRate && this._pos > s.pos) s.pos = this._pos;
   }
 
   /**
@@ -883,9 +1038,20 @@ export class MqGate {
     this._emit("message", msg);
     const topic = msg.topic;
     if (typeof topic !== "string") return;
+    const gen = this._gen;
+    const seq = msg.seq;
+    const live = seq !== undefined && !msg.history;
+    if (live && seq > this._pos) this._pos = seq;
     let called = null;
     for (const [filter, s] of this._subs) {
-      if (!s.match(topic)) continue;
+      if (!s.match(topic)) {
+        // Live messages reach the session in seq order: a filter in step
+        // has received everything of its own up to this one.
+        if (live && s.syncGen === gen && !s.maxRate && seq > s.pos) s.pos = seq;
+        continue;
+      }
+      if (msg.retain && !s.retained) continue;
+      if (seq !== undefined && !this._take(s, topic, seq, msg.history, gen)) continue;
       for (const h of s.handlers) {
         if (called === null) called = new Set();
         else if (called.has(h)) continue;
@@ -898,6 +1064,42 @@ export class MqGate {
       }
     }
   }
+
+  // Whether stream message (topic, seq) is for filter s, noting it when it
+  // is: after the gateway acked s on this socket, replayed messages only
+  // when s asked for a replay, and never one s already received.
+  _take(s, topic, seq, history, gen) {
+    if (s.okGen !== gen || (history && s.replayGen !== gen)) return false;
+    const last = s.seen.get(topic);
+    if (last !== undefined && seq <= last) return false;
+    s.seen.set(topic, seq);
+    if (seq > s.pos) s.pos = seq;
+    if (history) {
+      if (s.expect > 0) s.expect--;
+    } else if (s.syncGen !== gen) {
+      s.syncGen = gen; // the first live message after its replay
+      s.expect = 0;
+    }
+    return true;
+  }
+}
+
+function checkRate(r, what) {
+  if (r === null || r === 0) return 0;
+  if (typeof r !== "number" || !(r > 0 && r <= 1000)) throw new TypeError(`${what}: maxRate must be a number above 0 and at most 1000, or 0/null`);
+  return r;
+}
+
+function replayedOf(ok) {
+  return Number.isSafeInteger(ok.replayed) && ok.replayed > 0 ? ok.replayed : 0;
+}
+
+// The "recovery" event of a re-subscription answered by ok.
+function recoveryOf(filter, frame, ok, resume) {
+  const replayed = replayedOf(ok);
+  if (!frame.since) return { filter, recovered: false, replayed, reason: resume.reason };
+  const recovered = ok.recovered === true;
+  return { filter, recovered, replayed, reason: recovered ? null : typeof ok.recovered === "boolean" ? "gap" : "unsupported" };
 }
 
 function authFields(c) {

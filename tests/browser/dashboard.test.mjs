@@ -45,6 +45,8 @@ function why() {
 
 const skip = why();
 const STEP = { timeout: 45000 };
+// The stream-state tests need a daemon whose hello carries an epoch.
+const noStream = skip || (await h.noStreamPositions());
 
 async function launch() {
   const profile = mkdtempSync(path.join(os.tmpdir(), "mqgate-chromium-"));
@@ -377,6 +379,146 @@ describe("dashboard with an anonymous role", { skip: skip || false }, () => {
   });
 });
 
+// Records, for each row of the topic table, what its first paint showed
+// (age and whether the value came from history): installed before the page
+// loads.
+function recordFirstPaint() {
+  window.__firstPaint = {};
+  document.addEventListener("DOMContentLoaded", () => {
+    new MutationObserver((mutations) => {
+      for (const m of mutations) {
+        for (const n of m.addedNodes) {
+          if (n.nodeType === 1 && n.matches("#topic-rows tr") && !(n.dataset.topic in window.__firstPaint)) {
+            window.__firstPaint[n.dataset.topic] = { age: n.cells[2].textContent, history: n.dataset.history };
+          }
+        }
+      }
+    }).observe(document.body, { childList: true, subtree: true });
+  });
+}
+
+/** A chart's points as [t, v] (v null for a gap), oldest first. */
+function chartPoints(page, topic, field) {
+  return page.evaluate(([key]) => {
+    const s = window.mqgateApp.series.get(key);
+    if (!s) return [];
+    const out = [];
+    for (let k = 0; k < s.len; k++) {
+      const i = (s.start + k) % s.t.length;
+      out.push([s.t[i], Number.isNaN(s.v[i]) ? null : s.v[i]]);
+    }
+    return out;
+  }, [`${topic}\u0000${field}`]);
+}
+
+async function signIn(page, user = "alice", password = "alice-pw") {
+  await page.waitForSelector("#signin:not([hidden])");
+  await page.fill("#user", user);
+  await page.fill("#password", password);
+  await page.click("#signin-submit");
+  await page.waitForSelector("#main:not([hidden])");
+}
+
+// History, max_rate and recovery (protocol.md, "Extensions of version 1")
+// on a gateway keeping history for sensor/#, the page served through a
+// proxy that can fail while the gateway keeps running.
+describe("dashboard with stream history", { skip: noStream || false }, () => {
+  const env = withDashboard({ extra: { history: h.HISTORY } });
+  let proxy;
+  const sub = '#sub-list li[data-filter="sensor/#"]';
+
+  before(async () => {
+    proxy = await h.startProxy(env.gw.port);
+  });
+
+  after(async () => {
+    if (proxy) await proxy.close();
+  });
+
+  it("opens with charts already filled from history, ages from the gateway's time stamps", STEP, async () => {
+    // a sensor that ran for two seconds, then went quiet for two
+    for (let i = 0; i < 20; i++) {
+      await h.mqttPublish(env.broker.port, "sensor/hist/1", JSON.stringify({ t: 20 + i }), { qos: 1 });
+      await h.sleep(100);
+    }
+    await h.sleep(2000);
+    await env.page.addInitScript(recordFirstPaint);
+    await env.page.goto(`${proxy.httpUrl}/?sub=${encodeURIComponent("sensor/#")}`);
+    await signIn(env.page);
+    await env.page.waitForSelector('.chart[data-topic="sensor/hist/1"][data-field="t"]', { timeout: 5000 });
+    const first = await env.page.evaluate(() => window.__firstPaint["sensor/hist/1"]);
+    assert.equal(first.history, "true", "the row's first value came from history");
+    assert.ok(parseInt(first.age, 10) >= 2, `its age counts from when the gateway got it: ${first.age}`);
+    // every point from history, nothing published since, spread over the two seconds
+    await h.eventually(async () => (await chartPoints(env.page, "sensor/hist/1", "t")).length === 20,
+      { what: "20 points from history" });
+    const pts = await chartPoints(env.page, "sensor/hist/1", "t");
+    assert.deepEqual(pts.map(([, v]) => v), Array.from({ length: 20 }, (_, i) => 20 + i));
+    assert.ok(pts[19][0] - pts[0][0] >= 1500, `points at the gateway's times (${pts[19][0] - pts[0][0]} ms apart)`);
+    assert.equal(await env.page.textContent('.chart[data-topic="sensor/hist/1"][data-field="t"] .chart-last'), "39");
+    await env.page.waitForFunction((sel) => /from history/.test(document.querySelector(sel).textContent), sub);
+    await shot(env.page, "30-history-first-paint");
+  });
+
+  it("a max rate chosen on the page thins a burst to its newest message; 'no limit' lifts it", STEP, async () => {
+    const burst = (from) => h.mqttPublishLines(env.broker.port, "sensor/rate/1", Array.from({ length: 20 }, (_, i) => String(from + i)));
+    const count = () => env.page.evaluate(() => +(document.querySelector('#topic-rows tr[data-topic="sensor/rate/1"]')?.dataset.count || 0));
+    await env.page.selectOption(`${sub} select.sub-rate`, "1");
+    await env.page.waitForSelector(`${sub}[data-rate-state="ok"][data-max-rate="1"]`);
+    // kept for the next visit
+    assert.deepEqual(JSON.parse(await env.page.evaluate(() => localStorage.getItem("mqgate.rates"))), { "sensor/#": 1 });
+    await burst(1);
+    await env.page.waitForFunction(() => document.querySelector('#topic-rows tr[data-topic="sensor/rate/1"] td.value')?.textContent === "20",
+      null, { timeout: 5000 });
+    await h.sleep(1200);
+    const thinned = await count();
+    assert.ok(thinned >= 1 && thinned <= 4, `at most a few of 20 at 1/s: ${thinned}`);
+    await env.page.selectOption(`${sub} select.sub-rate`, "");
+    await env.page.waitForSelector(`${sub}[data-rate-state="ok"][data-max-rate="0"]`);
+    await burst(21);
+    await env.page.waitForFunction((n) => +(document.querySelector('#topic-rows tr[data-topic="sensor/rate/1"]')?.dataset.count || 0) === n + 20,
+      thinned, { timeout: 10000 });
+    assert.equal(await rowValue(env.page, "sensor/rate/1"), "40");
+    assert.deepEqual(JSON.parse(await env.page.evaluate(() => localStorage.getItem("mqgate.rates"))), {});
+  });
+
+  it("after a dropped connection the page says it recovered, and shows what was published meanwhile", STEP, async () => {
+    proxy.cut({ hold: true });
+    await env.page.waitForFunction(() => document.getElementById("conn-status").dataset.state !== "authenticated");
+    for (let i = 0; i < 3; i++) await h.mqttPublish(env.broker.port, "sensor/hist/1", JSON.stringify({ t: 40 + i }), { qos: 1 });
+    await h.sleep(500);
+    proxy.release();
+    await env.page.waitForSelector('#stream-status[data-recovery="recovered"]', { timeout: 20000 });
+    assert.match(await env.page.textContent("#stream-status"), /nothing was missed \(3 messages caught up\)/);
+    await env.page.waitForSelector(`${sub}[data-recovery="recovered"]`);
+    await h.eventually(async () => (await chartPoints(env.page, "sensor/hist/1", "t")).length === 23, { what: "the 3 missed points" });
+    const pts = await chartPoints(env.page, "sensor/hist/1", "t");
+    assert.deepEqual(pts.slice(-4).map(([, v]) => v), [39, 40, 41, 42], "no gap, nothing twice");
+    assert.match(await rowValue(env.page, "sensor/hist/1"), /"t":42/);
+    await shot(env.page, "31-recovered");
+  });
+
+  it("after a gateway restart the page says it started over, and goes on", STEP, async () => {
+    await env.gw.stop();
+    await env.gw.start();
+    await env.page.waitForSelector('#stream-status[data-recovery="started-over"]', { timeout: 30000 });
+    assert.match(await env.page.textContent("#stream-status"), /started over for sensor\/# \(the gateway restarted\)/);
+    await env.page.waitForSelector(`${sub}[data-recovery="started-over"]`);
+    const pts = await chartPoints(env.page, "sensor/hist/1", "t");
+    assert.equal(pts[pts.length - 1][1], null, "the chart's line is broken where messages may be missing");
+    await env.page.waitForFunction(() => document.body.dataset.broker === "up", null, { timeout: 20000 });
+    await h.eventually(async () => {
+      await h.mqttPublish(env.broker.port, "sensor/hist/1", '{"t":50}', { qos: 1 });
+      return /"t":50/.test(await rowValue(env.page, "sensor/hist/1"));
+    }, { timeout: 15000, interval: 500, what: "a value after the restart" });
+    await shot(env.page, "32-started-over");
+  });
+
+  it("raised no script errors", () => {
+    assert.deepEqual(env.browser.errors, []);
+  });
+});
+
 // A TCP server that records every connection and every byte sent to it:
 // the stand-in for an attacker's wss:// server.
 async function recorder() {
@@ -459,7 +601,7 @@ describe("dashboard ignores a ?ws= that points away from its site", { skip: skip
 describe("the demo (scripts/demo.sh) for a newcomer", { skip: skip || false }, () => {
   const passwdTool = [path.join(path.dirname(h.MQGATED), "mqgate-passwd"), path.join(h.REPO, "mqgate-passwd")]
     .find((p) => existsSync(p));
-  let demo, out = "", printed, browser, page, ports;
+  let demo, out = "", printed, browser, page, ports, bannerAt;
 
   before(async () => {
     if (!passwdTool) throw new Error("mqgate-passwd is not built");
@@ -481,6 +623,7 @@ describe("the demo (scripts/demo.sh) for a newcomer", { skip: skip || false }, (
     await h.eventually(() => out.includes("Ctrl-C stops the demo.") || demo.exitCode !== null,
       { timeout: 30000, interval: 100, what: "the demo's banner" });
     assert.equal(demo.exitCode, null, `the demo exited:\n${out}`);
+    bannerAt = Date.now();
     const field = (name) => (new RegExp(`^ +${name}: +(\\S+)$`, "m").exec(out) || [])[1];
     printed = { url: field("dashboard"), user: field("user"), password: field("password") };
     browser = await launch();
@@ -516,6 +659,24 @@ describe("the demo (scripts/demo.sh) for a newcomer", { skip: skip || false }, (
     const told = await page.evaluate(() => !!window.mqgateApp.gw?.hello?.allow);
     if (!told) t.todo("this mqgated sends no \"allow\" in hello (issue 10, item 24)");
   }
+
+  it("once the simulator has run a while, the charts open with its history", STEP, async (t) => {
+    if (noStream) {
+      t.skip(noStream);
+      return;
+    }
+    await h.sleep(bannerAt + 6000 - Date.now()); // the simulator publishes every second
+    await page.addInitScript(recordFirstPaint);
+    await page.goto(printed.url);
+    await page.waitForSelector("#continue-anon:not([hidden])");
+    await page.click("#continue-anon");
+    await page.waitForSelector('.chart[data-topic="sensor/1/temp"][data-field="t"]', { timeout: 10000 });
+    assert.equal((await page.evaluate(() => window.__firstPaint["sensor/1/temp"])).history, "true");
+    await h.sleep(500); // at most one live message meanwhile: the rest is history
+    const pts = await chartPoints(page, "sensor/1/temp", "t");
+    assert.ok(pts.length >= 4, `points at once: ${pts.length}`);
+    await shot(page, "24-demo-history");
+  });
 
   it("open, continue without signing in: live sensor values, no publish form", STEP, async (t) => {
     await page.goto(printed.url);

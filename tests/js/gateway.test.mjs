@@ -4,11 +4,13 @@
 
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { MqGate, connect } from "../../www/mqgate.js";
+import { MqGate, connect, readEpoch } from "../../www/mqgate.js";
 import * as h from "./harness.mjs";
 
 const missing = h.missingTools();
 const opts = { skip: missing || false, timeout: 60000 };
+// The stream-state tests need a daemon whose hello carries an epoch.
+const noStream = missing || (await h.noStreamPositions());
 const FAST = { backoff: { min: 100, max: 1000, jitter: 0.3 }, anonymousWait: 1500 };
 
 /** Credentials as a JWT (most tests); password sign-in has tests of its own. */
@@ -383,5 +385,178 @@ describe("mqgate.js against mqgated + mosquitto", opts, () => {
     sessions.push(s);
     assert.equal(s.ready, true);
     s.close();
+  });
+});
+
+// Stream state (protocol.md, "Extensions of version 1": stream positions,
+// History, Rate-limited subscriptions) through the library: a gateway with
+// history for sensor/#, reached directly or through a proxy that can fail.
+describe("mqgate.js stream state against mqgated + mosquitto", { skip: noStream || false, timeout: 120000 }, () => {
+  let broker, gw, proxy;
+  const sessions = [];
+  const brokerUp = (s) => h.eventually(() => s.broker === "up", { timeout: 15000, what: "the gateway's broker connection" });
+  // A session whose gateway is connected to the broker (a publish before
+  // that would be lost).
+  const open = async (creds = ALICE(), o = {}, url = proxy.url) => {
+    const s = new MqGate(url, creds, { ...FAST, ...o });
+    sessions.push(s);
+    await s.connect();
+    await brokerUp(s);
+    return s;
+  };
+  const values = (box) => box.got.map((m) => m.value);
+
+  // Resolves once a session subscribed to filter (directly) has received n
+  // messages: the gateway has them, so its history does too.
+  async function gatewayHas(filter, n) {
+    const w = await open(VICTOR(), {}, gw.url);
+    const box = inbox();
+    await w.subscribe(filter, box);
+    return { box, done: () => h.eventually(() => box.got.length >= n, { timeout: 10000, what: `${n} messages on ${filter}` }), close: () => w.close() };
+  }
+
+  before(async () => {
+    broker = await h.startMosquitto();
+    gw = await h.startGateway(broker.port, { extra: { history: h.HISTORY } });
+    proxy = await h.startProxy(gw.port);
+  });
+
+  after(async () => {
+    for (const s of sessions) s.close();
+    if (proxy) await proxy.close();
+    if (gw) await gw.close();
+    if (broker) await broker.close();
+  });
+
+  it("hello carries the epoch; live messages expose seq (increasing) and ts", async () => {
+    const s = await open();
+    assert.ok(readEpoch(s.epoch), `epoch ${s.epoch}`);
+    const box = inbox();
+    await s.subscribe("sensor/seq/#", box);
+    const t0 = Date.now();
+    for (let i = 1; i <= 3; i++) await h.mqttPublish(broker.port, "sensor/seq/1", String(i), { qos: 1 });
+    for (let i = 0; i < 3; i++) await box.next();
+    const seqs = box.got.map((m) => m.seq);
+    assert.ok(seqs.every(Number.isSafeInteger) && seqs[0] < seqs[1] && seqs[1] < seqs[2], `seqs ${seqs}`);
+    for (const m of box.got) {
+      assert.equal(m.history, false);
+      assert.ok(m.ts >= t0 - 1000 && m.ts <= Date.now() + 1000, `ts ${m.ts} near ${t0}`);
+    }
+  });
+
+  it("history: a new subscription gets the newest stored messages first, flagged, in seq order, then live ones", async () => {
+    const watch = await gatewayHas("sensor/hist/#", 5);
+    for (let i = 1; i <= 5; i++) await h.mqttPublish(broker.port, "sensor/hist/1", String(i), { qos: 1 });
+    await watch.done();
+    const s = await open();
+    const box = inbox();
+    await s.subscribe("sensor/hist/#", box, { history: 3 });
+    await h.eventually(() => box.got.length >= 3, { what: "three replayed messages" });
+    assert.deepEqual(box.got.map((m) => [m.value, m.history]), [[3, true], [4, true], [5, true]]);
+    // the same message has the same seq in every session
+    assert.deepEqual(box.got.map((m) => m.seq), watch.box.got.slice(2).map((m) => m.seq));
+    await h.mqttPublish(broker.port, "sensor/hist/1", "6", { qos: 1 });
+    const live = await h.eventually(() => box.got.find((x) => x.value === 6), { what: "the live message" });
+    assert.equal(live.history, false);
+    assert.ok(live.seq > box.got[2].seq);
+    await box.quiet(300);
+    assert.deepEqual(values(box), [3, 4, 5, 6]);
+    watch.close();
+  });
+
+  it("retained: false: no broker retained replay for that subscription", async () => {
+    await h.mqttPublish(broker.port, "device/5/status", '{"on":true}', { qos: 1, retain: true });
+    const s = await open();
+    const none = inbox();
+    const some = inbox();
+    await s.subscribe("device/5/status", none, { retained: false });
+    await none.quiet(500);
+    const s2 = await open();
+    await s2.subscribe("device/5/status", some);
+    assert.equal((await some.next()).retain, true);
+    await h.mqttPublish(broker.port, "device/5/status", "", { qos: 1, retain: true });
+  });
+
+  it("recovery across a dropped connection: since, 'recovery' recovered, exactly the missed messages, once, in order", async () => {
+    const s = await open();
+    const box = inbox();
+    await s.subscribe("sensor/rec/#", box, { history: 10, qos: 1 });
+    for (let i = 1; i <= 3; i++) await h.mqttPublish(broker.port, "sensor/rec/1", String(i), { qos: 1 });
+    await h.eventually(() => box.got.length >= 3, { what: "three live messages" });
+    const watch = await gatewayHas("sensor/rec/#", 4);
+    const recovery = waitEvent(s, "recovery", () => true, 30000);
+    proxy.cut({ hold: true });
+    await waitEvent(s, "close");
+    for (let i = 4; i <= 7; i++) await h.mqttPublish(broker.port, "sensor/rec/1", String(i), { qos: 1 });
+    await watch.done();
+    proxy.release();
+    const [r] = await recovery;
+    assert.deepEqual(r, { filter: "sensor/rec/#", recovered: true, replayed: 4, reason: null });
+    await h.eventually(() => box.got.length >= 7, { what: "the missed messages" });
+    await h.mqttPublish(broker.port, "sensor/rec/1", "8", { qos: 1 });
+    await h.eventually(() => box.got.length >= 8, { what: "a live message after the replay" });
+    await box.quiet(300);
+    assert.deepEqual(values(box), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.deepEqual(box.got.map((m) => m.history), [false, false, false, true, true, true, true, false]);
+    const seqs = box.got.map((m) => m.seq);
+    assert.ok(seqs.every((x, i) => i === 0 || x > seqs[i - 1]), `seqs increase: ${seqs}`);
+    watch.close();
+  });
+
+  it("max_rate: a burst is thinned to the newest message per interval; setMaxRate(null) lifts it", async () => {
+    const s = await open();
+    const box = inbox();
+    await s.subscribe("sensor/rate/#", box, { maxRate: 2 });
+    const burst = (from) => h.mqttPublishLines(broker.port, "sensor/rate/1", Array.from({ length: 20 }, (_, i) => String(from + i)));
+    await burst(1);
+    await h.eventually(() => box.got.some((m) => m.value === 20), { timeout: 3000, what: "the newest message of the burst" });
+    await box.quiet(700);
+    const got = values(box);
+    assert.ok(got.length <= 5, `at most a few of 20 at 2/s: ${got}`);
+    assert.ok(got.every((v, i) => i === 0 || v > got[i - 1]), `in order: ${got}`);
+    await s.setMaxRate("sensor/rate/#", null);
+    await burst(21);
+    await h.eventually(() => box.got.some((m) => m.value === 40), { what: "the second burst" });
+    await box.quiet(300);
+    assert.deepEqual(values(box).filter((v) => v > 20), Array.from({ length: 20 }, (_, i) => 21 + i));
+  });
+
+  it("after a broker outage recovery fails ('gap') and history applies instead", async () => {
+    const s = await open();
+    const box = inbox();
+    await s.subscribe("sensor/gap/#", box, { history: 5 });
+    await h.mqttPublish(broker.port, "sensor/gap/1", "1", { qos: 1 });
+    await box.next();
+    const down = waitEvent(s, "broker", (b) => b === "down");
+    await broker.stop();
+    await down;
+    const up = waitEvent(s, "broker", (b) => b === "up", 20000);
+    await broker.start();
+    await up;
+    const recovery = waitEvent(s, "recovery", () => true, 30000);
+    proxy.cut();
+    const [r] = await recovery;
+    assert.equal(r.recovered, false);
+    assert.equal(r.reason, "gap");
+    assert.equal(r.filter, "sensor/gap/#");
+  });
+
+  it("after a gateway restart recovery fails ('restarted'): a new epoch, history only", async () => {
+    const s = await open(ALICE(), {}, gw.url);
+    const box = inbox();
+    await s.subscribe("sensor/restart2/#", box, { history: 5 });
+    await h.mqttPublish(broker.port, "sensor/restart2/1", "1", { qos: 1 });
+    await box.next();
+    const before = s.epoch;
+    const recovery = waitEvent(s, "recovery", () => true, 30000);
+    await gw.stop();
+    await gw.start();
+    const [r] = await recovery;
+    assert.notEqual(s.epoch, before, "a new epoch");
+    assert.ok(readEpoch(s.epoch));
+    assert.deepEqual({ ...r, replayed: 0 }, { filter: "sensor/restart2/#", recovered: false, replayed: 0, reason: "restarted" });
+    await brokerUp(s);
+    await h.mqttPublish(broker.port, "sensor/restart2/1", "2", { qos: 1 });
+    await h.eventually(() => box.got.some((m) => m.value === 2), { what: "a live message after the restart" });
   });
 });

@@ -207,6 +207,21 @@ export function mqttPublish(port, topic, message, { qos = 0, retain = false } = 
 }
 
 /**
+ * Publishes each of lines (strings) to topic with one mosquitto_pub -l, as
+ * fast as it goes. Resolves when mosquitto_pub is done.
+ */
+export function mqttPublishLines(port, topic, lines, { qos = 1 } = {}) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(MOSQUITTO_PUB, ["-h", "127.0.0.1", "-p", String(port), "-t", topic, "-q", String(qos), "-l"],
+      { stdio: ["pipe", "ignore", "pipe"] });
+    let err = "";
+    p.stderr.on("data", (d) => (err += d));
+    p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`mosquitto_pub -l ${topic}: exit ${code}: ${err}`))));
+    p.stdin.end(lines.join("\n") + "\n");
+  });
+}
+
+/**
  * Subscribes with mosquitto_sub and resolves once the broker acknowledged the
  * subscription. Returns {messages: [{topic, payload: Buffer, retain}],
  * next(timeout): Promise<message>, stop()}.
@@ -432,3 +447,145 @@ export async function eventually(fn, { timeout = 5000, interval = 25, what = "co
 }
 
 export { existsSync };
+
+// ---------------------------------------------------------------------------
+// network failures and gateway features
+
+/**
+ * A TCP proxy to 127.0.0.1:targetPort on a free port, for a network failure
+ * between a client and a gateway that keeps running. Returns {port, url,
+ * httpUrl, cut({hold}), release(), close()}: cut() breaks every connection
+ * through it; with hold: true new connections then wait (accepted, nothing
+ * forwarded) until release().
+ */
+export async function startProxy(targetPort) {
+  const pairs = new Set();
+  let held = null;
+  const forward = (c) => {
+    const u = net.connect({ port: targetPort, host: "127.0.0.1" });
+    const pair = { c, u };
+    pairs.add(pair);
+    const end = () => {
+      pairs.delete(pair);
+      c.destroy();
+      u.destroy();
+    };
+    for (const s of [c, u]) {
+      s.on("error", end);
+      s.on("close", end);
+    }
+    c.pipe(u);
+    u.pipe(c);
+  };
+  const server = net.createServer((c) => {
+    if (held) {
+      c.pause();
+      c.on("error", () => {});
+      held.push(c);
+    } else forward(c);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  return {
+    port,
+    url: `ws://127.0.0.1:${port}/ws`,
+    httpUrl: `http://127.0.0.1:${port}`,
+    cut({ hold = false } = {}) {
+      if (hold && !held) held = [];
+      for (const { c, u } of [...pairs]) {
+        c.resetAndDestroy();
+        u.destroy();
+      }
+    },
+    release() {
+      const waiting = held || [];
+      held = null;
+      for (const c of waiting) if (!c.destroyed) forward(c);
+    },
+    connections() {
+      return pairs.size;
+    },
+    close() {
+      this.cut();
+      for (const c of held || []) c.destroy();
+      return new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/**
+ * The first frame (hello) a gateway on 127.0.0.1:port sends, read over a
+ * plain socket: needs no WebSocket implementation in node.
+ */
+export function readHello(port, { path: wsPath = "/ws", timeout = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ port, host: "127.0.0.1" });
+    let buf = Buffer.alloc(0);
+    let head = true;
+    const t = setTimeout(() => done(new Error(`no hello from 127.0.0.1:${port} within ${timeout} ms`)), timeout);
+    const done = (err, v) => {
+      clearTimeout(t);
+      c.destroy();
+      err ? reject(err) : resolve(v);
+    };
+    c.on("error", (e) => done(e));
+    c.on("connect", () => c.write([
+      `GET ${wsPath} HTTP/1.1`, `Host: 127.0.0.1:${port}`, "Upgrade: websocket", "Connection: Upgrade",
+      `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`, "Sec-WebSocket-Version: 13",
+      "Sec-WebSocket-Protocol: mqgate.v1", "", ""].join("\r\n")));
+    c.on("data", (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (head) {
+        const i = buf.indexOf("\r\n\r\n");
+        if (i < 0) return;
+        const status = buf.subarray(0, buf.indexOf("\r\n")).toString();
+        if (!/^HTTP\/1\.1 101/.test(status)) return done(new Error(`handshake refused: ${status}`));
+        buf = buf.subarray(i + 4);
+        head = false;
+      }
+      // one unmasked server frame: FIN + text, 7/16/64-bit length
+      if (buf.length < 2) return;
+      let len = buf[1] & 0x7f, off = 2;
+      if (len === 126) {
+        if (buf.length < 4) return;
+        len = buf.readUInt16BE(2);
+        off = 4;
+      } else if (len === 127) {
+        if (buf.length < 10) return;
+        len = Number(buf.readBigUInt64BE(2));
+        off = 10;
+      }
+      if (buf.length < off + len) return;
+      try {
+        done(null, JSON.parse(buf.subarray(off, off + len).toString()));
+      } catch (e) {
+        done(e);
+      }
+    });
+  });
+}
+
+/**
+ * Why the tests of stream state (protocol.md, "Extensions of version 1":
+ * epoch/seq/ts, History, max_rate) cannot run against this mqgated, or null
+ * when its hello carries an epoch. Starts and stops a broker and a gateway.
+ */
+export async function noStreamPositions() {
+  const missing = missingTools();
+  if (missing && !missing.startsWith("no global WebSocket")) return missing;
+  const broker = await startMosquitto();
+  let gw = null;
+  try {
+    gw = await startGateway(broker.port);
+    const hello = await readHello(gw.port);
+    return typeof hello.epoch === "string" && hello.epoch !== ""
+      ? null
+      : "this mqgated's hello carries no epoch: no stream positions or history yet (issue 12, daemon side)";
+  } finally {
+    if (gw) await gw.close();
+    await broker.close();
+  }
+}
+
+/** The history section tests give a gateway (config.md, "Keys added to version 1"). */
+export const HISTORY = { filters: ["sensor/#"], qos: 1, messages: 100, max_age_s: 3600 };

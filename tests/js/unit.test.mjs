@@ -7,7 +7,7 @@ import test, { afterEach } from "node:test";
 import assert from "node:assert/strict";
 import {
   MqGate, MqGateError, topicMatches, compileFilter, base64ToBytes, bytesToBase64,
-  decodeMessage, encodeBody, backoffDelay, readAllow, SUBPROTOCOL,
+  decodeMessage, encodeBody, backoffDelay, readAllow, readEpoch, SUBPROTOCOL,
 } from "../../www/mqgate.js";
 import { FakeWebSocket, tick } from "./fake-ws.mjs";
 
@@ -615,6 +615,327 @@ test("url: http(s) becomes ws(s)", () => {
   assert.equal(new MqGate("https://h/ws", null, { WebSocket: FakeWebSocket }).url, "wss://h/ws");
   assert.equal(new MqGate("http://h:8080/ws", null, { WebSocket: FakeWebSocket }).url, "ws://h:8080/ws");
   assert.equal(new MqGate("wss://h/ws", null, { WebSocket: FakeWebSocket }).url, "wss://h/ws");
+});
+
+// ---------------------------------------------------------------------------
+// stream state: seq/ts/history, history/maxRate/retained, recovery
+
+const EPOCH = "k9Qx2-a_B";
+const HELLO_E = (epoch = EPOCH) => ({ op: "hello", proto: 1, server: "fake", auth: ["token"], epoch });
+
+// A session authenticated on a socket whose hello is `hello`.
+async function streamSession(hello = HELLO_E(), opts = {}) {
+  const gw = mk({ token: "x" }, opts);
+  gw.connect();
+  const ws = await openWith(hello);
+  return { gw, ws };
+}
+
+async function openWith(hello) {
+  const ws = await nextSocket();
+  ws.accept(hello);
+  const a = await ws.next("auth");
+  ws.push({ op: "ok", id: a.id, user: "u", roles: [] });
+  return ws;
+}
+
+// Answers the next sub frame with ok (extra fields merged); resolves the frame.
+async function ackSub(ws, extra = {}) {
+  const f = await ws.next("sub");
+  ws.push({ op: "ok", id: f.id, qos: f.qos, ...extra });
+  return f;
+}
+
+const live = (topic, seq, v = seq) => ({ op: "msg", topic, payload: v, qos: 0, retain: false, seq, ts: 1700000000000 + seq });
+const replayed = (topic, seq, v = seq) => ({ ...live(topic, seq, v), history: true });
+
+test("decodeMessage: seq, ts and history of stream messages; none for others", () => {
+  assert.deepEqual(decodeMessage({ op: "msg", topic: "a", payload: 1, qos: 0, retain: false, seq: 42, ts: 1700000000123 }),
+    { topic: "a", qos: 0, retain: false, format: "json", value: 1, seq: 42, ts: 1700000000123, history: false });
+  assert.deepEqual(decodeMessage({ op: "msg", topic: "a", text: "x", qos: 1, seq: 7, ts: 5, history: true }),
+    { topic: "a", qos: 1, retain: false, format: "text", value: "x", seq: 7, ts: 5, history: true });
+  // the broker's retained replay and older gateways: nothing added
+  for (const f of [{ op: "msg", topic: "a", payload: 1, qos: 0, retain: true },
+    { op: "msg", topic: "a", payload: 1, seq: 0, ts: 5 }, { op: "msg", topic: "a", payload: 1, seq: "3" },
+    { op: "msg", topic: "a", payload: 1, seq: 1.5 }]) {
+    const m = decodeMessage(f);
+    assert.equal("seq" in m || "ts" in m || "history" in m, false, JSON.stringify(f));
+  }
+});
+
+test("readEpoch: 1 to 64 of [A-Za-z0-9_-], else null", () => {
+  for (const ok of ["a", "k9Qx2", "A-_z", "x".repeat(64)]) assert.equal(readEpoch(ok), ok);
+  for (const bad of [undefined, null, 5, "", "x".repeat(65), "a b", "a/b", "é", ["a"]]) assert.equal(readEpoch(bad), null, String(bad));
+});
+
+test("subscribe: history, maxRate and retained go into the sub frame; without them the frame is as before", async () => {
+  const { gw, ws } = await streamSession();
+  assert.equal(gw.epoch, EPOCH);
+  const p1 = gw.subscribe("sensor/#", () => {}, { history: 50, maxRate: 2.5, retained: false, qos: 1 });
+  const f1 = await ackSub(ws, { replayed: 0 });
+  assert.deepEqual(f1, { op: "sub", id: f1.id, topic: "sensor/#", qos: 1, history: 50, max_rate: 2.5, retained: false });
+  assert.equal(await p1, 1);
+  const p2 = gw.subscribe("device/+/status", () => {}, { history: 0, maxRate: null, retained: true });
+  const f2 = await ackSub(ws);
+  assert.deepEqual(f2, { op: "sub", id: f2.id, topic: "device/+/status", qos: 0 });
+  await p2;
+  for (const [o, what] of [[{ history: -1 }, "history"], [{ history: 1.5 }, "history"], [{ history: 100001 }, "history"],
+    [{ history: "5" }, "history"], [{ maxRate: 0.0 - 1 }, "maxRate"], [{ maxRate: 1001 }, "maxRate"],
+    [{ maxRate: "2" }, "maxRate"], [{ maxRate: NaN }, "maxRate"], [{ retained: "no" }, "retained"]]) {
+    await assert.rejects(gw.subscribe("x", () => {}, o), (e) => e instanceof TypeError && e.message.includes(what), JSON.stringify(o));
+  }
+  assert.deepEqual(gw.subscriptions().map((x) => x.filter), ["sensor/#", "device/+/status"]);
+  gw.close();
+});
+
+test("history: replayed messages expose seq/ts/history, then live; the handler gets each once", async () => {
+  const { gw, ws } = await streamSession();
+  const got = [];
+  const p = gw.subscribe("sensor/#", (m) => got.push([m.topic, m.seq, m.ts, m.history]), { history: 50 });
+  await ackSub(ws, { replayed: 2 });
+  await p;
+  ws.push(replayed("sensor/1", 5));
+  ws.push(replayed("sensor/2", 7));
+  ws.push(live("sensor/1", 9));
+  ws.push(live("sensor/1", 9)); // the same message twice: once
+  ws.push({ op: "msg", topic: "sensor/3", payload: 1, qos: 0, retain: true }); // retained replay: no seq
+  assert.deepEqual(got, [
+    ["sensor/1", 5, 1700000000005, true],
+    ["sensor/2", 7, 1700000000007, true],
+    ["sensor/1", 9, 1700000000009, false],
+    ["sensor/3", undefined, undefined, undefined],
+  ]);
+  gw.close();
+});
+
+// Subscribes filter (options o) and has the gateway answer with ok extra.
+async function held(gw, ws, filter, handler, o = {}, extra = {}) {
+  const p = gw.subscribe(filter, handler, o);
+  await ackSub(ws, extra);
+  await p;
+}
+
+test("reconnect: resubscribes with since {epoch, last seq} and history as the fallback; 'recovery' before the replay", async () => {
+  const { gw, ws } = await streamSession();
+  const log = [];
+  gw.on("recovery", (r) => log.push(["recovery", r]));
+  await held(gw, ws, "sensor/#", (m) => log.push([m.topic, m.seq, m.history]), { history: 50, qos: 1 }, { replayed: 1 });
+  ws.push(replayed("sensor/1", 3));
+  ws.push(live("sensor/1", 8));
+  ws.push(live("sensor/2", 11));
+  ws.serverClose(1006);
+  const ws2 = await openWith(HELLO_E());
+  const f = await ws2.next("sub");
+  assert.deepEqual(f, { op: "sub", id: f.id, topic: "sensor/#", qos: 1, since: { epoch: EPOCH, seq: 11 }, history: 50 });
+  ws2.push({ op: "ok", id: f.id, qos: 1, replayed: 2, recovered: true });
+  ws2.push(replayed("sensor/2", 11)); // already had it
+  ws2.push(replayed("sensor/1", 12));
+  ws2.push(replayed("sensor/2", 14));
+  ws2.push(live("sensor/1", 15));
+  assert.deepEqual(log, [
+    ["sensor/1", 3, true], ["sensor/1", 8, false], ["sensor/2", 11, false],
+    ["recovery", { filter: "sensor/#", recovered: true, replayed: 2, reason: null }],
+    ["sensor/1", 12, true], ["sensor/2", 14, true], ["sensor/1", 15, false],
+  ]);
+  // and again: the position moved on with what came after the reconnect
+  ws2.serverClose(1006);
+  const ws3 = await openWith(HELLO_E());
+  assert.deepEqual((await ws3.next("sub")).since, { epoch: EPOCH, seq: 15 });
+  gw.close();
+});
+
+test("reconnect: a filter in step resumes after the session's last live message, also one of another filter", async () => {
+  const { gw, ws } = await streamSession();
+  await held(gw, ws, "a/#", () => {});
+  await held(gw, ws, "b/#", () => {}, { history: 5 }, { replayed: 0 });
+  await held(gw, ws, "c/#", () => {}, { maxRate: 1 });
+  ws.push(live("a/1", 3));
+  ws.push(live("c/1", 4));
+  ws.push(live("b/1", 10));
+  ws.push(live("x/1", 12)); // reached the session through no filter of this client
+  ws.serverClose(1006);
+  const ws2 = await openWith(HELLO_E());
+  const subs = [await ws2.next("sub"), await ws2.next("sub"), await ws2.next("sub")];
+  assert.deepEqual(subs.map((f) => [f.topic, f.since && f.since.seq, f.history, f.max_rate]), [
+    ["a/#", 12, undefined, undefined],
+    ["b/#", 12, 5, undefined],
+    // max_rate holds messages back: only its own messages are its position
+    ["c/#", 4, undefined, 1],
+  ]);
+  gw.close();
+});
+
+test("reconnect: a filter still receiving its replay resumes after the last replayed message", async () => {
+  const { gw, ws } = await streamSession();
+  await held(gw, ws, "a/#", () => {});
+  await held(gw, ws, "b/#", () => {}, { history: 50 }, { replayed: 3 });
+  ws.push(replayed("b/1", 2));
+  ws.push(live("a/1", 20)); // another filter's live message, meanwhile
+  ws.push(replayed("b/2", 4));
+  ws.serverClose(1006); // one replayed message and b's live ones not received yet
+  const ws2 = await openWith(HELLO_E());
+  const [fa, fb] = [await ws2.next("sub"), await ws2.next("sub")];
+  assert.deepEqual([fa.since, fb.since], [{ epoch: EPOCH, seq: 20 }, { epoch: EPOCH, seq: 4 }]);
+  gw.close();
+});
+
+// Filter "s/#" with history 10 received live seq, then the connection
+// dropped and the client reconnected to a gateway saying hello2: the
+// recovery events and the seqs the handler got.
+async function reconnectedAfter(seq, hello2) {
+  const { gw, ws } = await streamSession();
+  const events = [];
+  gw.on("recovery", (r) => events.push(r));
+  const got = [];
+  await held(gw, ws, "s/#", (m) => got.push(m.seq), { history: 10 }, { replayed: 0 });
+  ws.push(live("s/1", seq));
+  ws.serverClose(1006);
+  return { gw, events, got, ws2: await openWith(hello2) };
+}
+
+test("reconnect: the gateway could not recover (gap) → recovered false, the history fallback follows", async () => {
+  const { gw, events, got, ws2 } = await reconnectedAfter(30, HELLO_E());
+  const f = await ws2.next("sub");
+  assert.deepEqual(f.since, { epoch: EPOCH, seq: 30 });
+  ws2.push({ op: "ok", id: f.id, qos: 0, replayed: 2, recovered: false });
+  ws2.push(replayed("s/1", 29)); // the fallback: newest stored, some already seen
+  ws2.push(replayed("s/1", 31));
+  assert.deepEqual(events, [{ filter: "s/#", recovered: false, replayed: 2, reason: "gap" }]);
+  assert.deepEqual(got, [30, 31]);
+  gw.close();
+});
+
+test("reconnect: a new epoch (gateway restarted) → no since, history only, 'restarted'; positions start over", async () => {
+  const { gw, events, got, ws2 } = await reconnectedAfter(500, HELLO_E("other"));
+  assert.equal(gw.epoch, "other");
+  const f = await ws2.next("sub");
+  assert.deepEqual(f, { op: "sub", id: f.id, topic: "s/#", qos: 0, history: 10 });
+  ws2.push({ op: "ok", id: f.id, qos: 0, replayed: 1 });
+  ws2.push(replayed("s/1", 2)); // a small seq of the new epoch is new
+  ws2.push(live("s/1", 3));
+  assert.deepEqual(events, [{ filter: "s/#", recovered: false, replayed: 1, reason: "restarted" }]);
+  assert.deepEqual(got, [500, 2, 3]);
+  ws2.serverClose(1006);
+  const ws3 = await openWith(HELLO_E("other"));
+  assert.deepEqual((await ws3.next("sub")).since, { epoch: "other", seq: 3 });
+  gw.close();
+});
+
+test("reconnect: nothing received yet → no since ('no_position')", async () => {
+  const { gw, ws } = await streamSession();
+  const events = [];
+  gw.on("recovery", (r) => events.push(r));
+  await held(gw, ws, "quiet/#", () => {});
+  ws.serverClose(1006);
+  const ws2 = await openWith(HELLO_E());
+  const f = await ackSub(ws2);
+  assert.equal(f.since, undefined);
+  assert.deepEqual(events, [{ filter: "quiet/#", recovered: false, replayed: 0, reason: "no_position" }]);
+  gw.close();
+});
+
+test("a gateway without epoch: frames as before, messages routed as before, recovery reported as unsupported", async () => {
+  const { gw, ws } = await streamSession({ op: "hello", proto: 1, auth: ["token"] });
+  assert.equal(gw.epoch, null);
+  const events = [];
+  gw.on("recovery", (r) => events.push(r));
+  const got = [];
+  await held(gw, ws, "sensor/#", (m) => got.push(m.value), { qos: 1 });
+  ws.push({ op: "msg", topic: "sensor/1", payload: 1, qos: 1, retain: false });
+  ws.serverClose(1001);
+  const ws2 = await openWith({ op: "hello", proto: 1, auth: ["token"] });
+  const f = await ws2.next("sub");
+  assert.deepEqual(f, { op: "sub", id: f.id, topic: "sensor/#", qos: 1 });
+  ws2.push({ op: "ok", id: f.id, qos: 1 });
+  await tick();
+  ws2.push({ op: "msg", topic: "sensor/1", payload: 2, qos: 1, retain: false });
+  assert.deepEqual(events, [{ filter: "sensor/#", recovered: false, replayed: 0, reason: "unsupported" }]);
+  assert.deepEqual(got, [1, 2]);
+  // a gateway with epoch but an ok without "recovered" for a since: not recovered
+  gw.close();
+  const s2 = await streamSession();
+  const ev2 = [];
+  s2.gw.on("recovery", (r) => ev2.push(r));
+  await held(s2.gw, s2.ws, "a", () => {});
+  s2.ws.push(live("a", 4));
+  s2.ws.serverClose(1006);
+  const w2 = await openWith(HELLO_E());
+  assert.ok((await ackSub(w2)).since);
+  assert.deepEqual(ev2, [{ filter: "a", recovered: false, replayed: 0, reason: "unsupported" }]);
+  s2.gw.close();
+});
+
+test("routing: replayed messages only reach filters that asked for a replay; stream messages wait for the filter's ok", async () => {
+  const { gw, ws } = await streamSession();
+  const wide = [], narrow = [];
+  await held(gw, ws, "sensor/#", (m) => wide.push(m.seq));
+  ws.push(live("sensor/1/t", 40));
+  const p = gw.subscribe("sensor/1/+", (m) => narrow.push(m.seq), { history: 3 });
+  const f = await ws.next("sub");
+  ws.push(live("sensor/1/t", 41)); // before the narrow filter's ok: not its
+  ws.push({ op: "ok", id: f.id, qos: 0, replayed: 3 });
+  await p;
+  for (const seq of [39, 40, 41]) ws.push(replayed("sensor/1/t", seq));
+  ws.push(live("sensor/1/t", 42));
+  assert.deepEqual(wide, [40, 41, 42], "no old messages replayed into the filter that did not ask");
+  assert.deepEqual(narrow, [39, 40, 41, 42]);
+  gw.close();
+});
+
+test("retained: false keeps the broker's retained replay from that filter only", async () => {
+  const { gw, ws } = await streamSession();
+  const a = [], b = [];
+  await held(gw, ws, "x/#", (m) => a.push(m.value), { retained: false });
+  await held(gw, ws, "x/+", (m) => b.push(m.value));
+  ws.push({ op: "msg", topic: "x/1", payload: "r", qos: 0, retain: true });
+  ws.push(live("x/1", 5, "l"));
+  assert.deepEqual(a, ["l"]);
+  assert.deepEqual(b, ["r", "l"]);
+  gw.close();
+});
+
+test("setMaxRate: re-sub with max_rate and no retained replay; refused → previous rate kept; carried by the resubscription", async () => {
+  const { gw, ws } = await streamSession();
+  const errors = [];
+  gw.on("error", (e) => errors.push(e.code));
+  await held(gw, ws, "sensor/#", () => {}, { history: 20, qos: 1 }, { replayed: 0 });
+  let p = gw.setMaxRate("sensor/#", 2);
+  let f = await ackSub(ws);
+  assert.deepEqual(f, { op: "sub", id: f.id, topic: "sensor/#", qos: 1, retained: false, max_rate: 2 });
+  await p;
+  p = gw.setMaxRate("sensor/#", 5);
+  f = await ws.next("sub");
+  ws.push({ op: "error", id: f.id, code: "rate_limited", message: "slow down" });
+  await assert.rejects(p, (e) => e.code === "rate_limited" && e.filter === "sensor/#");
+  assert.deepEqual(gw.subscriptions().map((x) => x.filter), ["sensor/#"], "still held");
+  // subscribe with a different maxRate on a held filter changes it too
+  await gw.subscribe("sensor/#", () => {}, { maxRate: null });
+  f = await ackSub(ws);
+  assert.deepEqual(f, { op: "sub", id: f.id, topic: "sensor/#", qos: 1, retained: false });
+  await assert.rejects(gw.setMaxRate("nope/#", 1), TypeError);
+  await assert.rejects(gw.setMaxRate("sensor/#", 0 - 3), TypeError);
+  // while disconnected the new rate waits for the resubscription
+  ws.serverClose(1006);
+  await gw.setMaxRate("sensor/#", 0.5);
+  const ws2 = await openWith(HELLO_E());
+  f = await ws2.next("sub");
+  assert.equal(f.max_rate, 0.5);
+  assert.equal(f.history, 20);
+  assert.deepEqual(errors, []);
+  gw.close();
+});
+
+test("setMaxRate while the first sub is on its way: sent again once it is answered", async () => {
+  const { gw, ws } = await streamSession();
+  const p = gw.subscribe("a/#", () => {});
+  const f1 = await ws.next("sub");
+  await gw.setMaxRate("a/#", 3);
+  ws.push({ op: "ok", id: f1.id, qos: 0 });
+  await p;
+  const f2 = await ackSub(ws);
+  assert.equal(f1.max_rate, undefined);
+  assert.equal(f2.max_rate, 3);
+  gw.close();
 });
 
 // ---------------------------------------------------------------------------
