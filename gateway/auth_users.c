@@ -1,4 +1,6 @@
-/* The password method's verifier (auth_users.h).
+/* The password method's verifier (auth_users.h). Over 500 lines: the
+ * users table, the jobs and the workers share one lock and the rules
+ * below; the pure parts (the file, the hashes) are common/users.c.
  *
  * A job lives inside its own MB_AUTHDONE event (one allocation), holding
  * copies of everything a worker needs (name, the user's hash, the TOTP

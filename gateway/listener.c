@@ -1,3 +1,8 @@
+/* Listeners (listener.h): the vhosts with their TLS, and the HTTP side of
+ * each (handshake checks, /healthz, /metrics, static files with their
+ * security headers). Over 500 lines because the handshake checks, the
+ * static files and TLS reload share the vhost's state; the HTTP API
+ * (issue 13) gets a file of its own. */
 #include <ctype.h>
 #include <limits.h>
 #include <stdio.h>

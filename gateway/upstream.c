@@ -1,3 +1,8 @@
+/* The broker connection (upstream.h). Over 500 lines because Paho's
+ * callbacks, the connect and failover policy and the publishes held while
+ * the broker is away all share the connection's state and its lock-free
+ * hand-over to the mailbox; splitting them would put that state in a
+ * header every part writes. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
