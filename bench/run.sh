@@ -17,6 +17,8 @@
 #   REPS=N      runs per measurement (full: 3, quick: 1)
 #   MQGATED=F   benchmark this mqgated binary instead of building one
 #   KEEP=1      keep the scratch directory (logs, configs, raw results)
+#   HISTORY=1   the gateway keeps a history of every topic (history.filters
+#               ["#"], 100 messages a topic): its cost beside a run without
 #
 # Results: a summary in Markdown on stdout and in bench/results/ (ignored
 # by git), with the raw RESULT lines of every run beside it.
@@ -189,6 +191,10 @@ EOF
 # sessions need no authentication, and limits that do not get in the way
 # of the measurement (per-IP cap, publish rate).
 gw_conf() {
+    local hist=""
+
+    [ -z "${HISTORY:-}" ] ||
+        hist='"history": {"filters": ["#"], "messages": 100},'
     cat >"$1" <<EOF
 {
   "listeners": [
@@ -201,6 +207,7 @@ gw_conf() {
   "roles": {"r": {"subscribe": ["#"], "publish": ["#"]}},
   "limits": {"max_connections_per_ip": 10000000, "publish_rate": 1000000,
              "publish_burst": 10000000},
+  $hist
   "log": {"level": "warn"}
 }
 EOF

@@ -274,6 +274,7 @@ void fanout_deliver(const struct mb_event *ev)
     struct fvec fv = {.v = fv.inline_v, .n = 0, .cap = 32};
     struct frame_set fs = {.ev = ev, .retain = ev->retained};
     bool by_id = ev->n_subids > 0;
+    size_t mine_left = 0;         /* by_id: this copy's filters not seen */
     uint64_t pass = ++F.pass;
     struct rfilter *last_acked = subs_last_acked();
 
@@ -285,11 +286,9 @@ void fanout_deliver(const struct mb_event *ev)
     if (by_id) {
         /* a copy for a subscription we no longer hold (the broker had not
          * seen its UNSUBSCRIBE): the copies of the others carry it */
-        bool ours = false;
-
-        for (size_t i = 0; i < fv.n && !ours; i++)
-            ours = has_subid(ev, fv.v[i]->subid);
-        if (!ours)
+        for (size_t i = 0; i < fv.n; i++)
+            mine_left += has_subid(ev, fv.v[i]->subid);
+        if (!mine_left)
             goto out;
     }
     fs.kind = payload_classify(ev->payload, ev->payload_len);
@@ -355,6 +354,9 @@ void fanout_deliver(const struct mb_event *ev)
             if (mine)
                 deliver(&fs, sub);
         }
+        /* the filters after this copy's own take their own copies */
+        if (mine && by_id && --mine_left == 0)
+            break;
     }
 out:
     metrics_fanout_us(clock_now_us() - ev->t_us);
