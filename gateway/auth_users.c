@@ -243,14 +243,26 @@ static void make_standin(void)
 
 /* Stops and joins the workers that run, and frees what they had but
  * liboath (oath_done() is the caller's). */
-static void stop_workers(void)
+/* Stops the workers, waiting for the checks they run at most until
+ * deadline (CLOCK_REALTIME, NULL: for ever). Returns -1, keeping everything
+ * they may still touch, when one is still hashing at the deadline. */
+static int stop_workers_by(const struct timespec *deadline)
 {
     pthread_mutex_lock(&A.lock);
     A.stop = true;
     pthread_cond_broadcast(&A.cond);
     pthread_mutex_unlock(&A.lock);
-    for (unsigned i = 0; i < A.n_workers; i++)
-        pthread_join(A.threads[i], NULL);
+    for (unsigned i = 0; i < A.n_workers; i++) {
+        if (!deadline) {
+            pthread_join(A.threads[i], NULL);
+            continue;
+        }
+        if (pthread_timedjoin_np(A.threads[i], NULL, deadline) != 0) {
+            log_warn("a password check still runs at exit: not waiting "
+                     "for it");
+            return -1;
+        }
+    }
     for (unsigned i = 0; i < CONFIG_PASSWORD_WORKERS_MAX && A.cds[i]; i++) {
         explicit_bzero(A.cds[i], sizeof(*A.cds[i]));
         free(A.cds[i]);
@@ -260,6 +272,12 @@ static void stop_workers(void)
     A.stop = false;
     ipcount_free(A.per_addr);
     A.per_addr = NULL;
+    return 0;
+}
+
+static void stop_workers(void)
+{
+    stop_workers_by(NULL);
 }
 
 static int start_workers(const struct config *cfg)
@@ -696,12 +714,23 @@ int auth_users_init(const struct config *cfg, struct mailbox *mb)
     return 0;
 }
 
-void auth_users_destroy(void)
+int auth_users_destroy(int timeout_ms)
 {
     struct auth_job *job, *next;
+    struct timespec dl;
 
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
     if (A.n_workers) {
-        stop_workers();
+        /* a worker still hashing keeps its job, the queue and the
+         * mailbox: the process exits around it */
+        if (stop_workers_by(timeout_ms >= 0 ? &dl : NULL) < 0)
+            return -1;
         oath_done();
     }
     /* The workers are gone: every job they took is in the mailbox (the
@@ -714,4 +743,5 @@ void auth_users_destroy(void)
     A.under_way = 0;
     swap_table(NULL, NULL);
     A.mb = NULL;
+    return 0;
 }

@@ -40,9 +40,12 @@ int auth_users_init(const struct config *cfg, struct mailbox *mb);
 /* Stops and joins the workers and frees the jobs still queued. A job a
  * worker took is inside its MB_AUTHDONE event: whoever drains the mailbox
  * frees it with the event, before or after this call, and may still pass
- * it to auth_users_finish() (which then fails). Call before
+ * it to auth_users_finish() (which then fails). Waits at most timeout_ms
+ * (<0: for ever) for the checks under way: returns -1 when one is still
+ * running then, having freed nothing a worker may touch (the caller must
+ * not destroy the mailbox either, and exits). Else 0. Call before
  * mailbox_destroy(). */
-void auth_users_destroy(void);
+int auth_users_destroy(int timeout_ms);
 
 /* SIGHUP, as a transaction with the other parts of a reload.
  * auth_users_reload_prepare() loads cfg->auth.users_file aside (and starts

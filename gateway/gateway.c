@@ -44,6 +44,9 @@ static struct {
  * shutdown ends within 6 s (config.md). */
 #define SHUTDOWN_WAIT_MS 5000
 #define SHUTDOWN_DISCONNECT_MS 500
+/* ... and what a password check still running may take of it, to 5.8 s in
+ * all: the process exits around a check still hashing then */
+#define SHUTDOWN_TOTAL_MS 5800
 
 static lws_sorted_usec_list_t reconnect_timer, shutdown_timer, keepalive_timer;
 static bool ever_connected;
@@ -245,9 +248,25 @@ static void size_fd_limit(const struct config *cfg)
                  "limit allows", cfg->limits.max_connections);
 }
 
+/* What is left of the whole shutdown's bound (SHUTDOWN_TOTAL_MS) since
+ * started_ms, for joining the password workers; 0 when shutdown has not
+ * begun (a failed start: wait for them). */
+static int remaining_ms(uint64_t started_ms)
+{
+    uint64_t now = clock_now_ms();
+
+    if (!started_ms)
+        return -1;
+    return now - started_ms >= SHUTDOWN_TOTAL_MS
+               ? 0
+               : (int)(SHUTDOWN_TOTAL_MS - (now - started_ms));
+}
+
 int gateway_run(struct config *cfg, const char *config_path)
 {
     struct lws_context_creation_info info;
+    uint64_t started_ms = 0;
+    bool workers_gone;
     int rc = 1;
 
     memset(&G, 0, sizeof(G));
@@ -308,6 +327,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     }
 
     log_info("shutting down");
+    started_ms = clock_now_ms();
     notify_stopping();
     session_close_all(LWS_CLOSE_STATUS_GOINGAWAY, "gateway shutting down");
     listener_refuse_new();
@@ -348,13 +368,14 @@ out:
      * is settled here; auth_users_destroy() then frees the jobs it still
      * held, and mailbox_destroy() whatever events came meanwhile. */
     drain_discard();
-    auth_users_destroy();
+    workers_gone = auth_users_destroy(remaining_ms(started_ms)) == 0;
     stream_destroy();
     subs_destroy();
     fanout_destroy();
     listener_free_all();
     auth_destroy();
-    mailbox_destroy(&G.mbox);
+    if (workers_gone)
+        mailbox_destroy(&G.mbox);
     session_destroy();
     config_free(G.cfg);
     return rc;

@@ -250,10 +250,9 @@ def _():
     # context) is a read inside libwebsockets, which ASan does not
     # instrument: the valgrind pass of scripts/test.sh is what catches it
     # (exit 99 from scripts/valgrind-mqgated).
-    # long enough to outlast the loop's own shutdown (the sessions close at
-    # once), short enough that joining the workers stays within the 6 s
-    # bound on a loaded machine
-    users = users_file([("slow", fake_sha512(rounds_for(0.5)), "viewer")])
+    # long enough that every check is still under way when SIGTERM comes;
+    # the shutdown waits for them only within its 6 s bound
+    users = users_file([("slow", fake_sha512(rounds_for(1.5)), "viewer")])
     g = gateway(users, "shutdown")
     held = []
     for i in range(JOBS_PER_ADDR):
