@@ -1,7 +1,10 @@
 /* Fan-out of one broker message: the filters it matches (the registry's
- * trie), its frame built once per QoS and mount and shared by reference,
- * at most one delivery per session, the retained replay only to the
- * holders that asked for it. Service thread only. */
+ * trie); its stream position (the epoch, a seq per message, shared by the
+ * MQTT 5 copies of overlapping filters); the history's feed; its frame
+ * built once per QoS and mount and shared by reference; at most one
+ * delivery per session, through its max_rate throttle where it has one;
+ * the retained replay only to the holders that asked for it. Service
+ * thread only. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
