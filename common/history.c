@@ -1,4 +1,9 @@
-/* The layout, for the memory budget of a million messages:
+/* One file, over 500 lines, on purpose: the message layout, the per-topic
+ * rings, the drop heap and the cursors all rest on the same invariants
+ * (one allocation per message, oldest-first drops, cursors keeping what
+ * they still owe alive); split, each part would need the others' insides.
+ *
+ * The layout, for the memory budget of a million messages:
  *
  * - A message is one allocation: a 32-byte header (topic, seq, ts and
  *   flags, references, payload length), then the metadata's length and

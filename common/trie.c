@@ -1,3 +1,6 @@
+/* One file, over 500 lines, on purpose: the node layout, the keyed child
+ * tables and the non-recursive walks (match, prune, free) share one node
+ * representation that no other file should see. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>

@@ -1,4 +1,6 @@
-/* The users file (users.h). One pass over the lines; each bad line gets
+/* The users file (users.h); over 500 lines because parsing a line, its
+ * error messages and the name table share the entry layout. One pass over
+ * the lines; each bad line gets
  * one error (its first problem) and parsing goes on, so that the operator
  * sees every bad line at once. A good line becomes one allocation holding
  * the entry's strings, roles and key; names go into an open-addressing

@@ -35,7 +35,6 @@ static struct {
     char *topic;                  /* of the message they copy */
     uint8_t *payload;
     size_t topic_len, payload_len;
-    int qos;
 } F;
 
 /* This process's stream: random, never reused (protocol.md, "epoch"). */
@@ -107,7 +106,6 @@ static uint64_t seq_of(const struct mb_event *ev, struct rfilter *const *fv,
             memcpy(F.payload, ev->payload, ev->payload_len);
             F.topic_len = ev->topic_len;
             F.payload_len = ev->payload_len;
-            F.qos = ev->qos;
             for (size_t i = 0; i < n && F.n_expect < 64; i++) {
                 bool in_ev = false;
 
