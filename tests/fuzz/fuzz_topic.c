@@ -6,11 +6,15 @@
  * input, goes through both checks. Then, for the fields that are valid:
  *   - a valid name is a valid filter (unless it begins with "$share/": as
  *     a filter that is a shared subscription, with rules of its own);
- *     match(t, t) for a valid name t;
+ *     match(t, t) for a valid name t, the name read as a literal filter;
+ *   - a valid shared subscription "$share/G/F" matches what F matches (as
+ *     the fan-out does): every match below is of F, and a name is built
+ *     from F's wildcards;
  *   - covers(f, f) for every valid filter f;
  *   - topic_match agrees with a plain level-by-level reference matcher;
- *   - a name t (not "$share/..."), seen as a filter, is covered exactly
- *     when it is matched: covers(f, t) == match(f, t);
+ *   - a name t (not "$share/..."), seen as a filter, is covered by a filter
+ *     f that is not shared exactly when it is matched: covers(f, t) ==
+ *     match(f, t);
  *   - covers(A, B) && match(B, t) => match(A, t), for t among the fields
  *     and for a name built from B by filling its wildcards from C;
  *   - covers(A, B) && covers(B, C) => covers(A, C).
@@ -26,6 +30,7 @@
 struct topic {
     char *s;
     size_t len;
+    size_t ps; /* a valid shared subscription: the "$share/G/" length */
     bool name, filter;
 };
 
@@ -102,7 +107,7 @@ static char *instantiate(const struct topic *f, const struct topic *src,
 
     if (!fl || !sl)
         abort();
-    nf = levels(f->s, f->len, fl);
+    nf = levels(f->s + f->ps, f->len - f->ps, fl);
     ns = src->name ? levels(src->s, src->len, sl) : 0;
     cap = f->len + nf * (src->len + 1) + 1;
     out = malloc(cap);
@@ -146,12 +151,19 @@ static bool shared(const char *s, size_t len)
     return len >= 7 && memcmp(s, "$share/", 7) == 0;
 }
 
+static bool match_raw(const char *f, size_t flen, const char *t, size_t tlen)
+{
+    bool m = topic_match(f, flen, t, tlen);
+
+    FUZZ_CHECK(m == ref_match(f, flen, t, tlen));
+    return m;
+}
+
+/* What the subscription f receives: a shared one, what its filter part
+ * matches. */
 static bool match(const struct topic *f, const char *t, size_t tlen)
 {
-    bool m = topic_match(f->s, f->len, t, tlen);
-
-    FUZZ_CHECK(m == ref_match(f->s, f->len, t, tlen));
-    return m;
+    return match_raw(f->s + f->ps, f->len - f->ps, t, tlen);
 }
 
 static bool covers(const struct topic *p, const struct topic *f)
@@ -179,9 +191,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         t[i].len = fld[i].len;
         t[i].name = topic_name_check(t[i].s, t[i].len) == 0;
         t[i].filter = topic_filter_check(t[i].s, t[i].len) == 0;
+        t[i].ps = t[i].filter ? topic_share_prefix(t[i].s, t[i].len) : 0;
+        FUZZ_CHECK(t[i].ps == 0 || shared(t[i].s, t[i].len));
         if (t[i].name) {
             FUZZ_CHECK(t[i].filter || shared(t[i].s, t[i].len));
-            FUZZ_CHECK(match(&t[i], t[i].s, t[i].len));
+            FUZZ_CHECK(match_raw(t[i].s, t[i].len, t[i].s, t[i].len));
         }
         if (t[i].filter)
             FUZZ_CHECK(covers(&t[i], &t[i]));
@@ -196,8 +210,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!t[j].filter)
                 continue;
             c = covers(&t[i], &t[j]);
-            if (t[j].name && !shared(t[j].s, t[j].len))
-                FUZZ_CHECK(c == match(&t[i], t[j].s, t[j].len));
+            if (t[j].name && !shared(t[j].s, t[j].len)) {
+                if (t[i].ps == 0)
+                    FUZZ_CHECK(c == match(&t[i], t[j].s, t[j].len));
+                else
+                    FUZZ_CHECK(!c);
+            }
             if (c) {
                 /* Every name among the fields that j matches, i matches. */
                 for (k = 0; k < n; k++)
@@ -219,7 +237,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
                 exact = fuzz_dup(inst, ilen, 0);
                 free(inst);
-                bool dollar_skip = (t[j].s[0] == '+' || t[j].s[0] == '#') &&
+                char first = t[j].s[t[j].ps];
+                bool dollar_skip = (first == '+' || first == '#') &&
                                    exact[0] == '$';
                 bool m = match(&t[j], exact, ilen);
                 FUZZ_CHECK(m || dollar_skip);

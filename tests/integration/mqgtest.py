@@ -1381,6 +1381,17 @@ class Gateway(object):
         kw.setdefault("tls", bool(self.cfg["listeners"][listener].get("tls")))
         return http_request(self.ports[listener], path, **kw)
 
+    def metric(self, name, **labels):
+        """The value of one sample of /metrics (labels as keywords), or
+        None when the gateway does not report it."""
+        _, _, body = self.http("/metrics")
+        want = name + ("{%s}" % ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+                       if labels else "")
+        for line in body.decode().splitlines():
+            if line.startswith(want + " "):
+                return float(line.split()[-1])
+        return None
+
     def assert_serving(self):
         """A new session opens and answers a ping."""
         s = self.session()

@@ -54,22 +54,12 @@ def msgs(ws, n, timeout=10):
 def settle(g, m, topic):
     """Publishes a marker and waits until the history has it: what was
     published before is stored."""
-    before = metric(g, "mqgate_history_messages")
+    before = g.metric("mqgate_history_messages")
     m.publish(topic, b"marker", qos=1)
-    T.wait_for(lambda: metric(g, "mqgate_history_messages") != before or
-               metric(g, "mqgate_history_dropped_total", reason="count") > 0,
+    T.wait_for(lambda: g.metric("mqgate_history_messages") != before or
+               g.metric("mqgate_history_dropped_total", reason="count") > 0,
                what="the marker in the history")
     time.sleep(T.scaled(0.2))
-
-
-def metric(g, name, **labels):
-    _, _, body = g.http("/metrics")
-    want = name + ("{%s}" % ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
-                   if labels else "")
-    for line in body.decode().splitlines():
-        if line.startswith(want + " "):
-            return float(line.split()[-1])
-    return None
 
 
 @t.test("sub with history: the newest N of each topic, in seq order, flagged, then live ones")
@@ -118,7 +108,7 @@ def _():
     got = msgs(ws2, 4)
     eq([body(f) for f in got], ["3", "4", "5", "6"], "the missed messages")
     check(all(f["history"] and f["seq"] > last for f in got), "flags and seqs: %s" % got)
-    eq(metric(g, "mqgate_recoveries_failed_total"), 0.0, "failed recoveries")
+    eq(g.metric("mqgate_recoveries_failed_total"), 0.0, "failed recoveries")
 
 
 @t.test("since fails with another epoch, after a broker outage, or past dropped messages; history applies")
@@ -151,7 +141,7 @@ def _():
     g.wait_healthy(timeout=20)
     r = sub(session(g), {"topic": "hs/f", "since": {"epoch": epoch, "seq": last}, "history": 2})
     eq((r.get("recovered"), r.get("replayed")), (False, 2), "after an outage: history 2 instead")
-    check(metric(g, "mqgate_recoveries_failed_total") >= 3, "failed recoveries counted")
+    check(g.metric("mqgate_recoveries_failed_total") >= 3, "failed recoveries counted")
 
 
 @t.test("the replay/live boundary under a continuous publish: every message once, in order")
