@@ -400,6 +400,34 @@ def _():
     s.close()
 
 
+@t.test("events: a reload re-checks a stream like a session: a withdrawn filter is dropped "
+        "with an error event, a vanished role ends the stream with close 4401")
+def _():
+    g = gw(anonymous=None, fresh=True, name="sse-hup")
+    op = Stream(g, q(topic=["sensor/#", "device/+/cmd"]),
+                headers={"Authorization": "Bearer " + t.token("olga", ["all"])})
+    opened(op, 2)
+    gone = Stream(g, q(topic="sensor/#"),
+                  headers={"Authorization": "Bearer " + t.token("vic", ["viewer"])})
+    opened(gone, 1)
+    roles = dict(ROLES, all={"subscribe": ["sensor/#"], "publish": []})
+    del roles["viewer"]
+    g.write_config(dict(g.cfg, roles=roles))
+    g.send_signal(signal.SIGHUP)
+    ev = gone.events_until(lambda e: e[0] == "close", timeout=10)[-1]
+    eq(ev[2].get("code"), 4401, "close code of a stream whose role vanished")
+    err = op.events_until(lambda e: e[0] == "error", timeout=10)[-1]
+    eq(err[2].get("code"), "forbidden", "error event for the withdrawn filter")
+    check("device/+/cmd" in err[2].get("message", ""), "the error names the filter: %s" % (err,))
+    m = t.mosquitto.client()
+    m.publish("device/1/cmd", b"no", qos=1)
+    m.publish("sensor/1", b"yes", qos=1)
+    ev = op.event()
+    eq((ev[0], ev[2].get("topic")), ("msg", "sensor/1"), "what the stream gets after the reload")
+    op.close()
+    gone.close()
+
+
 @t.test("events: SIGTERM ends every stream with a close event 1001; the gateway exits 0")
 def _():
     g = gw(fresh=True, name="sse-term")
