@@ -6,7 +6,7 @@ MQG_BUILD_DEPS="build-essential autoconf automake libtool pkg-config \
 libwebsockets-dev libpaho-mqtt-dev libjansson-dev check libjwt-dev \
 liboath-dev libcrypt-dev libsystemd-dev libssl-dev"
 MQG_RUN_DEPS="mosquitto mosquitto-clients python3 python3-paho-mqtt openssl"
-MQG_TEST_DEPS="valgrind curl chromium nginx prometheus clang-14 libclang-rt-14-dev \
+MQG_TEST_DEPS="valgrind curl chromium nginx haproxy prometheus clang-14 libclang-rt-14-dev \
 gcc-multilib"
 # node 20 or later runs the client and browser tests; Debian's nodejs is
 # installed only where no node is on the machine.

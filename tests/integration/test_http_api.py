@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import http.client
@@ -61,85 +60,8 @@ def q(**kw):
     return urllib.parse.urlencode(pairs, quote_via=urllib.parse.quote, safe="")
 
 
-class Stream(object):
-    """A raw GET /api/events: the status line and headers, then events
-    read as they come."""
-
-    def __init__(self, g, query, headers=None, rcvbuf=None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(T.scaled(5))
-        self.sock.connect(("127.0.0.1", g.ports[0]))
-        h = {"Host": "127.0.0.1:%d" % g.ports[0], "Accept": "text/event-stream"}
-        h.update(headers or {})
-        req = "GET /api/events?%s HTTP/1.1\r\n%s\r\n" % (
-            query, "".join("%s: %s\r\n" % kv for kv in h.items()))
-        self.sock.sendall(req.encode())
-        self.buf = b""
-        self.closed = False
-        while b"\r\n\r\n" not in self.buf:
-            self._more()
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.decode().split("\r\n")
-        self.status = int(lines[0].split()[1])
-        self.headers = {}
-        for l in lines[1:]:
-            k, v = l.split(":", 1)
-            self.headers[k.strip().lower()] = v.strip()
-        self.comments = []
-
-    def _more(self, timeout=5):
-        self.sock.settimeout(T.scaled(timeout))
-        data = self.sock.recv(65536)
-        if not data:
-            self.closed = True
-            raise EOFError()
-        self.buf += data
-
-    def body(self):
-        """The rest of a refusal's body (Content-Length)."""
-        n = int(self.headers.get("content-length", "0"))
-        while len(self.buf) < n:
-            self._more()
-        return json.loads(self.buf[:n])
-
-    def event(self, timeout=5):
-        """The next event: (name, id or None, parsed data)."""
-        deadline = time.monotonic() + T.scaled(timeout)
-        while True:
-            while b"\n\n" in self.buf:
-                block, self.buf = self.buf.split(b"\n\n", 1)
-                name, eid, data = "message", None, None
-                for line in block.decode().split("\n"):
-                    if line.startswith(":"):
-                        self.comments.append(line)
-                    elif line.startswith("event: "):
-                        name = line[7:]
-                    elif line.startswith("id: "):
-                        eid = line[4:]
-                    elif line.startswith("data: "):
-                        data = json.loads(line[6:])
-                if data is not None:
-                    return name, eid, data
-            left = deadline - time.monotonic()
-            if left <= 0:
-                fail("no event within %.1f s" % T.scaled(timeout))
-            try:
-                self._more(left / T.TIME_SCALE)
-            except socket.timeout:
-                pass
-
-    def events_until(self, pred, timeout=5):
-        out = []
-        while True:
-            ev = self.event(timeout)
-            out.append(ev)
-            if pred(ev):
-                return out
-
-    def close(self):
-        self.sock.close()
+def Stream(g, query, headers=None, rcvbuf=None):
+    return T.EventStream(g.ports[0], query, headers=headers, rcvbuf=rcvbuf)
 
 
 def opened(s, n_topics):
