@@ -128,6 +128,41 @@ START_TEST(test_frame_msg_kinds)
 }
 END_TEST
 
+/* A frame as a Server-Sent Event: built at the first call, the same
+ * bytes (and buffer) at every later one; the id only with a seq. */
+START_TEST(test_frame_sse)
+{
+    struct frame_pos pos = {42, 1700000000000ULL, false};
+    struct frame *m = frame_new_msg("a/b", 3, (const uint8_t *)"hi", 2,
+                                    PAYLOAD_TEXT, 1, false, &pos);
+    struct frame *st = frame_new_text("{\"op\":\"status\",\"broker\":\"up\"}",
+                                      29);
+    size_t n1, n2, n3;
+    const char *e1 = frame_sse(m, "EPOCH", &n1);
+    const char *e2 = frame_sse(m, "EPOCH", &n2);
+    const char *e3 = frame_sse(st, "EPOCH", &n3);
+    static const char want_m[] =
+        "event: msg\nid: EPOCH:42\ndata: {\"op\":\"msg\",\"topic\":\"a/b\","
+        "\"text\":\"hi\",\"qos\":1,\"retain\":false,\"seq\":42,"
+        "\"ts\":1700000000000}\n\n";
+    static const char want_st[] =
+        "event: status\ndata: {\"op\":\"status\",\"broker\":\"up\"}\n\n";
+
+    ck_assert_ptr_nonnull(e1);
+    ck_assert_ptr_eq(e1, e2);
+    ck_assert_uint_eq(n1, n2);
+    ck_assert_uint_eq(n1, sizeof(want_m) - 1);
+    ck_assert_int_eq(memcmp(e1, want_m, n1), 0);
+    ck_assert_uint_eq(n3, sizeof(want_st) - 1);
+    ck_assert_int_eq(memcmp(e3, want_st, n3), 0);
+    ck_assert_uint_eq(m->seq, 42);
+    ck_assert_uint_eq(st->seq, 0);
+    frame_unref(m);
+    frame_unref(st);
+}
+END_TEST
+
+
 static Suite *frame_suite(void)
 {
     Suite *s = suite_create("frame");
@@ -135,6 +170,7 @@ static Suite *frame_suite(void)
 
     tcase_add_loop_test(tc, test_frame_sizes, 0, 8);
     tcase_add_test(tc, test_frame_msg_kinds);
+    tcase_add_test(tc, test_frame_sse);
     suite_add_tcase(s, tc);
     return s;
 }
