@@ -69,14 +69,29 @@ static json_t *payload_json(const struct frame *f)
     return j;
 }
 
+/* frame_new_msg() for a message without properties or mount. */
+static struct frame *msg_frame(const char *topic, size_t tlen,
+                               const uint8_t *p, size_t plen,
+                               enum payload_kind kind, int qos, bool retain,
+                               const struct frame_pos *pos)
+{
+    return frame_new_msg(&(struct frame_msg){.topic = topic,
+                                             .topic_len = tlen,
+                                             .payload = p,
+                                             .payload_len = plen,
+                                             .kind = kind,
+                                             .qos = qos,
+                                             .retain = retain},
+                         pos);
+}
+
 START_TEST(test_frame_msg_kinds)
 {
     static const uint8_t bin[] = { 0xff, 0x00, 0x80 };
     struct frame *f;
     json_t *j;
 
-    f = frame_new_msg("a/\"b\"", 5, (const uint8_t *)" 21.50 ", 7,
-                      PAYLOAD_JSON, 1, false, NULL);
+    f = msg_frame("a/\"b\"", 5, (const uint8_t *)" 21.50 ", 7, PAYLOAD_JSON, 1, false, NULL);
     ck_assert_ptr_nonnull(f);
     /* the JSON payload is spliced verbatim */
     ck_assert_ptr_nonnull(memmem(f->payload, f->payload_len,
@@ -90,8 +105,7 @@ START_TEST(test_frame_msg_kinds)
     json_decref(j);
     frame_unref(f);
 
-    f = frame_new_msg("t", 1, (const uint8_t *)"line\n\"q\"", 8,
-                      PAYLOAD_TEXT, 0, true, NULL);
+    f = msg_frame("t", 1, (const uint8_t *)"line\n\"q\"", 8, PAYLOAD_TEXT, 0, true, NULL);
     j = payload_json(f);
     ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
                      "line\n\"q\"");
@@ -99,7 +113,7 @@ START_TEST(test_frame_msg_kinds)
     json_decref(j);
     frame_unref(f);
 
-    f = frame_new_msg("t", 1, bin, sizeof(bin), PAYLOAD_BASE64, 2, false, NULL);
+    f = msg_frame("t", 1, bin, sizeof(bin), PAYLOAD_BASE64, 2, false, NULL);
     j = payload_json(f);
     ck_assert_str_eq(json_string_value(json_object_get(j, "base64")),
                      "/wCA");
@@ -113,8 +127,7 @@ START_TEST(test_frame_msg_kinds)
         struct frame_pos pos = { 9007199254740991ULL, 1764547200123ULL,
                                  true };
 
-        f = frame_new_msg("t", 1, (const uint8_t *)"1", 1, PAYLOAD_JSON, 0,
-                          false, &pos);
+        f = msg_frame("t", 1, (const uint8_t *)"1", 1, PAYLOAD_JSON, 0, false, &pos);
         j = payload_json(f);
         ck_assert(json_is_true(json_object_get(j, "history")));
         static const char want[] = "\"seq\":9007199254740991,"
