@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "props.h"
 
 /* The payload length the header of f announces, checking its form. */
 static uint64_t header_len(const struct frame *f)
@@ -141,6 +142,41 @@ START_TEST(test_frame_msg_kinds)
 }
 END_TEST
 
+/* props between the body and qos, written once with the mount's view. */
+START_TEST(test_frame_msg_props)
+{
+    uint8_t *m = NULL;
+    size_t len = 0;
+    struct props_item ct = {.kind = PROPS_CONTENT_TYPE, .a = "c", .a_len = 1};
+    struct props_item rt = {.kind = PROPS_RESPONSE_TOPIC, .a = "m/r",
+                            .a_len = 3};
+    struct frame *f;
+    json_t *j;
+
+    ck_assert_int_eq(props_append(&m, &len, &ct), 0);
+    ck_assert_int_eq(props_append(&m, &len, &rt), 0);
+    f = frame_new_msg(&(struct frame_msg){.topic = "t", .topic_len = 1,
+                                          .payload = (const uint8_t *)"1",
+                                          .payload_len = 1,
+                                          .kind = PAYLOAD_JSON,
+                                          .props = m, .props_len = len,
+                                          .mount = "m/", .mount_len = 2,
+                                          .qos = 1},
+                      NULL);
+    ck_assert_ptr_nonnull(f);
+    static const char want[] = "{\"op\":\"msg\",\"topic\":\"t\",\"payload\":1,"
+                               "\"props\":{\"content_type\":\"c\","
+                               "\"response_topic\":\"r\"},\"qos\":1,"
+                               "\"retain\":false}";
+    ck_assert_uint_eq(f->payload_len, sizeof(want) - 1);
+    ck_assert_mem_eq(f->payload, want, sizeof(want) - 1);
+    j = payload_json(f);
+    json_decref(j);
+    frame_unref(f);
+    free(m);
+}
+END_TEST
+
 static Suite *frame_suite(void)
 {
     Suite *s = suite_create("frame");
@@ -148,6 +184,7 @@ static Suite *frame_suite(void)
 
     tcase_add_loop_test(tc, test_frame_sizes, 0, 8);
     tcase_add_test(tc, test_frame_msg_kinds);
+    tcase_add_test(tc, test_frame_msg_props);
     suite_add_tcase(s, tc);
     return s;
 }
