@@ -31,7 +31,10 @@
 #include "upstream.h"
 
 #define CORR_LEN 16
-#define REPLY_TAG 0       /* the registry's tags are never 0 (subs.c) */
+/* The reply subscription's SUBACK tags: the connection's generation,
+ * below 2^32, where the registry's never are (subs.c: subid << 32 | gen,
+ * subid >= 1), so a late answer of an earlier connection is told apart. */
+#define REPLY_TAG_END (UINT64_C(1) << 32)
 
 struct request_wait {
     struct request_wait *h_next;          /* the key's chain */
@@ -50,6 +53,7 @@ static struct {
     char *prefix;                  /* broker-side, ends with '/' */
     size_t prefix_len;
     enum { REPLY_NONE, REPLY_PENDING, REPLY_OK, REPLY_REFUSED } reply;
+    uint32_t reply_gen;            /* of the last reply SUBSCRIBE */
     uint64_t next_key;
     struct request_wait **buckets;
     size_t n_buckets, n;           /* n_buckets a power of two */
@@ -315,8 +319,10 @@ void requests_broker_up(void)
     }
     memcpy(filter, RQ.prefix, RQ.prefix_len);
     memcpy(filter + RQ.prefix_len, "#", 2);
+    if (++RQ.reply_gen == 0)
+        RQ.reply_gen = 1;
     /* no subscription identifier: its messages never meet the fan-out */
-    rc = upstream_subscribe(up, filter, 0, 1, REPLY_TAG);
+    rc = upstream_subscribe(up, filter, 0, 1, RQ.reply_gen);
     RQ.reply = rc == 0 ? REPLY_PENDING : REPLY_REFUSED;
     if (rc < 0)
         log_error("reply subscription %s: not made (%d)", filter, rc);
@@ -325,10 +331,10 @@ void requests_broker_up(void)
 
 bool requests_suback(uint64_t tag, int granted)
 {
-    if (tag != REPLY_TAG)
+    if (tag >= REPLY_TAG_END)
         return false;
-    if (RQ.reply != REPLY_PENDING)
-        return true;            /* settled by a loss meanwhile */
+    if (RQ.reply != REPLY_PENDING || tag != RQ.reply_gen)
+        return true;            /* settled by a loss, or an earlier one's */
     if (granted < 0) {
         RQ.reply = REPLY_REFUSED;
         log_error("the broker refused the reply subscription %s#: requests "
