@@ -62,6 +62,8 @@ bool utf8_mqtt_valid(const void *buf, size_t len)
 {
     const unsigned char *p = buf;
 
+    if (len == 0)
+        return true;          /* buf may be NULL */
     if (!utf8_valid(buf, len))
         return false;
     for (size_t i = 0; i < len;) {

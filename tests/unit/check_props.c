@@ -310,6 +310,7 @@ START_TEST(test_utf8_mqtt)
     ck_assert_msg(utf8_mqtt_valid(s, strlen(s)) == mqtt_rows[_i].ok,
                   "row %d", _i);
     ck_assert(!utf8_mqtt_valid("a\0b", 3));
+    ck_assert(utf8_mqtt_valid(NULL, 0));
 }
 END_TEST
 
