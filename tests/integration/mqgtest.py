@@ -1111,10 +1111,11 @@ class WS(object):
 # MQTT side (paho 1.6.1)
 
 class MqttMsg(object):
-    __slots__ = ("topic", "payload", "qos", "retain")
+    __slots__ = ("topic", "payload", "qos", "retain", "props")
 
-    def __init__(self, topic, payload, qos, retain):
+    def __init__(self, topic, payload, qos, retain, props=None):
         self.topic, self.payload, self.qos, self.retain = topic, payload, qos, retain
+        self.props = props   # MQTT 5: paho's Properties, or None
 
     def __repr__(self):
         return "MqttMsg(%r, %r, qos=%d, retain=%d)" % (self.topic, self.payload[:80],
@@ -1154,7 +1155,8 @@ class Mqtt(object):
 
     def _on_message(self, c, u, m):
         with self.cond:
-            self.msgs.append(MqttMsg(m.topic, bytes(m.payload), m.qos, bool(m.retain)))
+            self.msgs.append(MqttMsg(m.topic, bytes(m.payload), m.qos, bool(m.retain),
+                                     getattr(m, "properties", None)))
             self.cond.notify_all()
 
     def _on_subscribe(self, c, u, mid, granted, props=None):
@@ -1170,10 +1172,12 @@ class Mqtt(object):
                 fail("no SUBACK for %s" % topic)
             return self.subacks.pop(mid)
 
-    def publish(self, topic, payload=b"", qos=0, retain=False, wait=True, timeout=5.0):
+    def publish(self, topic, payload=b"", qos=0, retain=False, wait=True, timeout=5.0,
+                properties=None):
+        """properties: paho's Properties(PacketTypes.PUBLISH), MQTT 5 only."""
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
-        info = self.c.publish(topic, payload, qos, retain)
+        info = self.c.publish(topic, payload, qos, retain, properties=properties)
         if info.rc != 0:
             fail("paho publish to %r failed: rc %d" % (topic, info.rc))
         if wait:
