@@ -157,7 +157,8 @@ build() {
         }
         cp "$b/src/mqgated" "$b/mqgated"
     fi
-    cc -O2 -g -Wall -o "$b/loadgen" "$SRC/bench/loadgen.c" -lssl -lcrypto
+    cc -O2 -g -Wall -o "$b/loadgen" "$SRC/bench/loadgen.c" "$SRC/bench/lg_client.c" \
+        "$SRC/bench/lg_stream.c" -lssl -lcrypto
     cc -O2 -g -Wall -o "$b/ceiling" "$SRC/bench/ceiling.c" -lssl -lcrypto
     GATEWAY=$b/mqgated LG=$b/loadgen CEILING=$b/ceiling
 }
