@@ -3,6 +3,7 @@
 #
 #   bench/run.sh [full|quick] [SCENARIO...]
 #   bench/run.sh profile
+#   bench/run.sh summary bench/results/*/results.txt   (again, from raw results)
 #
 # SCENARIO is one or more of: fanout latency topics publish storm idle
 # profile (default: all of them), and the stream-state scenarios of issue
@@ -25,6 +26,8 @@
 #               ["#"], 100 messages a topic): its cost beside a run without;
 #               HISTORY='["bench/fanout"]' (a JSON array): of those filters
 #   CALLGRIND_ONLY=1  profile: the callgrind part only
+#   PERF=1      record the gateway with perf (cpu-clock) during every run;
+#               the top of each profile goes to stderr and bench/results/
 #
 # Results: a summary in Markdown on stdout and in bench/results/ (ignored
 # by git), with the raw RESULT lines of every run beside it.
@@ -33,12 +36,14 @@ set -euo pipefail
 MODE=full
 case "${1:-}" in
 full | quick | profile) MODE=$1; shift ;;
+summary) MODE=summary; shift ;;
 esac
-if [ "$MODE" = profile ]; then
-    SCENARIOS="profile"
+if [ "$MODE" = summary ]; then
+    SCENARIOS=""
 else
     SCENARIOS="${*:-fanout latency topics publish storm idle profile}"
 fi
+[ "$MODE" != profile ] || SCENARIOS="profile"
 for s in $SCENARIOS; do
     case $s in
     fanout | latency | topics | publish | storm | idle | profile) ;;
@@ -309,6 +314,14 @@ run_case() {
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     psi=$(awk '/^some/ { sub("avg10=", "", $2); print $2 }' /proc/pressure/cpu 2>/dev/null || echo -)
     start_target "$target" "$tls"
+    local perfpid="" pname=""
+    if [ "${PERF:-0}" = 1 ] && [ -n "$GW_PID" ] && command -v perf >/dev/null; then
+        pname=$(printf '%s-%s-%s-%s' "$sc" "$var" "$target" "$rep" | tr -c 'A-Za-z0-9_.,=-' _)
+        mkdir -p "$WORK/profile"
+        perf record -q -e cpu-clock -F 1000 -g -p "$GW_PID" \
+            -o "$WORK/profile/perf-$pname.data" >/dev/null 2>&1 &
+        perfpid=$!
+    fi
     # shellcheck disable=SC2086
     out=$(taskset -c 1 "$LG" "$1" $T_ARGS --label "$target" "${@:2}" \
         2>>"$WORK/loadgen.log") || {
@@ -316,12 +329,28 @@ run_case() {
         say "loadgen failed: $(tail -n 2 "$WORK/loadgen.log" | tr '\n' ' ')"
     }
     t1=$(date +%s.%N)
+    if [ -n "$perfpid" ]; then
+        kill -INT "$perfpid" 2>/dev/null || true
+        wait "$perfpid" 2>/dev/null || true
+        perf_top "$WORK/profile/perf-$pname.data" >"$WORK/profile/perf-$pname.txt"
+        say "perf of the gateway, $pname (self time, top entries):"
+        head -16 "$WORK/profile/perf-$pname.txt" >&2
+    fi
     stop_all
     t2=$(date +%s.%N)
     out="$out sc=$sc var=$var target=$target rep=$rep psi10=$psi"
     echo "$out" >>"$RESULTS"
     say "$(printf '%-8s %-14s %-12s rep %s  load %-15s %5.1fs+%4.1fs | %s' "$sc" "$var" "$target" \
         "$rep" "$load" "$(awk "BEGIN { print $t1 - $t0 }")" "$(awk "BEGIN { print $t2 - $t1 }")" "$(headline "$out")")"
+}
+
+# perf_top DATA: the gateway's time by object, then by symbol (self).
+perf_top() {
+    perf report -i "$1" --no-children --sort dso --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -6 || true
+    echo
+    perf report -i "$1" --no-children --sort sym --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -30 || true
 }
 
 # The few numbers worth seeing while it runs.
@@ -439,11 +468,11 @@ sc_rate() {
     local rep n
     for rep in $(seq "$REPS"); do
         for n in 1000 100; do
-            run_case rate "max_rate N=$n" mqgate-nohist 0 "$rep" -- rate -n $n \
+            run_case rate "max_rate,N=$n" mqgate-nohist 0 "$rep" -- rate -n $n \
                 --topics 1000 --rate 20000 --max-rate 1 --duration "$RATE_DUR" \
                 --warmup 2 --drain 1
         done
-        run_case rate "fanout" mqgate-nohist 0 "$rep" -- fanout -n 1000 \
+        run_case rate "fanout,N=1000" mqgate-nohist 0 "$rep" -- fanout -n 1000 \
             --window 100 --duration "$DUR" --warmup "$WARM" --drain 3
     done
 }
@@ -876,8 +905,8 @@ summarize() {
                 if (v !~ /^max_rate/) continue
                 printf "%s: deliveries / offered %s; gateway CPU per delivery / fanout N=1000: %s (per round: %s)\n", v,
                     ratio(med("rate", v, t, "deliv"), med("rate", v, t, "offered")),
-                    ratio(med("rate", v, t, "nsper"), med("rate", "fanout", t, "nsper")),
-                    pairs2("rate", v, "fanout", t, "nsper")
+                    ratio(med("rate", v, t, "nsper"), med("rate", "fanout,N=1000", t, "nsper")),
+                    pairs2("rate", v, "fanout,N=1000", t, "nsper")
             }
         }
         print "\n### targets\n"
@@ -928,9 +957,9 @@ summarize() {
             p = med("replay", v, "mqgate-replay", "p99"); e = med("replay", v, "mqgate-replay", "exact")
             printf "| replay: 100 x 100,000 messages, all exact; live p99 < 50 ms meanwhile | %s replayed/s, %s of 100 exact, p99 %s ms | %s |\n", fmt_rate(med("replay", v, "mqgate-replay", "rrate")), e, fmt_ms(p), (p != "" && p < 50000 && e == 100) ? "yes" : "no"
         }
-        if (cnt[K("rate", "max_rate N=1000", "mqgate-nohist", "deliv")]) {
-            d = med("rate", "max_rate N=1000", "mqgate-nohist", "deliv")
-            r = ratio(med("rate", "max_rate N=1000", "mqgate-nohist", "nsper"), med("rate", "fanout", "mqgate-nohist", "nsper"))
+        if (cnt[K("rate", "max_rate,N=1000", "mqgate-nohist", "deliv")]) {
+            d = med("rate", "max_rate,N=1000", "mqgate-nohist", "deliv")
+            r = ratio(med("rate", "max_rate,N=1000", "mqgate-nohist", "nsper"), med("rate", "fanout,N=1000", "mqgate-nohist", "nsper"))
             printf "| max_rate: deliveries within 10%% of 1,000,000/s | %s/s | %s |\n", fmt_rate(d), (d >= 900000 && d <= 1100000) ? "yes" : "no"
             printf "| max_rate: gateway CPU per delivery within 2x of fanout | %sx | %s |\n", r, (r != "-" && r <= 2) ? "yes" : "no"
         }
@@ -946,6 +975,14 @@ summarize() {
 }
 
 # ---- main ----------------------------------------------------------------------------
+if [ "$MODE" = summary ]; then
+    # bench/run.sh summary RESULTS.txt...: the summary of saved raw results
+    [ $# -gt 0 ] || { echo "usage: bench/run.sh summary results.txt..." >&2; exit 2; }
+    cat "$@" >"$RESULTS"
+    REPS=$(grep -o ' rep=[0-9]*' "$RESULTS" | sort -t= -k2 -n | tail -1 | cut -d= -f2)
+    summarize
+    exit 0
+fi
 install_deps
 build
 configure
