@@ -375,6 +375,18 @@ static int run_replay(void)
         live_tick();
         loop_once(1);
     }
+    if (G.ready_file) {
+        /* a profiler may start counting now (bench/run.sh profile) */
+        FILE *f = fopen(G.ready_file, "w");
+
+        if (f)
+            fclose(f);
+        for (uint64_t until = now_ns() + (uint64_t)G.start_delay_ms * 1000000;
+             now_ns() < until;) {
+            live_tick();
+            loop_once(1);
+        }
+    }
     meter_read(&m0);
     if (G.conc < G.replay_n)
         G.conc = G.replay_n; /* all at once */

@@ -47,7 +47,7 @@ fi
 for s in $SCENARIOS; do
     case $s in
     fanout | latency | topics | publish | storm | idle | profile) ;;
-    history | replay | rate) ;;
+    history | replay | rate | replay_profile) ;;
     *) echo "unknown scenario: $s" >&2; exit 2 ;;
     esac
 done
@@ -460,6 +460,16 @@ sc_replay() {
     done
 }
 
+# callgrind on the replay: the store filled as in sc_replay, 10 live
+# sessions, then 10 sessions replaying 100,000 messages each (1,000,000
+# replayed frames), counted from just before the first replay's sub.
+sc_replay_profile() {
+    say "replay_profile: callgrind while 10 sessions replay 100,000 messages each"
+    callgrind_case "$CONF/mqgate-replay.json" callgrind-replay -- replay -n 10 \
+        --replay-n 10 --topics 1000 --history 100 --rate 200 --duration 1 \
+        --drain 2 --max-time 900
+}
+
 # 1000 sessions, each sensor/# with max_rate 1, over 1000 topics fed at
 # 20,000 msg/s; the same with 100 sessions (a tenth of the deliveries, the
 # same messages); and plain fanout N=1000 in the same run, for the
@@ -481,22 +491,27 @@ sc_rate() {
 # a short fanout, counted only while messages flow; then perf's cpu-clock
 # samples (time, kernel included) on the optimized gateway, where perf can
 # sample here.
-sc_profile() {
-    local pf=$WORK/profile rdy n
+# callgrind_case CONF NAME -- LOADGEN ARGS...: mqgated (CONF) under
+# callgrind, its counters zeroed when the load generator touches its
+# ready file and dumped when it ends; annotated into
+# $WORK/profile/NAME-threads.txt and NAME-self.txt, its RESULT line into
+# NAME-loadgen.txt.
+callgrind_case() {
+    local conf=$1 name=$2 pf=$WORK/profile rdy n
+    shift 3
     mkdir -p "$pf"
-    say "profile: callgrind on a fanout to 1000 sessions, 1000 messages"
+    rm -f "$pf"/callgrind.out.*
     start_mosquitto
     taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$pf/callgrind.out.%p" \
-        "$GATEWAY" -c "$CONF/mqgate.json" >>"$WORK/callgrind.log" 2>&1 &
+        "$GATEWAY" -c "$conf" >>"$WORK/callgrind.log" 2>&1 &
     GW_PID=$!
     wait_healthz "$P_GW" || { say "mqgated under callgrind did not start"; exit 1; }
-    rdy=$pf/ready
-    taskset -c 1 "$LG" fanout --proto mqg --port "$P_GW" --broker-port "$P_MQTT" \
-        -n 1000 --window 100 --batch 25 --msgs 1000 --drain 120 --max-time 300 \
-        --ready-file "$rdy" --start-delay 1500 --label callgrind \
-        >"$pf/loadgen.txt" 2>>"$WORK/loadgen.log" &
+    rdy=$pf/ready-$name
+    taskset -c 1 "$LG" "$@" --proto mqg --port "$P_GW" --broker-port "$P_MQTT" \
+        --ready-file "$rdy" --start-delay 1500 --label "$name" \
+        >"$pf/$name-loadgen.txt" 2>>"$WORK/loadgen.log" &
     local lgpid=$!
-    for n in $(seq 3000); do [ -e "$rdy" ] && break; sleep 0.1; done
+    for n in $(seq 6000); do [ -e "$rdy" ] && break; sleep 0.1; done
     callgrind_control -z "$GW_PID" >/dev/null 2>&1 || true
     wait "$lgpid" || true
     callgrind_control -d "$GW_PID" >/dev/null 2>&1 || true
@@ -511,22 +526,29 @@ sc_profile() {
         # thread) carry that thread's whole cost. They give the split
         # between threads and are left out of the function list.
         callgrind_annotate --inclusive=no --threshold=100 "$dump" 2>/dev/null |
-            grep -E '^ *[0-9,]+ \(' >"$pf/callgrind-all.txt" || true
+            grep -E '^ *[0-9,]+ \(' >"$pf/$name-all.txt" || true
         {
-            grep -E 'PROGRAM TOTALS' "$pf/callgrind-all.txt" || true
-            grep -E 'pthread_create.c:start_thread' "$pf/callgrind-all.txt" |
+            grep -E 'PROGRAM TOTALS' "$pf/$name-all.txt" || true
+            grep -E 'pthread_create.c:start_thread' "$pf/$name-all.txt" |
                 sed 's/ \[.*//; s/\.\/nptl\/\.\/nptl\/pthread_create.c:start_thread/Paho threads (all of start_thread)/' || true
-            grep -E 'gateway/main.c:main ' "$pf/callgrind-all.txt" |
+            grep -E 'gateway/main.c:main ' "$pf/$name-all.txt" |
                 sed 's/ \[.*//; s/[^ ]*gateway\/main.c:main/service thread (all of main)/' || true
-        } >"$pf/callgrind-threads.txt"
+        } >"$pf/$name-threads.txt"
         grep -vE 'PROGRAM TOTALS|clone.S:clone|start_thread|libc_start|below main|gateway/main.c:main|ld-linux' \
-            "$pf/callgrind-all.txt" | sed -E 's#[^ ]*/(gateway|common)/#\1/#; s#\./[^ ]*/([a-z_0-9.-]+\.[cS]):#\1:#; s# \[[^]]*/([^/]+)\]$# [\1]#' |
-            head -40 >"$pf/callgrind-self.txt" || true
+            "$pf/$name-all.txt" | sed -E 's#[^ ]*/(gateway|common)/#\1/#; s#\./[^ ]*/([a-z_0-9.-]+\.[cS]):#\1:#; s# \[[^]]*/([^/]+)\]$# [\1]#' |
+            head -40 >"$pf/$name-self.txt" || true
         say "callgrind, thread split and self cost (top entries):"
-        cat "$pf/callgrind-threads.txt" >&2
-        head -25 "$pf/callgrind-self.txt" >&2 || true
+        cat "$pf/$name-threads.txt" >&2
+        head -25 "$pf/$name-self.txt" >&2 || true
     fi
-    cat "$pf/loadgen.txt" >&2 || true
+    cat "$pf/$name-loadgen.txt" >&2 || true
+}
+
+sc_profile() {
+    local pf=$WORK/profile
+    say "profile: callgrind on a fanout to 1000 sessions, 1000 messages"
+    callgrind_case "$CONF/mqgate.json" callgrind -- fanout -n 1000 --window 100 \
+        --batch 25 --msgs 1000 --drain 120 --max-time 300
     [ "${CALLGRIND_ONLY:-0}" = 1 ] && return 0
 
     if command -v perf >/dev/null &&
@@ -1027,6 +1049,16 @@ done
         cat "$WORK/profile/callgrind-threads.txt"
         echo
         head -30 "$WORK/profile/callgrind-self.txt"
+        echo '```'
+    fi
+    if [ -s "$WORK/profile/callgrind-replay-self.txt" ]; then
+        echo
+        echo "### replay_profile: callgrind, instructions while 10 sessions replay 100,000 stored messages each"
+        echo
+        echo '```'
+        cat "$WORK/profile/callgrind-replay-threads.txt"
+        echo
+        head -30 "$WORK/profile/callgrind-replay-self.txt"
         echo '```'
     fi
     if [ -s "$WORK/profile/perf-self.txt" ]; then
