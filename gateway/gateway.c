@@ -88,12 +88,79 @@ static void schedule_reconnect(bool was_connected)
 }
 
 
+/* The events taken from the mailbox and not handled yet: drain() handles
+ * them for at most DRAIN_BUDGET_US at a time, so that a flood from the
+ * broker cannot keep the loop from writing, answering and running its
+ * timers; the rest waits for the next pass, in order. */
+#define DRAIN_BUDGET_US 5000
+static struct {
+    struct mb_event *head, *tail;
+    size_t n;
+    lws_sorted_usec_list_t sul;   /* the next pass, armed while events wait */
+} B;
+
+static void drain(void);
+
+static void drain_cb(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+    drain();
+}
+
+static void take_mailbox(void)
+{
+    struct mb_event *ev = mailbox_take_all(&G.mbox);
+
+    for (; ev; ev = ev->next) {
+        if (B.tail)
+            B.tail->next = ev;
+        else
+            B.head = ev;
+        B.tail = ev;
+        B.n++;
+    }
+}
+
+static struct mb_event *backlog_pop(void)
+{
+    struct mb_event *ev = B.head;
+
+    if (ev) {
+        B.head = ev->next;
+        if (!B.head)
+            B.tail = NULL;
+        B.n--;
+    }
+    return ev;
+}
+
+size_t gateway_backlog(void)
+{
+    return B.n;
+}
+
+static void handle_event(struct mb_event *ev);
+
 static void drain(void)
 {
-    struct mb_event *ev = mailbox_take_all(&G.mbox), *next;
+    uint64_t t0 = clock_now_us();
+    struct mb_event *ev;
+    unsigned n = 0;
 
-    for (; ev; ev = next) {
-        next = ev->next;
+    take_mailbox();
+    while ((ev = backlog_pop())) {
+        handle_event(ev);
+        /* the clock only every 64 events: most take a microsecond */
+        if (++n % 64 == 0 && clock_now_us() - t0 >= DRAIN_BUDGET_US)
+            break;
+    }
+    if (B.head)
+        lws_sul_schedule(G.ctx, 0, &B.sul, drain_cb, 1);
+}
+
+static void handle_event(struct mb_event *ev)
+{
+    {
         switch (ev->type) {
         case MB_MESSAGE:
             /* a response to a request is never a msg */
@@ -144,10 +211,11 @@ static void drain(void)
 /* After shutdown: answers nobody, frees what the events own. */
 static void drain_discard(void)
 {
-    struct mb_event *ev = mailbox_take_all(&G.mbox), *next;
+    struct mb_event *ev;
 
-    for (; ev; ev = next) {
-        next = ev->next;
+    /* (its pass, if one was armed, went with the context) */
+    take_mailbox();
+    while ((ev = backlog_pop())) {
         if (ev->type == MB_PUBDONE)
             handle_pub_done(ev->ctx, ev->code);
         else if (ev->type == MB_AUTHDONE)
@@ -368,6 +436,7 @@ out:
     if (G.ctx) {
         lws_sul_cancel(&reconnect_timer);
         lws_sul_cancel(&keepalive_timer);
+        lws_sul_cancel(&B.sul);
         auth_shutdown();
         /* A password worker may finish a check at any time until
          * auth_users_destroy() joins it: it must not wake a context that

@@ -3,6 +3,8 @@
 #define MQG_GATEWAY_H
 
 #include "autoconfig.h"
+#include <stddef.h>
+
 #include "config.h"
 
 #define MQG_SERVER "mqgate/" PACKAGE_VERSION
@@ -10,5 +12,8 @@
 /* Runs the daemon with cfg (ownership passes to the gateway) until SIGTERM
  * or SIGINT. Returns the process exit status. */
 int gateway_run(struct config *cfg, const char *config_path);
+
+/* Events taken from the mailbox and not handled yet (drain()'s budget). */
+size_t gateway_backlog(void);
 
 #endif

@@ -190,6 +190,9 @@ int metrics_render(char **out, size_t *len)
            "Sessions closed with 4429.", metrics_counters[MC_ERROR_CLOSES]);
     metric(&b, "mqgate_queue_bytes", "gauge",
            "Bytes queued to sessions and not yet written.", st.queued);
+    metric(&b, "mqgate_mailbox_backlog", "gauge",
+           "Events from the broker and the workers waiting for the service "
+           "loop.", gateway_backlog());
     metric(&b, "mqgate_broker_up", "gauge",
            "1 when the broker connection is up.", session_broker_up());
     metric(&b, "mqgate_broker_reconnects_total", "counter",
