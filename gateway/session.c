@@ -310,6 +310,42 @@ static void auth_timeout(lws_sorted_usec_list_t *sul)
         session_close(s, 4401, "authentication timeout");
 }
 
+/* The handshake authenticated nobody: anonymous when configured, else
+ * the hello and the authentication timeout. */
+static void unauthenticated_hello(struct session *s)
+{
+    if (conf()->auth.anonymous_role) {
+        const struct cfg_role *role =
+            config_role(conf(), conf()->auth.anonymous_role);
+        const char *why;
+
+        if (role && session_set_identity(s, CRED_ANONYMOUS, "anonymous",
+                                         &role, 1, &why) == 0) {
+            metrics_auth(AUTH_ANONYMOUS, true);
+            auth_send_hello(s);
+            session_send_status(s, S.broker_up);
+            return;
+        }
+    }
+    auth_send_hello(s);
+    lws_sul_schedule(lws_get_context(s->wsi), 0, &s->auth_timer, auth_timeout,
+                     (lws_usec_t)conf()->auth.timeout_s * LWS_US_PER_SEC);
+}
+
+/* The Origin of the handshake, for the webhook (headers are gone once
+ * the session runs). */
+static void remember_origin(struct session *s, struct lws *wsi)
+{
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+
+    if (n <= 0 || n > 1024 || !(s->origin = malloc((size_t)n + 1)))
+        return;
+    if (lws_hdr_copy(wsi, s->origin, n + 1, WSI_TOKEN_ORIGIN) <= 0) {
+        free(s->origin);
+        s->origin = NULL;
+    }
+}
+
 void session_open(struct session *s, const struct transport *tp,
                   struct lws *wsi, const char *ip)
 {
@@ -332,34 +368,43 @@ void session_open(struct session *s, const struct transport *tp,
     metrics_add(MC_SESSIONS_OPENED, 1);
     ipcount_inc(S.per_ip, s->ip);
 
-    if (auth_handshake(s) == 0) {
+    if (conf()->auth.http)
+        remember_origin(s, wsi);
+    switch (auth_handshake(s)) {
+    case 0:
         auth_send_hello(s);
         session_send_status(s, S.broker_up);
         return;
+    case 1:
+        /* the hello waits for the check (session_handshake_settled()),
+         * the timeout runs meanwhile */
+        lws_sul_schedule(lws_get_context(wsi), 0, &s->auth_timer,
+                         auth_timeout,
+                         (lws_usec_t)conf()->auth.timeout_s * LWS_US_PER_SEC);
+        return;
+    default:
+        break;
     }
-    if (conf()->auth.anonymous_role) {
-        const struct cfg_role *role =
-            config_role(conf(), conf()->auth.anonymous_role);
-        const char *why;
+    unauthenticated_hello(s);
+}
 
-        if (role && session_set_identity(s, CRED_ANONYMOUS, "anonymous",
-                                         &role, 1, &why) == 0) {
-            metrics_auth(AUTH_ANONYMOUS, true);
-            auth_send_hello(s);
-            session_send_status(s, S.broker_up);
-            return;
-        }
+void session_handshake_settled(struct session *s, bool authed)
+{
+    if (authed) {
+        auth_send_hello(s);
+        session_send_status(s, S.broker_up);
+    } else if (s->state == SS_OPENING) {
+        unauthenticated_hello(s);
     }
-    auth_send_hello(s);
-    lws_sul_schedule(lws_get_context(wsi), 0, &s->auth_timer, auth_timeout,
-                     (lws_usec_t)conf()->auth.timeout_s * LWS_US_PER_SEC);
 }
 
 void session_closed(struct session *s)
 {
     if (s->auth_job)
         auth_job_disown(s->auth_job);
+    auth_wait_cancel(s);
     free(s->auth_id);
+    free(s->origin);
     lws_sul_cancel(&s->auth_timer);
     lws_sul_cancel(&s->exp_timer);
     subs_session_gone(s);
