@@ -40,11 +40,12 @@ const char *jwk_agrees(const struct jwk *k, const char *alg)
     if (k->alg && strcmp(k->alg, alg) != 0)
         return "the key's alg is not the token's";
     if (k->kty == JWK_RSA)
-        return is_rsa_alg(alg) ? NULL : "an RSA key, not for the token's alg";
+        return is_rsa_alg(alg) ? NULL
+                               : "the key's kty (RSA) does not fit the token's alg";
     c = curve_named(k->crv);
     return c && strcmp(c->alg, alg) == 0
                ? NULL
-               : "an EC key of another curve than the token's alg needs";
+               : "the key's kty or crv does not fit the token's alg";
 }
 
 enum jwk_find jwk_set_find(const struct jwk_set *set, const char *kid,

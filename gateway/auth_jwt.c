@@ -152,11 +152,10 @@ struct jwt_verifier *jwt_verifier_load(const struct cfg_jwt *c, char *why,
     if (c->jwks_file) {
         struct errbuf e = {.buf = why, .len = whylen};
 
-        if (!(v->own = jwks_load(c->jwks_file, &e)))
-            goto fail;
-        /* the keys left out are for the log, not a refusal */
         if (whylen)
             why[0] = '\0';
+        if (!(v->own = jwks_load(c->jwks_file, &e)))
+            goto fail;
         v->set = v->own;
         return v;
     }

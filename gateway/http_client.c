@@ -51,9 +51,11 @@ static struct {
     bool stop;                  /* {lock} */
 } H = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static void call_free(struct http_call *c)
+/* Frees c; its event too unless it was posted (the mailbox's consumer
+ * frees that as any event). */
+static void call_free(struct http_call *c, bool posted)
 {
-    struct mb_event *ev = c->ev;
+    struct mb_event *ev = posted ? NULL : c->ev;
 
     if (c->body)
         explicit_bzero(c->body, c->body_len);
@@ -324,7 +326,7 @@ struct http_call *http_call_start(const struct http_request *r,
     c->timeout_ms = r->timeout_ms;
     c->max_bytes = r->max_bytes;
     if (!ok) {
-        call_free(c);
+        call_free(c, false);
         return NULL;
     }
     pthread_mutex_lock(&H.lock);
@@ -355,13 +357,7 @@ void http_call_finish(struct http_call *c)
     H.pending--;
     if (c->done)
         c->done(c, c->owner);
-    call_free(c);
-}
-
-void http_call_discard(struct http_call *c)
-{
-    H.pending--;
-    call_free(c);
+    call_free(c, true);
 }
 
 long http_call_status(const struct http_call *c)

@@ -57,11 +57,10 @@ void http_call_disown(struct http_call *c);
 /* The owner c was started with. */
 void *http_call_owner(const struct http_call *c);
 
-/* MB_HTTPDONE: calls done (unless disowned) and frees c. */
+/* MB_HTTPDONE (ev->ctx): calls done (unless disowned) and frees c; the
+ * event is freed by the caller, as any other. After shutdown too: every
+ * owner has disowned its calls by then. */
 void http_call_finish(struct http_call *c);
-
-/* MB_HTTPDONE after shutdown: frees c without calling done. */
-void http_call_discard(struct http_call *c);
 
 /* The answer of a finished call: the HTTP status (0 when there was no
  * answer: then http_call_error() says why), the body (NUL-terminated,

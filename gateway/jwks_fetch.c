@@ -29,6 +29,16 @@ static struct {
 
 static void fetch(void);
 
+/* After a failed fetch: the next one in this many seconds. */
+#define RETRY_S 60
+
+static int retry_s(void)
+{
+    int s = F.refresh_s < RETRY_S ? F.refresh_s : RETRY_S;
+
+    return s < F.floor_s ? F.floor_s : s;
+}
+
 static void on_timer(lws_sorted_usec_list_t *sul)
 {
     (void)sul;
@@ -105,9 +115,10 @@ static void done(struct http_call *c, void *owner)
              F.set ? "the last good keys stay" : "no keys yet");
     if (F.fetched)
         F.fetched(F.set);
-    /* again after the floor: a provider back up is seen soon, one that
-     * stays down is asked at most once per floor */
-    arm(F.floor_s);
+    /* again within a minute (or the refresh interval, when shorter):
+     * a provider back up is seen soon, also by the tokens that ask for a
+     * fetch once the floor has passed */
+    arm(retry_s());
 }
 
 static void fetch(void)
@@ -127,7 +138,7 @@ static void fetch(void)
     if (!(F.call = http_call_start(&r, done, NULL))) {
         F.st.failed++;
         log_warn("auth.jwt.jwks_url: %s: cannot start a fetch", F.url);
-        arm(F.floor_s);
+        arm(retry_s());
         return;
     }
     log_debug("auth.jwt.jwks_url: %s: fetching", F.url);

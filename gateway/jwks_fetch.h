@@ -3,7 +3,10 @@
  * fetches within jwks_min_refresh_s, so that a flood of unknown kids
  * cannot make the gateway hammer the identity provider. A failed fetch
  * (no answer, a status other than 200, not a JWK Set, no usable key)
- * keeps the last good set, and is logged and counted. The calls run on
+ * keeps the last good set, and is logged and counted; the next fetch
+ * comes within a minute (or jwks_refresh_s when shorter, never within
+ * the floor), or sooner for a token whose kid is unknown once the floor
+ * has passed. The calls run on
  * the HTTP thread (http_client.h). Service thread only. */
 #ifndef MQG_JWKS_FETCH_H
 #define MQG_JWKS_FETCH_H
