@@ -1,6 +1,6 @@
-/* The credential checks that wait (docs/design.md, "Authentication that
- * waits"): a JWT whose kid the fetched key set lacks waits for one fetch
- * (jwks_fetch.h, which the refresh floor bounds), then is checked once
+/* The credential checks that wait (protocol.md § Authentication): a JWT
+ * whose kid the fetched key set lacks waits for one fetch (jwks_fetch.h,
+ * which the refresh floor bounds), then is checked once
  * more; a token the gateway cannot verify itself, and a password of a
  * user the users file does not hold, go to the webhook (auth_http.h).
  * Each outcome is applied by auth_apply() or auth_apply_failed(), and for
