@@ -144,6 +144,7 @@ int auth_init(const struct config *cfg)
 
 void auth_shutdown(void)
 {
+    jwt_verifier_use_set(verifier, NULL); /* the set goes with the fetcher */
     jwks_fetch_destroy();
     log_limit_flush(auth_fail_log, true);
     log_limit_flush(auth_busy_log, true);
