@@ -221,12 +221,12 @@ static void log_lines(enum log_level lvl, const struct cfg_jwt *c,
 
 struct jwt_verifier *jwt_verifier_new(const struct cfg_jwt *c)
 {
-    char why[4096];
+    char why[4096] = "";
     struct jwt_verifier *v = jwt_verifier_load(c, why, sizeof(why));
 
     if (!v)
         log_lines(LOG_LVL_ERROR, c, why);
-    else if (why[0] && c->jwks_file)
+    else if (c->jwks_file && why[0])
         log_lines(LOG_LVL_WARN, c, why);
     if (v && c->jwks_file)
         log_info("%s: %s: %zu key%s", jwt_key_key(c), jwt_key_file(c),

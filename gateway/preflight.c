@@ -152,7 +152,7 @@ static void print_lines(struct pf *pf, const char *key, const char *file,
 static void check_jwt(struct pf *pf, const struct cfg_jwt *c)
 {
     struct jwt_verifier *v;
-    char why[4096];
+    char why[4096] = "";
 
     if (c->jwks_url) {
         if (c->jwks_ca_file)
@@ -165,7 +165,7 @@ static void check_jwt(struct pf *pf, const struct cfg_jwt *c)
     if (!(v = jwt_verifier_load(c, why, sizeof(why)))) {
         print_lines(pf, jwt_key_key(c), jwt_key_file(c), "", why);
         pf->bad++;
-    } else if (why[0]) {
+    } else if (c->jwks_file && why[0]) {
         print_lines(pf, jwt_key_key(c), jwt_key_file(c), "warning: ", why);
     }
     jwt_verifier_free(v);
