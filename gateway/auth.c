@@ -227,6 +227,7 @@ struct jwt_verifier *auth_verifier(void)
 int auth_handshake(struct session *s)
 {
     struct jwt_identity id = {0};
+    const char *detail = NULL;
     enum session_cred cred;
     char *token, why[128];
     int rc = -1;
@@ -238,11 +239,11 @@ int auth_handshake(struct session *s)
     if (handshake_token(s->wsi, token, HANDSHAKE_TOKEN_MAX) < 0)
         goto out;
     rc = auth_token_check(s, token, AUTH_HANDSHAKE, &id, &cred, why,
-                          sizeof(why));
+                          sizeof(why), &detail);
     if (rc == 0)
         rc = auth_apply(s, AUTH_HANDSHAKE, cred, &id, NULL, 0) == 0 ? 0 : -1;
     else if (rc < 0)
-        auth_apply_failed(s, AUTH_HANDSHAKE, why, NULL, 0);
+        auth_apply_failed(s, AUTH_HANDSHAKE, why, detail, NULL, 0);
     jwt_identity_clear(&id);
 out:
     explicit_bzero(token, HANDSHAKE_TOKEN_MAX);

@@ -33,6 +33,13 @@
 #define CACHE_MAX 4096
 #define DIGEST_LEN 32
 
+/* What the client is told (auth_failed); the log has the detail. */
+#define SAY_NO_ANSWER "the authentication service did not answer"
+#define SAY_REFUSED "the authentication service refused"
+#define SAY_MALFORMED "the authentication service's answer is malformed"
+#define SAY_BUSY "too many authentications under way: try again"
+#define SAY_OOM "the gateway is short of memory"
+
 struct cache_entry {
     bool used;
     unsigned char digest[DIGEST_LEN];
@@ -213,7 +220,8 @@ static int fill(struct auth_http_result *res, const struct webhook_answer *a)
     if (!(res->user = strdup(a->user)) ||
         !(res->roles = calloc(a->n_roles + 1, sizeof(*res->roles)))) {
         auth_http_result_clear(res);
-        res->reason = "out of memory";
+        res->reason = SAY_OOM;
+        res->detail = "out of memory";
         return -1;
     }
     for (size_t i = 0; i < a->n_roles; i++) {
@@ -280,22 +288,26 @@ static void on_answer(struct http_call *c, void *owner)
     struct webhook_answer a;
     const char *body, *why, *err = http_call_error(c);
     long status = http_call_status(c);
+    char detail[64];
     size_t len;
 
     W.in_flight--;
     body = http_call_body(c, &len);
     if (err) {
         W.st.failed++;
-        res.reason = err;
+        res.reason = SAY_NO_ANSWER;
+        res.detail = err;
     } else if (status != 200) {
         W.st.refused++;
-        res.reason = status == 401 || status == 403
-                         ? "the webhook refused (HTTP 401/403)"
-                         : "the webhook answered another status than 200";
+        res.reason = SAY_REFUSED;
+        snprintf(detail, sizeof(detail), "the webhook answered HTTP %ld",
+                 status);
+        res.detail = detail;
     } else if (webhook_answer_parse(body, len, (int64_t)time(NULL), &a,
                                     &why) < 0) {
         W.st.malformed++;
-        res.reason = why;
+        res.reason = SAY_MALFORMED;
+        res.detail = why;
     } else {
         W.st.ok++;
         if (fill(&res, &a) == 0 && ask->cacheable)
@@ -329,7 +341,8 @@ enum auth_http_ask auth_http_ask(const struct auth_http_query *q,
                                  q->password ? q->password : "", q->otp,
                                  q->address, q->origin);
     if (b.failed || !(ask = calloc(1, sizeof(*ask)))) {
-        res->reason = "out of memory";
+        res->reason = SAY_OOM;
+        res->detail = "out of memory";
         goto busy;
     }
     ask->cacheable = W.cache_s && W.keyed && !q->otp &&
@@ -346,7 +359,8 @@ enum auth_http_ask auth_http_ask(const struct auth_http_query *q,
         return AUTH_HTTP_CACHED;
     }
     if (W.in_flight >= (uint64_t)W.max_in_flight) {
-        res->reason = "more than auth.http.max_in_flight calls waiting";
+        res->reason = SAY_BUSY;
+        res->detail = "more than auth.http.max_in_flight calls waiting";
         goto busy;
     }
     ask->done = done;
@@ -359,7 +373,8 @@ enum auth_http_ask auth_http_ask(const struct auth_http_query *q,
     r.timeout_ms = (long)W.timeout_s * 1000;
     r.max_bytes = ANSWER_MAX;
     if (!(*call = http_call_start(&r, on_answer, ask))) {
-        res->reason = "the webhook call cannot start";
+        res->reason = SAY_BUSY;
+        res->detail = "the webhook call cannot start";
         goto busy;
     }
     W.in_flight++;

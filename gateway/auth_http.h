@@ -46,8 +46,11 @@ struct auth_http_result {
     size_t n_roles;                /* unknown names are left out */
     bool has_expiry;
     time_t expires_at;
-    const char *reason;            /* !ok: static text for the log, never
-                                      a secret */
+    const char *reason;            /* !ok: static text for the client,
+                                      which says nothing of the webhook's
+                                      address or its errors */
+    const char *detail;            /* !ok: for the log (valid during the
+                                      callback), never a secret */
 };
 
 void auth_http_result_clear(struct auth_http_result *res);
@@ -62,7 +65,7 @@ enum auth_http_ask { AUTH_HTTP_ASKED, AUTH_HTTP_CACHED, AUTH_HTTP_BUSY };
  * AUTH_HTTP_ASKED: *call is the call under way, done will be called
  * (unless auth_http_forget(*call)). AUTH_HTTP_BUSY: max_in_flight calls
  * wait already, or the call could not start (counted; *res holds the
- * reason, not ok). */
+ * reasons, not ok). */
 enum auth_http_ask auth_http_ask(const struct auth_http_query *q,
                                  void *owner, auth_http_done_fn *done,
                                  struct http_call **call,

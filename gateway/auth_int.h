@@ -32,11 +32,11 @@ int auth_apply(struct session *s, enum auth_method m, enum session_cred cred,
                const struct jwt_identity *id, const char *rid,
                size_t rid_len);
 
-/* The credential of method m was refused (why: for the client and the
- * log, never a secret): counted, logged; a request gets auth_failed and
- * 4401, answering rid. */
+/* The credential of method m was refused (why: for the client, detail
+ * for the log, NULL: why; never a secret): counted, logged; a request
+ * gets auth_failed and 4401, answering rid. */
 void auth_apply_failed(struct session *s, enum auth_method m, const char *why,
-                       const char *rid, size_t rid_len);
+                       const char *detail, const char *rid, size_t rid_len);
 
 /* Frees the id of the request a check under way was to answer. */
 void auth_forget_id(struct session *s);
@@ -45,11 +45,12 @@ void auth_forget_id(struct session *s);
  * answer in s->auth_id, or AUTH_HANDSHAKE): a JWT when auth.jwt is
  * configured and token has the JWS form, else the webhook when
  * configured. 0: *id filled (clear it), from *cred; -1: refused, the
- * reason in why; 1: under way, applied with auth_apply() or
+ * reason in why (for the client) and, when set, *detail (static, for
+ * the log); 1: under way, applied with auth_apply() or
  * auth_apply_failed() when it ends (and for the handshake settled). */
 int auth_token_check(struct session *s, const char *token, enum auth_method m,
                      struct jwt_identity *id, enum session_cred *cred,
-                     char *why, size_t whylen);
+                     char *why, size_t whylen, const char **detail);
 
 /* A password request of r for a user the users file does not hold: the
  * webhook, answered now (cache, busy) or when it answers. s->auth_id

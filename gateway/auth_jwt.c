@@ -185,11 +185,6 @@ void jwt_verifier_use_set(struct jwt_verifier *v, const struct jwks *set)
         v->set = set;
 }
 
-bool jwt_verifier_fetches(const struct jwt_verifier *v)
-{
-    return v && v->url;
-}
-
 const char *jwt_key_key(const struct cfg_jwt *c)
 {
     return c->secret_file  ? "auth.jwt.secret_file"

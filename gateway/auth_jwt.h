@@ -28,9 +28,6 @@ struct jwt_verifier *jwt_verifier_new(const struct cfg_jwt *c);
  * before this one is freed; NULL: no key yet). Nothing for others. */
 void jwt_verifier_use_set(struct jwt_verifier *v, const struct jwks *set);
 
-/* True when v's keys are fetched from a jwks_url. */
-bool jwt_verifier_fetches(const struct jwt_verifier *v);
-
 /* The config key that names c's key source ("auth.jwt.secret_file",
  * "auth.jwt.public_key_file", "auth.jwt.jwks_file", "auth.jwt.jwks_url"),
  * and that file or URL. */

@@ -65,16 +65,17 @@ static void webhook_done(void *owner, struct auth_http_result *res)
         authed = auth_apply(s, m, CRED_WEBHOOK, &id, s->auth_id,
                             s->auth_id_len) == 0;
     } else {
-        auth_apply_failed(s, m, res->reason, s->auth_id, s->auth_id_len);
+        auth_apply_failed(s, m, res->reason, res->detail, s->auth_id,
+                          s->auth_id_len);
     }
     settle(s, m, authed);
 }
 
 /* Asks the webhook about q for s (method m). 0 with *id and CRED_WEBHOOK
- * from the cache, 1 under way, -1 refused (why). */
+ * from the cache, 1 under way, -1 refused (why, *detail). */
 static int ask_webhook(struct session *s, const struct auth_http_query *q,
                        enum auth_method m, struct jwt_identity *id,
-                       char *why, size_t whylen)
+                       char *why, size_t whylen, const char **detail)
 {
     struct auth_http_result res;
 
@@ -93,14 +94,15 @@ static int ask_webhook(struct session *s, const struct auth_http_query *q,
     case AUTH_HTTP_BUSY:
         break;
     }
-    snprintf(why, whylen, "%s", res.reason ? res.reason : "webhook busy");
+    snprintf(why, whylen, "%s", res.reason);
+    *detail = res.detail; /* static when busy */
     auth_http_result_clear(&res);
     return -1;
 }
 
 int auth_token_check(struct session *s, const char *token, enum auth_method m,
                      struct jwt_identity *id, enum session_cred *cred,
-                     char *why, size_t whylen)
+                     char *why, size_t whylen, const char **detail)
 {
     struct jwt_verifier *v = auth_verifier();
     int rc;
@@ -134,7 +136,7 @@ int auth_token_check(struct session *s, const char *token, enum auth_method m,
                                     .origin = s->origin};
 
         *cred = CRED_WEBHOOK;
-        return ask_webhook(s, &q, m, id, why, whylen);
+        return ask_webhook(s, &q, m, id, why, whylen, detail);
     }
     snprintf(why, whylen, "%s", v ? "token not in JWS compact form"
                                   : "token authentication is not "
@@ -148,14 +150,17 @@ void auth_webhook_password(struct session *s, const struct request *r)
                                 .otp = r->otp && r->otp[0] ? r->otp : NULL,
                                 .address = s->ip, .origin = s->origin};
     struct jwt_identity id = {0};
+    const char *detail = NULL;
     char why[128];
-    int rc = ask_webhook(s, &q, AUTH_PASSWORD, &id, why, sizeof(why));
+    int rc = ask_webhook(s, &q, AUTH_PASSWORD, &id, why, sizeof(why),
+                         &detail);
 
     if (rc == 0)
         auth_apply(s, AUTH_PASSWORD, CRED_WEBHOOK, &id, s->auth_id,
                    s->auth_id_len);
     else if (rc < 0)
-        auth_apply_failed(s, AUTH_PASSWORD, why, s->auth_id, s->auth_id_len);
+        auth_apply_failed(s, AUTH_PASSWORD, why, detail, s->auth_id,
+                          s->auth_id_len);
     if (rc <= 0)
         auth_forget_id(s);
     jwt_identity_clear(&id);
@@ -200,7 +205,7 @@ void auth_keys_fetched(const struct jwks *set)
                                   ? "token kid not in the key set, also "
                                     "after fetching it again"
                                   : why,
-                              s->auth_id, s->auth_id_len);
+                              NULL, s->auth_id, s->auth_id_len);
         jwt_identity_clear(&id);
         free(token);
         settle(s, m, rc == 0);

@@ -135,10 +135,11 @@ int auth_apply(struct session *s, enum auth_method m, enum session_cred cred,
 }
 
 void auth_apply_failed(struct session *s, enum auth_method m, const char *why,
-                       const char *rid, size_t rid_len)
+                       const char *detail, const char *rid, size_t rid_len)
 {
     metrics_auth(m, false);
-    log_failure(auth_fail_log, s, "%s refused: %s", method_words[m], why);
+    log_failure(auth_fail_log, s, "%s refused: %s", method_words[m],
+                detail ? detail : why);
     if (m != AUTH_HANDSHAKE)
         refuse_id(s, rid, rid_len, why);
 }
@@ -224,6 +225,7 @@ out:
 
 void auth_request(struct session *s, const struct request *r)
 {
+    const char *detail = NULL;
     struct jwt_identity id;
     enum session_cred cred;
     char why[128];
@@ -233,11 +235,11 @@ void auth_request(struct session *s, const struct request *r)
         if (busy(s, r) || keep_id(s, r) < 0)
             return;
         rc = auth_token_check(s, r->token, AUTH_TOKEN, &id, &cred, why,
-                              sizeof(why));
+                              sizeof(why), &detail);
         if (rc == 0)
             auth_apply(s, AUTH_TOKEN, cred, &id, r->id, r->id_len);
         else if (rc < 0)
-            auth_apply_failed(s, AUTH_TOKEN, why, r->id, r->id_len);
+            auth_apply_failed(s, AUTH_TOKEN, why, detail, r->id, r->id_len);
         if (rc <= 0)
             auth_forget_id(s);
         jwt_identity_clear(&id);

@@ -43,7 +43,6 @@ struct http_call {
 static struct {
     struct mailbox *mb;
     bool running;               /* service thread */
-    size_t pending;             /* service thread: started, not finished */
     pthread_t thread;
     CURLM *multi;
     pthread_mutex_t lock;
@@ -337,7 +336,6 @@ struct http_call *http_call_start(const struct http_request *r,
     H.qtail = c;
     pthread_mutex_unlock(&H.lock);
     curl_multi_wakeup(H.multi);
-    H.pending++;
     return c;
 }
 
@@ -354,7 +352,6 @@ void *http_call_owner(const struct http_call *c)
 
 void http_call_finish(struct http_call *c)
 {
-    H.pending--;
     if (c->done)
         c->done(c, c->owner);
     call_free(c, true);
@@ -374,9 +371,4 @@ const char *http_call_body(const struct http_call *c, size_t *len)
 const char *http_call_error(const struct http_call *c)
 {
     return c->failure;
-}
-
-size_t http_calls_pending(void)
-{
-    return H.pending;
 }

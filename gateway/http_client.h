@@ -69,7 +69,4 @@ long http_call_status(const struct http_call *c);
 const char *http_call_body(const struct http_call *c, size_t *len);
 const char *http_call_error(const struct http_call *c);
 
-/* Calls queued or under way. */
-size_t http_calls_pending(void);
-
 #endif
