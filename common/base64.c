@@ -104,3 +104,49 @@ int base64_decode(const char *in, size_t n, void *out, size_t *outlen)
     *outlen = (size_t)(o - (unsigned char *)out);
     return 0;
 }
+
+/* The sextet of c in the URL-safe alphabet (RFC 4648 section 5), or -1. */
+static int url_sextet(unsigned char c)
+{
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    if (c == '+' || c == '/')
+        return -1;
+    return dec[c];
+}
+
+size_t base64url_decoded_max(size_t n)
+{
+    return n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+}
+
+int base64url_decode(const char *in, size_t n, void *out, size_t *outlen)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    unsigned char *o = out;
+    unsigned long v = 0;
+    size_t i, bits = 0;
+
+    if (n % 4 == 1)
+        return -1;
+    for (i = 0; i < n; i++) {
+        int x = url_sextet(s[i]);
+
+        if (x < 0)
+            return -1;
+        v = (v << 6 | (unsigned long)x) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            *o++ = (unsigned char)(v >> bits);
+        }
+    }
+    /* the bits left over are unused and must be zero (one encoding per
+     * value) */
+    if (v & ((1ul << bits) - 1))
+        return -1;
+    *outlen = (size_t)(o - (unsigned char *)out);
+    return 0;
+}

@@ -55,19 +55,38 @@ struct cfg_broker {
     char *reply_prefix;           /* ["mqgate/reply/%c/"], %c: client id */
 };
 
+/* The algorithms libjwt 1.10 verifies (config_value.c's list). */
 struct cfg_jwt {
-    char *alg;                    /* HS256 HS384 HS512 RS256 ES256 */
+    char *alg;                    /* NULL: algs only */
+    char **algs; size_t n_algs;   /* [alg]; HS* RS* ES* */
+    /* the key source, exactly one of: */
     char *secret_file;            /* HS* */
-    char *public_key_file;        /* RS256 ES256 */
+    char *public_key_file;        /* RS* ES* */
+    char *jwks_file;              /* a local JWKS (RFC 7517) */
+    char *jwks_url;               /* https://, or http:// to loopback */
+    char *jwks_ca_file;           /* NULL: the system's CAs */
+    int jwks_refresh_s;           /* [300] 1..86400 */
+    int jwks_min_refresh_s;       /* [10] 1..3600, <= jwks_refresh_s */
     char *issuer, *audience;      /* NULL: not checked */
     char *user_claim;             /* ["sub"] */
     char *roles_claim;            /* ["roles"] */
     char **default_roles; size_t n_default_roles;
 };
 
+/* auth.http: the authentication webhook. */
+struct cfg_auth_http {
+    char *url;                    /* https://, or http:// to loopback */
+    int timeout_s;                /* [5] 1..60 */
+    char *ca_file;                /* NULL: the system's CAs */
+    char *secret_file;            /* NULL: no Authorization header */
+    int cache_s;                  /* [0: no cache] 0..3600 */
+    int max_in_flight;            /* [64] 1..10000 */
+};
+
 struct cfg_auth {
     char *users_file;             /* NULL: none */
     struct cfg_jwt *jwt;          /* NULL: none */
+    struct cfg_auth_http *http;   /* NULL: none */
     char *anonymous_role;         /* NULL: none */
     int timeout_s;                /* [10] */
     char *cookie;                 /* ["mqgate_token"] */

@@ -10,6 +10,88 @@ static bool is_wildcard_bind(const char *b)
     return strcmp(b, "0.0.0.0") == 0 || strcmp(b, "::") == 0;
 }
 
+static bool is_hs(const char *alg)
+{
+    return alg[0] == 'H';
+}
+
+/* auth.jwt: one key source; the algorithms it needs and may verify. */
+static void check_jwt(struct ctx *c, const struct cfg_jwt *jwt,
+                      const struct path *p_jwt)
+{
+    static const char *const names[] = {
+        "secret_file", "public_key_file", "jwks_file", "jwks_url"
+    };
+    const char *given[4] = {jwt->secret_file, jwt->public_key_file,
+                            jwt->jwks_file, jwt->jwks_url};
+    bool jwks = jwt->jwks_file || jwt->jwks_url;
+    const char *first = NULL;
+    size_t i;
+
+    for (i = 0; i < 4; i++) {
+        const struct path p = P(p_jwt, names[i]);
+
+        if (!given[i])
+            continue;
+        if (first)
+            config_err(c, &p, false, "only one key source may be given "
+                       "(auth.jwt.%s is too)", first);
+        else
+            first = names[i];
+    }
+    if (!first && !(jwt->alg && is_hs(jwt->alg)))
+        config_err(c, p_jwt, false, "expected a key source: one of "
+                   "secret_file, public_key_file, jwks_file, jwks_url");
+    if (!jwt->alg && !jwt->n_algs) {
+        const struct path p = P(p_jwt, jwks ? "algs" : "alg");
+
+        config_err(c, &p, false, "required key missing");
+        return;
+    }
+    if (jwt->alg && jwt->n_algs) {
+        const struct path p = P(p_jwt, "alg");
+        bool in = false;
+
+        for (i = 0; i < jwt->n_algs; i++)
+            in = in || strcmp(jwt->algs[i], jwt->alg) == 0;
+        if (!in)
+            config_err(c, &p, true, "not one of auth.jwt.algs");
+    }
+    for (i = 0; i < (jwt->n_algs ? jwt->n_algs : 1); i++) {
+        const char *a = jwt->n_algs ? jwt->algs[i] : jwt->alg;
+        const struct path p_algs = P(p_jwt, jwt->n_algs ? "algs" : "alg");
+        const struct path p_ai = PI(&p_algs, i);
+        const struct path *p = jwt->n_algs ? &p_ai : &p_algs;
+
+        /* a key set is public: an HMAC "key" in it would be known to
+         * everybody, and a public key taken for an HMAC secret is the
+         * algorithm confusion attack */
+        if (is_hs(a) && !jwt->secret_file && !first) {
+            const struct path p_s = P(p_jwt, "secret_file");
+
+            config_err(c, &p_s, false, "required with alg %s", a);
+            break;
+        }
+        if (is_hs(a) && !jwt->secret_file)
+            config_err(c, p, true, "an HMAC algorithm needs "
+                       "auth.jwt.secret_file");
+        else if (!is_hs(a) && jwt->secret_file)
+            config_err(c, p, true, "auth.jwt.secret_file holds an HMAC "
+                       "secret: expected HS256, HS384 or HS512");
+    }
+    if (jwt->jwks_ca_file && !jwt->jwks_url) {
+        const struct path p = P(p_jwt, "jwks_ca_file");
+
+        config_err(c, &p, false, "only with auth.jwt.jwks_url");
+    }
+    if (jwt->jwks_min_refresh_s > jwt->jwks_refresh_s) {
+        const struct path p = P(p_jwt, "jwks_min_refresh_s");
+
+        config_err(c, &p, false, "%d is more than auth.jwt.jwks_refresh_s "
+                   "(%d)", jwt->jwks_min_refresh_s, jwt->jwks_refresh_s);
+    }
+}
+
 void config_check_rules(struct ctx *c, const struct config *cfg)
 {
     const struct path p_listeners = P(NULL, "listeners");
@@ -66,19 +148,9 @@ void config_check_rules(struct ctx *c, const struct config *cfg)
 
         config_err(c, &p, true, "expected the name of a role in roles");
     }
+    if (jwt)
+        check_jwt(c, jwt, &p_jwt);
     if (jwt) {
-        bool hs = jwt->alg && jwt->alg[0] == 'H';
-
-        if (jwt->alg && hs && !jwt->secret_file) {
-            const struct path p = P(&p_jwt, "secret_file");
-
-            config_err(c, &p, false, "required with alg %s", jwt->alg);
-        }
-        if (jwt->alg && !hs && !jwt->public_key_file) {
-            const struct path p = P(&p_jwt, "public_key_file");
-
-            config_err(c, &p, false, "required with alg %s", jwt->alg);
-        }
         for (i = 0; i < jwt->n_default_roles; i++) {
             const struct path p_dr = P(&p_jwt, "default_roles");
             const struct path p = PI(&p_dr, i);

@@ -19,6 +19,11 @@
  *   auth.timeout_s                1..3600         [10]
  *   auth.password_workers         1..64           [0: the number of CPUs,
  *                                                  which the gateway reads]
+ *   auth.jwt.jwks_refresh_s       1..86400        [300]
+ *   auth.jwt.jwks_min_refresh_s   1..3600         [10]  <= jwks_refresh_s
+ *   auth.http.timeout_s           1..60           [5]
+ *   auth.http.cache_s             0..3600         [0]
+ *   auth.http.max_in_flight       1..10000        [64]
  *   roles.X.max_qos               0..2            [2]
  *   limits.max_connections        1..10000000     [100000]
  *   limits.max_connections_per_ip 1..10000000     [1000]
@@ -128,11 +133,20 @@ static const struct table broker_table =
     TABLE(broker_keys, struct cfg_broker);
 
 static const struct key jwt_keys[] = {
-    STR("alg", struct cfg_jwt, alg, KF_REQUIRED, NULL, config_value_alg),
+    STR("alg", struct cfg_jwt, alg, 0, NULL, config_value_alg),
+    STRV("algs", struct cfg_jwt, algs, n_algs, 0, 1, NULL, config_value_alg),
     STR("secret_file", struct cfg_jwt, secret_file, 0, NULL,
         config_value_nonempty),
     STR("public_key_file", struct cfg_jwt, public_key_file, 0, NULL,
         config_value_nonempty),
+    STR("jwks_file", struct cfg_jwt, jwks_file, 0, NULL,
+        config_value_nonempty),
+    STR("jwks_url", struct cfg_jwt, jwks_url, 0, NULL, config_value_http_url),
+    STR("jwks_ca_file", struct cfg_jwt, jwks_ca_file, 0, NULL,
+        config_value_nonempty),
+    NUM("jwks_refresh_s", struct cfg_jwt, jwks_refresh_s, 0, 1, 86400, 300),
+    NUM("jwks_min_refresh_s", struct cfg_jwt, jwks_min_refresh_s, 0, 1, 3600,
+        10),
     STR("issuer", struct cfg_jwt, issuer, 0, NULL, config_value_nonempty),
     STR("audience", struct cfg_jwt, audience, 0, NULL, config_value_nonempty),
     STR("user_claim", struct cfg_jwt, user_claim, 0, "sub",
@@ -144,10 +158,26 @@ static const struct key jwt_keys[] = {
 };
 static const struct table jwt_table = TABLE(jwt_keys, struct cfg_jwt);
 
+static const struct key auth_http_keys[] = {
+    STR("url", struct cfg_auth_http, url, KF_REQUIRED, NULL,
+        config_value_http_url),
+    NUM("timeout_s", struct cfg_auth_http, timeout_s, 0, 1, 60, 5),
+    STR("ca_file", struct cfg_auth_http, ca_file, 0, NULL,
+        config_value_nonempty),
+    STR("secret_file", struct cfg_auth_http, secret_file, 0, NULL,
+        config_value_nonempty),
+    NUM("cache_s", struct cfg_auth_http, cache_s, 0, 0, 3600, 0),
+    NUM("max_in_flight", struct cfg_auth_http, max_in_flight, 0, 1, 10000,
+        64),
+};
+static const struct table auth_http_table =
+    TABLE(auth_http_keys, struct cfg_auth_http);
+
 static const struct key auth_keys[] = {
     STR("users_file", struct cfg_auth, users_file, 0, NULL,
         config_value_nonempty),
     OBJP("jwt", struct cfg_auth, jwt, 0, jwt_table),
+    OBJP("http", struct cfg_auth, http, 0, auth_http_table),
     STR("anonymous_role", struct cfg_auth, anonymous_role, KF_NULL, NULL,
         config_value_role),
     NUM("timeout_s", struct cfg_auth, timeout_s, 0, 1, 3600, 10),

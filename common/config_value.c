@@ -120,8 +120,14 @@ const char *config_value_cookie(struct ctx *c, const char *s)
                : "expected a cookie name (letters, digits, !#$%&'*+-.^_`|~)";
 }
 
+/* What libjwt 1.10 (Debian 12) verifies. It predates RSASSA-PSS and
+ * EdDSA: PS256, PS384, PS512 and EdDSA are refused with their own line. */
 static const char *const jwt_algs[] = {
-    "HS256", "HS384", "HS512", "RS256", "ES256", NULL
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+    "ES256", "ES384", "ES512", NULL
+};
+static const char *const jwt_algs_unsupported[] = {
+    "PS256", "PS384", "PS512", "EdDSA", NULL
 };
 
 const char *config_value_alg(struct ctx *c, const char *s)
@@ -132,7 +138,73 @@ const char *config_value_alg(struct ctx *c, const char *s)
     for (i = 0; jwt_algs[i]; i++)
         if (strcmp(s, jwt_algs[i]) == 0)
             return NULL;
-    return "expected one of HS256, HS384, HS512, RS256, ES256";
+    for (i = 0; jwt_algs_unsupported[i]; i++)
+        if (strcmp(s, jwt_algs_unsupported[i]) == 0)
+            return "not supported by this build's libjwt (1.10): expected "
+                   "one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, "
+                   "ES384, ES512";
+    return "expected one of HS256, HS384, HS512, RS256, RS384, RS512, "
+           "ES256, ES384, ES512";
+}
+
+/* The host of an http:// URL must be a loopback address: what goes to
+ * any other host in clear text (tokens, passwords, keys) can be read or
+ * changed on the way. */
+static bool is_loopback_host(const char *h, size_t n)
+{
+    size_t i, dots = 0;
+
+    if ((n == 9 && strncmp(h, "localhost", 9) == 0) ||
+        (n == 5 && strncmp(h, "[::1]", 5) == 0))
+        return true;
+    if (n < 9 || strncmp(h, "127.", 4) != 0)
+        return false;
+    for (i = 4; i < n; i++) {
+        if (h[i] == '.')
+            dots++;
+        else if (h[i] < '0' || h[i] > '9')
+            return false;
+    }
+    return dots == 2 && h[n - 1] != '.';
+}
+
+/* https://HOST[:PORT][/PATH], or http:// to a loopback host; no user
+ * name or password in it (it is logged), no spaces or fragment. */
+const char *config_value_http_url(struct ctx *c, const char *s)
+{
+    const char *h, *end;
+    bool tls;
+
+    (void)c;
+    if (strncmp(s, "https://", 8) == 0) {
+        tls = true;
+        h = s + 8;
+    } else if (strncmp(s, "http://", 7) == 0) {
+        tls = false;
+        h = s + 7;
+    } else {
+        goto bad;
+    }
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '#')
+            goto bad;
+    end = h + strcspn(h, "/?");
+    if (memchr(h, '@', (size_t)(end - h)) || end == h)
+        goto bad;
+    if (!tls) {
+        const char *colon = h[0] == '[' ? strchr(h, ']') : h;
+        size_t hn;
+
+        colon = colon ? memchr(colon, ':', (size_t)(end - colon)) : NULL;
+        hn = (size_t)((colon ? colon : end) - h);
+        if (!is_loopback_host(h, hn))
+            return "expected https://, or http:// to a loopback address "
+                   "only (127.0.0.0/8, [::1], localhost)";
+    }
+    return NULL;
+bad:
+    return "expected an https:// URL (or http:// to a loopback address), "
+           "without user name or password";
 }
 
 /* Replaces each "%u" in s with "u" (the shortest user name) into a stack

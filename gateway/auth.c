@@ -4,9 +4,11 @@
 #include <time.h>
 
 #include "auth.h"
+#include "auth_http.h"
 #include "auth_int.h"
 #include "auth_jwt.h"
 #include "auth_users.h"
+#include "jwks_fetch.h"
 #include "conf.h"
 #include "fanout.h"
 #include "gateway.h"
@@ -63,12 +65,14 @@ void auth_log_held(struct lws_context *ctx)
 static struct {
     bool ready;
     struct jwt_verifier *verifier;
+    const struct cfg_jwt *jwt;
     char hello[sizeof(hello)];
 } pending;
 
 void auth_abort(void)
 {
     jwt_verifier_free(pending.verifier);
+    auth_http_abort();
     memset(&pending, 0, sizeof(pending));
 }
 
@@ -81,15 +85,20 @@ int auth_prepare(const struct config *cfg)
     if (cfg->auth.jwt &&
         !(pending.verifier = jwt_verifier_new(cfg->auth.jwt)))
         return -1;
+    if (auth_http_prepare(cfg) < 0) {
+        auth_abort();
+        return -1;
+    }
+    pending.jwt = cfg->auth.jwt;
     if (!auth_fail_log)
         auth_fail_log = log_limit_new("failed authentications", FAIL_LOG_BURST,
                                  FAIL_LOG_WINDOW_S);
     if (!auth_busy_log)
         auth_busy_log = log_limit_new("authentications refused while busy", 1,
                                  FAIL_LOG_WINDOW_S);
-    if (cfg->auth.users_file)
+    if (cfg->auth.users_file || cfg->auth.http)
         methods[n++] = "\"password\"";
-    if (cfg->auth.jwt)
+    if (cfg->auth.jwt || cfg->auth.http)
         methods[n++] = "\"token\"";
     o = (size_t)snprintf(pending.hello, sizeof(pending.hello),
                          "{\"op\":\"hello\",\"proto\":1,\"server\":\"%s\","
@@ -111,7 +120,18 @@ void auth_commit(void)
     jwt_verifier_free(verifier);
     verifier = pending.verifier;
     memcpy(hello, pending.hello, sizeof(hello));
+    auth_http_commit();
+    /* the key set of a jwks_url outlives the verifier: kept while the
+     * URL stays */
+    jwks_fetch_configure(pending.jwt && pending.jwt->jwks_url ? pending.jwt
+                                                               : NULL);
+    jwt_verifier_use_set(verifier, jwks_fetch_set());
     memset(&pending, 0, sizeof(pending));
+}
+
+void auth_start(struct lws_context *ctx)
+{
+    jwks_fetch_start(ctx, auth_keys_fetched);
 }
 
 int auth_init(const struct config *cfg)
@@ -124,6 +144,8 @@ int auth_init(const struct config *cfg)
 
 void auth_shutdown(void)
 {
+    jwt_verifier_use_set(verifier, NULL); /* the set goes with the fetcher */
+    jwks_fetch_destroy();
     log_limit_flush(auth_fail_log, true);
     log_limit_flush(auth_busy_log, true);
     lws_sul_cancel(&log_timer);
@@ -135,6 +157,7 @@ void auth_destroy(void)
     auth_abort();
     jwt_verifier_free(verifier);
     verifier = NULL;
+    auth_http_destroy();
     log_limit_free(auth_fail_log);
     log_limit_free(auth_busy_log);
     auth_fail_log = auth_busy_log = NULL;
@@ -204,39 +227,32 @@ int auth_handshake(struct session *s)
     char *token, why[128];
     int rc = -1;
 
-    if (!verifier)
+    if (!verifier && !auth_http_enabled())
         return -1;
     if (!(token = malloc(HANDSHAKE_TOKEN_MAX)))
         return -1;
     if (auth_handshake_token(s->wsi, token, HANDSHAKE_TOKEN_MAX) == 0)
         rc = auth_token(s, token, why, sizeof(why));
+    explicit_bzero(token, HANDSHAKE_TOKEN_MAX);
     free(token);
     return rc;
 }
 
 int auth_token(struct session *s, const char *token, char *why, size_t len)
 {
-    struct jwt_identity id;
-    const char *reason;
-    int rc;
+    struct jwt_identity id = {0};
+    const char *detail = NULL;
+    enum session_cred cred;
+    int rc = auth_token_check(s, token, AUTH_HANDSHAKE, &id, &cred, why, len,
+                              &detail);
 
-    if (!verifier) {
-        snprintf(why, len, "token authentication is not configured");
-        return -1;
+    if (rc == 0) {
+        rc = auth_apply(s, AUTH_HANDSHAKE, cred, &id, NULL, 0) == 0 ? 0 : -1;
+        if (rc < 0)
+            snprintf(why, len, "the token's identity was refused");
+    } else if (rc < 0) {
+        auth_apply_failed(s, AUTH_HANDSHAKE, why, detail, NULL, 0);
     }
-    if (jwt_verify_token(verifier, conf(), token, &id, why, len) < 0) {
-        metrics_auth(AUTH_HANDSHAKE, false);
-        log_failure(auth_fail_log, s, "handshake token refused: %s", why);
-        return -1;
-    }
-    rc = session_set_identity(s, CRED_TOKEN, id.user, id.roles, id.n_roles,
-                              &reason);
-    metrics_auth(AUTH_HANDSHAKE, rc == 0);
-    if (rc == 0)
-        auth_arm_expiry(s, id.exp);
-    else
-        snprintf(why, len, "%s", reason);
     jwt_identity_clear(&id);
     return rc;
 }
-

@@ -9,6 +9,7 @@ struct lws;
 struct session;
 struct request;
 struct config;
+struct lws_context;
 
 /* Prepares the methods of cfg (the JWT key, the hello) and puts them in:
  * at start. Returns 0 or -1 (logged). */
@@ -31,9 +32,14 @@ void auth_shutdown(void);
  * authenticated s, and "allow" when s is authenticated or anonymous. */
 void auth_send_hello(struct session *s);
 
+/* The timers and fetches that need the libwebsockets context (the
+ * jwks_url's key set): once, after it is made. */
+void auth_start(struct lws_context *ctx);
+
 /* Authenticates s from its handshake (Authorization: Bearer, cookie, query
  * token when allowed). Returns 0 when s now has an identity, -1 when the
- * handshake carried no valid token. */
+ * handshake carried no valid token, 1 when the check waits (the key set's
+ * fetch, the webhook): session_handshake_settled() follows. */
 int auth_handshake(struct session *s);
 
 /* The token the handshake on wsi carries: Authorization: Bearer, the
@@ -41,9 +47,12 @@ int auth_handshake(struct session *s);
  * Returns 0, or -1 when it carries none. */
 int auth_handshake_token(struct lws *wsi, char *buf, size_t len);
 
-/* Authenticates s with the JWT token (the handshake's, or an HTTP
- * request's): 0 when s now has its identity (and its expiry is armed),
- * -1 with why[0..len) for the client when the token is refused. */
+/* Authenticates s with token (the handshake's, or an HTTP request's): a
+ * JWT, or the webhook's answer for a token that is not one (auth.http).
+ * 0 when s now has its identity (and its expiry is armed); 1 when the
+ * check waits (the key set's fetch, the webhook), settled later with
+ * session_handshake_settled(); -1 with why[0..len) for the client when
+ * the token is refused. */
 int auth_token(struct session *s, const char *token, char *why, size_t len);
 
 /* Handles an auth request: ok, or error auth_failed then close 4401, or
@@ -52,5 +61,9 @@ void auth_request(struct session *s, const struct request *r);
 
 /* A password check of the worker finished (MB_AUTHDONE). */
 void auth_password_done(void *job);
+
+/* s is going away: the check it waits for (webhook, key set) forgets
+ * it. */
+void auth_wait_cancel(struct session *s);
 
 #endif

@@ -660,6 +660,12 @@ bool auth_users_enabled(void)
     return A.users != NULL;
 }
 
+bool auth_users_known(const char *user)
+{
+    return A.users && user && strlen(user) <= USERS_NAME_MAX &&
+           users_find(A.users, user) != NULL;
+}
+
 /* What auth_users_reload_prepare() loaded, until the commit or the
  * abort. Service thread. */
 static struct {

@@ -64,6 +64,10 @@ void auth_users_reload_abort(void);
 /* True when a users file is loaded (password authentication is on). */
 bool auth_users_enabled(void);
 
+/* True when the loaded users file holds user (the webhook is asked about
+ * the others). */
+bool auth_users_known(const char *user);
+
 /* Queues a check of user/password/otp for owner, a client at addr; the
  * strings are copied. NULL reads as ""; a name over USERS_NAME_MAX
  * (users.h) bytes is unknown and a password over AUTH_USERS_PASSWORD_MAX

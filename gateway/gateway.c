@@ -14,6 +14,7 @@
 #include "http_pub.h"
 #include "fanout.h"
 #include "handle.h"
+#include "http_client.h"
 #include "listener.h"
 #include "log.h"
 #include "mailbox.h"
@@ -203,6 +204,9 @@ static void handle_event(struct mb_event *ev)
         case MB_AUTHDONE:
             auth_password_done(ev->ctx);
             break;
+        case MB_HTTPDONE:
+            http_call_finish(ev->ctx);
+            break;
         }
         free(ev);
     }
@@ -220,6 +224,8 @@ static void drain_discard(void)
             handle_pub_done(ev->ctx, ev->code);
         else if (ev->type == MB_AUTHDONE)
             auth_password_done(ev->ctx);
+        else if (ev->type == MB_HTTPDONE)
+            http_call_finish(ev->ctx); /* every owner has forgotten it */
         free(ev);
     }
 }
@@ -364,7 +370,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     if (session_init() < 0 || mailbox_init(&G.mbox) < 0 ||
         subs_init() < 0 || fanout_init() < 0 || stream_init(cfg) < 0 ||
         http_pub_init() < 0 ||
-        auth_users_init(cfg, &G.mbox) < 0 ||
+        auth_users_init(cfg, &G.mbox) < 0 || http_client_init(&G.mbox) < 0 ||
         auth_init(cfg) < 0 || install_signals() < 0) {
         log_error("cannot initialise");
         goto out;
@@ -386,6 +392,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     }
     mailbox_set_ctx(&G.mbox, G.ctx);
     throttle_init(G.ctx);
+    auth_start(G.ctx);
     if (listener_start_all(cfg, G.ctx) < 0)
         goto out;
     if (!(G.up = upstream_new(cfg, &G.mbox)) ||
@@ -446,6 +453,8 @@ out:
         lws_context_destroy(G.ctx);
     }
     G.ctx = NULL;
+    /* The HTTP calls under way end now and come back failed. */
+    http_client_destroy();
     /* Paho has stopped; the sessions are gone. What the worker answered
      * is settled here; auth_users_destroy() then frees the jobs it still
      * held, and mailbox_destroy() whatever events came meanwhile. */

@@ -1,10 +1,13 @@
-/* auth (protocol.md § Authentication): a token checked here, a password
- * on the workers (auth_users.c) and answered in auth_password_done();
- * refreshes and upgrades through session_set_identity(). */
+/* auth (protocol.md § Authentication): a token checked here or, when it
+ * must wait (a key set's fetch, the webhook), in auth_wait.c; a password
+ * on the workers (auth_users.c) or the webhook; every outcome applied
+ * through auth_apply(), refreshes and upgrades through
+ * session_set_identity(). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
+#include "auth_http.h"
 #include "auth_int.h"
 #include "auth_jwt.h"
 #include "auth_users.h"
@@ -17,6 +20,11 @@
 #include "session.h"
 #include "session_int.h"
 #include "transport.h"
+
+static const char *const method_words[AUTH_METHODS] = {
+    [AUTH_TOKEN] = "token", [AUTH_PASSWORD] = "password",
+    [AUTH_HANDSHAKE] = "handshake token", [AUTH_ANONYMOUS] = "anonymous",
+};
 
 /* The ok of an auth request that refreshed an authenticated session. */
 static void reply_refreshed(struct session *s, const char *id, size_t id_len)
@@ -45,45 +53,28 @@ static void refuse(struct session *s, const struct request *r,
     refuse_id(s, r->id, r->id_len, why);
 }
 
-/* Queues a password check on the worker; the answer comes in
- * auth_password_done(). */
-static void password_request(struct session *s, const struct request *r)
+/* Keeps the id of r to answer once the check under way ends. 0 or -1
+ * (refused). */
+static int keep_id(struct session *s, const struct request *r)
 {
-    struct auth_job *job;
-    const char *why;
-
-    if (!auth_users_enabled()) {
-        refuse(s, r, "password authentication is not configured");
-        return;
-    }
-    if (!r->user || !r->password) {
-        refuse(s, r, "password authentication needs user and password");
-        return;
-    }
-    if (s->auth_job) {
-        session_reply_error(s, r->id, r->id_len, "bad_request",
-                            "an authentication is already under way");
-        return;
-    }
     free(s->auth_id);
     s->auth_id = NULL;
     s->auth_id_len = 0;
     if (r->id_len && !(s->auth_id = malloc(r->id_len))) {
         refuse(s, r, "out of memory");
-        return;
+        return -1;
     }
     if (r->id_len)
         memcpy(s->auth_id, r->id, r->id_len);
     s->auth_id_len = r->id_len;
-    if (!(job = auth_users_submit(r->user, r->password, r->otp, s->ip, s,
-                                  &why))) {
-        metrics_auth(AUTH_PASSWORD, false);
-        log_failure(auth_busy_log, s, "password authentication refused at once: %s",
-                    why);
-        refuse(s, r, "too many authentications under way: try again");
-        return;
-    }
-    s->auth_job = job;
+    return 0;
+}
+
+void auth_forget_id(struct session *s)
+{
+    free(s->auth_id);
+    s->auth_id = NULL;
+    s->auth_id_len = 0;
 }
 
 /* A verified credential for s: user with roles, from cred. A session
@@ -115,11 +106,93 @@ static int take_identity(struct session *s, enum session_cred cred,
     return 0;
 }
 
+int auth_apply(struct session *s, enum auth_method m, enum session_cred cred,
+               const struct jwt_identity *id, const char *rid, size_t rid_len)
+{
+    const char *why;
+    int rc;
+
+    if (m == AUTH_HANDSHAKE) {
+        rc = session_set_identity(s, cred, id->user, id->roles, id->n_roles,
+                                  &why);
+        if (rc < 0)
+            log_failure(auth_fail_log, s, "identity of %s refused: %s",
+                        id->user, why);
+    } else {
+        rc = take_identity(s, cred, id->user, id->roles, id->n_roles, rid,
+                           rid_len);
+    }
+    metrics_auth(m, rc == 0);
+    if (rc != 0)
+        return rc;
+    if (id->exp)
+        auth_arm_expiry(s, id->exp);
+    else
+        lws_sul_cancel(&s->exp_timer); /* a password does not expire */
+    log_info("session %llu: user %s authenticated by %s%s",
+             (unsigned long long)s->serial, s->user, method_words[m],
+             cred == CRED_WEBHOOK ? " (webhook)" : "");
+    return 0;
+}
+
+void auth_apply_failed(struct session *s, enum auth_method m, const char *why,
+                       const char *detail, const char *rid, size_t rid_len)
+{
+    metrics_auth(m, false);
+    log_failure(auth_fail_log, s, "%s refused: %s", method_words[m],
+                detail ? detail : why);
+    if (m != AUTH_HANDSHAKE)
+        refuse_id(s, rid, rid_len, why);
+}
+
+static bool busy(struct session *s, const struct request *r)
+{
+    if (!s->auth_job && !s->auth_call && !s->auth_token)
+        return false;
+    session_reply_error(s, r->id, r->id_len, "bad_request",
+                        "an authentication is already under way");
+    return true;
+}
+
+/* Queues a password check on the workers, or asks the webhook for a user
+ * the users file does not hold; the answer comes in auth_password_done()
+ * or auth_wait.c. */
+static void password_request(struct session *s, const struct request *r)
+{
+    struct auth_job *job;
+    const char *why;
+
+    if (!auth_users_enabled() && !auth_http_enabled()) {
+        refuse(s, r, "password authentication is not configured");
+        return;
+    }
+    if (!r->user || !r->password) {
+        refuse(s, r, "password authentication needs user and password");
+        return;
+    }
+    if (busy(s, r) || keep_id(s, r) < 0)
+        return;
+    if (auth_http_enabled() && !auth_users_known(r->user)) {
+        auth_webhook_password(s, r);
+        return;
+    }
+    if (!(job = auth_users_submit(r->user, r->password, r->otp, s->ip, s,
+                                  &why))) {
+        metrics_auth(AUTH_PASSWORD, false);
+        log_failure(auth_busy_log, s, "password authentication refused at once: %s",
+                    why);
+        refuse(s, r, "too many authentications under way: try again");
+        return;
+    }
+    s->auth_job = job;
+}
+
 void auth_password_done(void *jobp)
 {
     struct auth_result res;
     int rc = auth_users_finish(jobp, conf(), &res);
     struct session *s = res.owner;
+    struct jwt_identity id;
 
     if (!s)
         goto out;
@@ -138,13 +211,13 @@ void auth_password_done(void *jobp)
         log_failure(auth_fail_log, s, "password authentication of %s refused: %s",
                     res.user ? res.user : "?",
                     res.detail ? res.detail : res.reason);
-        if (s->tp->password_done)
-            s->tp->password_done(s, res.reason);
+        if (s->tp->auth_done)
+            s->tp->auth_done(s, res.reason);
         else
             refuse_id(s, s->auth_id, s->auth_id_len, res.reason);
         goto out;
     }
-    if (s->tp->password_done) {
+    if (s->tp->auth_done) {
         /* an HTTP request (Basic): no auth request to answer */
         const char *why = NULL;
 
@@ -154,53 +227,38 @@ void auth_password_done(void *jobp)
         if (rc < 0)
             log_failure(auth_fail_log, s, "identity of %s refused: %s",
                         res.user, why);
-        s->tp->password_done(s, rc == 0 ? NULL : why);
+        s->tp->auth_done(s, rc == 0 ? NULL : why);
         goto out;
     }
-    rc = take_identity(s, CRED_PASSWORD, res.user, res.roles, res.n_roles,
-                       s->auth_id, s->auth_id_len);
-    metrics_auth(AUTH_PASSWORD, rc == 0);
-    if (rc == 0) {
-        /* a password does not expire */
-        lws_sul_cancel(&s->exp_timer);
-        log_info("session %llu: user %s authenticated by password",
-                 (unsigned long long)s->serial, s->user);
-    }
+    id = (struct jwt_identity){.user = res.user, .roles = res.roles,
+                               .n_roles = res.n_roles};
+    auth_apply(s, AUTH_PASSWORD, CRED_PASSWORD, &id, s->auth_id,
+               s->auth_id_len);
 out:
-    if (s) {
-        free(s->auth_id);
-        s->auth_id = NULL;
-        s->auth_id_len = 0;
-    }
+    if (s)
+        auth_forget_id(s);
     auth_result_clear(&res);
 }
 
 void auth_request(struct session *s, const struct request *r)
 {
+    const char *detail = NULL;
     struct jwt_identity id;
+    enum session_cred cred;
     char why[128];
     int rc;
 
     if (r->token) {
-        if (!auth_verifier()) {
-            refuse(s, r, "token authentication is not configured");
+        if (busy(s, r) || keep_id(s, r) < 0)
             return;
-        }
-        if (jwt_verify_token(auth_verifier(), conf(), r->token, &id, why,
-                             sizeof(why)) < 0) {
-            metrics_auth(AUTH_TOKEN, false);
-            log_failure(auth_fail_log, s, "token refused: %s", why);
-            refuse(s, r, why);
-            return;
-        }
-        rc = take_identity(s, CRED_TOKEN, id.user, id.roles, id.n_roles,
-                           r->id, r->id_len);
-        metrics_auth(AUTH_TOKEN, rc == 0);
-        if (rc == 0) {
-            auth_arm_expiry(s, id.exp);
-            log_info("session %llu: user %s authenticated by token",
-                     (unsigned long long)s->serial, s->user);
-        }
+        rc = auth_token_check(s, r->token, AUTH_TOKEN, &id, &cred, why,
+                              sizeof(why), &detail);
+        if (rc == 0)
+            auth_apply(s, AUTH_TOKEN, cred, &id, r->id, r->id_len);
+        else if (rc < 0)
+            auth_apply_failed(s, AUTH_TOKEN, why, detail, r->id, r->id_len);
+        if (rc <= 0)
+            auth_forget_id(s);
         jwt_identity_clear(&id);
         return;
     }

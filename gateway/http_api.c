@@ -282,8 +282,8 @@ static int authenticated(struct lws *wsi, struct session *s)
     return 0;
 }
 
-/* A password check of s ended (transport.h, password_done). */
-void http_api_password_done(struct session *s, const char *why)
+/* A credential check of s that waited ended (transport.h, auth_done). */
+void http_api_auth_done(struct session *s, const char *why)
 {
     if (why) {
         http_api_refuse_later(s, 401, "auth_failed", why);

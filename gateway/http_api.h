@@ -98,8 +98,8 @@ void http_api_count(struct lws *wsi, unsigned status);
 void http_api_want_write(struct session *s);
 void http_api_closing(struct session *s);
 
-/* The password_done of the HTTP transports (transport.h). */
-void http_api_password_done(struct session *s, const char *why);
+/* The auth_done of the HTTP transports (transport.h). */
+void http_api_auth_done(struct session *s, const char *why);
 
 /* Adds the CORS headers for origin (nothing when ""). 0, or 1 when out of
  * room. */

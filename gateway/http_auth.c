@@ -96,10 +96,17 @@ enum http_auth_rc http_auth(struct session *s, const char **code, char *msg,
     if (n > 6 && strncasecmp(buf, "Basic ", 6) == 0) {
         rc = basic(s, buf + 6, code, msg, len);
     } else if (auth_handshake_token(s->wsi, buf, AUTHZ_MAX) == 0) {
-        rc = HA_OK;
-        if (auth_token(s, buf, msg, len) < 0) {
+        switch (auth_token(s, buf, msg, len)) {
+        case 0:
+            rc = HA_OK;
+            break;
+        case 1:
+            rc = HA_PENDING;
+            break;
+        default:
             *code = "auth_failed";    /* msg says why */
             rc = HA_REFUSED;
+            break;
         }
     } else if (n > 0) {
         rc = refused(code, "auth_failed", msg, len,

@@ -1,7 +1,8 @@
 /* The credentials of an HTTP API request (protocol.md, "Authentication
  * and origins for HTTP"): Authorization: Bearer, the cookie, ?token= when
- * allowed, Authorization: Basic against the users file (on the password
- * workers, never here), else the anonymous role. Service thread only. */
+ * allowed (a JWT, or the webhook's for a token it is not: auth.http),
+ * Authorization: Basic against the users file (on the password workers,
+ * never here), else the anonymous role. Service thread only. */
 #ifndef MQG_HTTP_AUTH_H
 #define MQG_HTTP_AUTH_H
 
@@ -11,7 +12,9 @@ struct session;
 
 enum http_auth_rc {
     HA_OK,        /* s has its identity */
-    HA_PENDING,   /* a password check: s->tp->password_done() follows */
+    HA_PENDING,   /* a check that waits (a password on the workers, a
+                     token for the key set or the webhook):
+                     s->tp->auth_done() follows */
     HA_REFUSED,   /* *code (auth_failed, unauthenticated) and msg */
 };
 

@@ -36,7 +36,7 @@ void http_pub_destroy(void)
 
 const struct transport http_pub_transport = {
     "http", http_api_want_write, http_api_closing, NULL, ws_kernel_unsent,
-    http_api_password_done,
+    http_api_auth_done,
 };
 
 /* Keeps answer i (a JSON object of len bytes) unless one is in. */

@@ -19,6 +19,7 @@ enum mb_type {
     MB_SUBACK,         /* a SUBSCRIBE completed (code: granted qos, or <0) */
     MB_PUBDONE,        /* a publish completed (code: 0 or a protocol error) */
     MB_AUTHDONE,       /* a password check finished on the worker (ctx) */
+    MB_HTTPDONE,       /* an HTTP call finished (ctx: http_client.h) */
 };
 
 #define MB_MAX_SUBIDS 8

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "gateway.h"
+#include "auth_http.h"
+#include "jwks_fetch.h"
 #include "metrics.h"
 #include "requests.h"
 #include "subs.h"
@@ -231,6 +233,43 @@ int metrics_render(char **out, size_t *len)
             put(&b, "mqgate_auth_total{method=\"%s\",result=\"%s\"} %llu\n",
                 method_names[m], ok ? "success" : "failure",
                 (unsigned long long)auth_counts[m][ok]);
+    {
+        struct jwks_fetch_stats js;
+        struct auth_http_stats hs;
+
+        jwks_fetch_stats(&js);
+        metric(&b, "mqgate_jwks_keys", "gauge",
+               "Keys of the auth.jwt.jwks_url set in use.", js.keys);
+        put(&b, "# HELP mqgate_jwks_fetches_total Fetches of "
+                "auth.jwt.jwks_url, by result.\n"
+                "# TYPE mqgate_jwks_fetches_total counter\n"
+                "mqgate_jwks_fetches_total{result=\"success\"} %llu\n"
+                "mqgate_jwks_fetches_total{result=\"failure\"} %llu\n",
+            (unsigned long long)js.ok, (unsigned long long)js.failed);
+        metric(&b, "mqgate_jwks_fetches_floored_total", "counter",
+               "Fetches an unknown kid asked for, held back by "
+               "jwks_min_refresh_s.", js.floored);
+        metric(&b, "mqgate_jwks_last_success_timestamp_seconds", "gauge",
+               "When auth.jwt.jwks_url was last fetched (0: never).",
+               js.last_ok_unix);
+        auth_http_stats(&hs);
+        put(&b, "# HELP mqgate_auth_http_total Answers of the "
+                "authentication webhook, by result.\n"
+                "# TYPE mqgate_auth_http_total counter\n"
+                "mqgate_auth_http_total{result=\"success\"} %llu\n"
+                "mqgate_auth_http_total{result=\"refused\"} %llu\n"
+                "mqgate_auth_http_total{result=\"error\"} %llu\n"
+                "mqgate_auth_http_total{result=\"malformed\"} %llu\n"
+                "mqgate_auth_http_total{result=\"busy\"} %llu\n"
+                "mqgate_auth_http_total{result=\"cached\"} %llu\n",
+            (unsigned long long)hs.ok, (unsigned long long)hs.refused,
+            (unsigned long long)hs.failed, (unsigned long long)hs.malformed,
+            (unsigned long long)hs.busy, (unsigned long long)hs.cached);
+        metric(&b, "mqgate_auth_http_in_flight", "gauge",
+               "Webhook calls waiting for an answer.", hs.in_flight);
+        metric(&b, "mqgate_auth_http_cache_entries", "gauge",
+               "Positive webhook answers cached.", hs.cache_entries);
+    }
     put(&b, "# HELP mqgate_errors_total Error frames sent, by code.\n"
             "# TYPE mqgate_errors_total counter\n");
     for (size_t i = 0; i < N_CODES; i++)

@@ -132,20 +132,51 @@ static void check_ca(struct pf *pf, const char *key, const char *file)
 
 /* The JWT key file loads as the daemon loads it, with the same function
  * (when full). */
+/* Prints each line of text (a JWKS's keys left out, the reason it is
+ * refused), after what (e.g. "warning: "). */
+static void print_lines(struct pf *pf, const char *key, const char *file,
+                        const char *what, const char *text)
+{
+    for (const char *line = text, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        fprintf(stderr, "%s: %s: %s: %s%.*s\n", pf->path, key, file, what,
+                (int)(nl ? (size_t)(nl - line) : strlen(line)), line);
+        if (!nl)
+            break;
+    }
+}
+
+/* The JWT key file loads as the daemon loads it, with the same function
+ * (when full); a jwks_url is fetched at start, not here, but its CA file
+ * must load. */
 static void check_jwt(struct pf *pf, const struct cfg_jwt *c)
 {
     struct jwt_verifier *v;
-    char why[256];
+    char why[4096] = "";
 
+    if (c->jwks_url) {
+        if (c->jwks_ca_file)
+            check_ca(pf, "auth.jwt.jwks_ca_file", c->jwks_ca_file);
+        return;
+    }
     if (need_file(pf, jwt_key_key(c), jwt_key_file(c), !!c->secret_file) < 0 ||
         !pf->full)
         return;
     if (!(v = jwt_verifier_load(c, why, sizeof(why)))) {
-        fprintf(stderr, "%s: %s: %s: %s\n", pf->path, jwt_key_key(c),
-                jwt_key_file(c), why);
+        print_lines(pf, jwt_key_key(c), jwt_key_file(c), "", why);
         pf->bad++;
+    } else if (c->jwks_file && why[0]) {
+        print_lines(pf, jwt_key_key(c), jwt_key_file(c), "warning: ", why);
     }
     jwt_verifier_free(v);
+}
+
+/* The webhook's CA file loads and its secret file is there. */
+static void check_http(struct pf *pf, const struct cfg_auth_http *c)
+{
+    if (c->ca_file)
+        check_ca(pf, "auth.http.ca_file", c->ca_file);
+    need_file(pf, "auth.http.secret_file", c->secret_file, true);
 }
 
 static void need_dir(struct pf *pf, const char *key, const char *dir)
@@ -244,5 +275,7 @@ int preflight_check(const struct config *cfg, const char *path, bool full)
         check_users(&pf, cfg);
     if (cfg->auth.jwt)
         check_jwt(&pf, cfg->auth.jwt);
+    if (cfg->auth.http)
+        check_http(&pf, cfg->auth.http);
     return pf.bad ? -1 : 0;
 }

@@ -347,6 +347,34 @@ static void auth_timeout(lws_sorted_usec_list_t *sul)
         session_close(s, 4401, "authentication timeout");
 }
 
+/* The handshake authenticated nobody: anonymous when configured, else
+ * the hello and the authentication timeout. */
+static void unauthenticated_hello(struct session *s)
+{
+    if (session_set_anonymous(s) == 0) {
+        auth_send_hello(s);
+        session_send_status(s, S.broker_up);
+        return;
+    }
+    auth_send_hello(s);
+    lws_sul_schedule(lws_get_context(s->wsi), 0, &s->auth_timer, auth_timeout,
+                     (lws_usec_t)conf()->auth.timeout_s * LWS_US_PER_SEC);
+}
+
+/* The Origin of the handshake, for the webhook (headers are gone once
+ * the session runs). */
+static void remember_origin(struct session *s, struct lws *wsi)
+{
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+
+    if (n <= 0 || n > 1024 || !(s->origin = malloc((size_t)n + 1)))
+        return;
+    if (lws_hdr_copy(wsi, s->origin, n + 1, WSI_TOKEN_ORIGIN) <= 0) {
+        free(s->origin);
+        s->origin = NULL;
+    }
+}
+
 void session_attach(struct session *s, const struct transport *tp,
                     struct lws *wsi, const char *ip)
 {
@@ -368,6 +396,8 @@ void session_attach(struct session *s, const struct transport *tp,
     S.n++;
     metrics_add(MC_SESSIONS_OPENED, 1);
     ipcount_inc(S.per_ip, s->ip);
+    if (conf()->auth.http)
+        remember_origin(s, wsi);
 }
 
 int session_set_anonymous(struct session *s)
@@ -388,26 +418,44 @@ void session_open(struct session *s, const struct transport *tp,
                   struct lws *wsi, const char *ip)
 {
     session_attach(s, tp, wsi, ip);
-    if (auth_handshake(s) == 0) {
+    switch (auth_handshake(s)) {
+    case 0:
         auth_send_hello(s);
         session_send_status(s, S.broker_up);
         return;
+    case 1:
+        /* the hello waits for the check (session_handshake_settled()),
+         * the timeout runs meanwhile */
+        lws_sul_schedule(lws_get_context(wsi), 0, &s->auth_timer,
+                         auth_timeout,
+                         (lws_usec_t)conf()->auth.timeout_s * LWS_US_PER_SEC);
+        return;
+    default:
+        break;
     }
-    if (session_set_anonymous(s) == 0) {
+    unauthenticated_hello(s);
+}
+
+void session_handshake_settled(struct session *s, bool authed)
+{
+    if (s->tp->auth_done) {
+        /* an HTTP request: answered by its transport */
+        s->tp->auth_done(s, authed ? NULL : "the credentials were refused");
+    } else if (authed) {
         auth_send_hello(s);
         session_send_status(s, S.broker_up);
-        return;
+    } else if (s->state == SS_OPENING) {
+        unauthenticated_hello(s);
     }
-    auth_send_hello(s);
-    lws_sul_schedule(lws_get_context(wsi), 0, &s->auth_timer, auth_timeout,
-                     (lws_usec_t)conf()->auth.timeout_s * LWS_US_PER_SEC);
 }
 
 void session_closed(struct session *s)
 {
     if (s->auth_job)
         auth_job_disown(s->auth_job);
+    auth_wait_cancel(s);
     free(s->auth_id);
+    free(s->origin);
     lws_sul_cancel(&s->auth_timer);
     lws_sul_cancel(&s->exp_timer);
     subs_session_gone(s);

@@ -20,7 +20,10 @@ struct requests_held;
 struct transport;
 
 /* What gave a session its identity; a reload re-checks it there. */
-enum session_cred { CRED_NONE, CRED_ANONYMOUS, CRED_TOKEN, CRED_PASSWORD };
+/* How a session's identity came: CRED_WEBHOOK from auth.http (a password
+ * or a token the gateway could not verify itself). */
+enum session_cred { CRED_NONE, CRED_ANONYMOUS, CRED_TOKEN, CRED_PASSWORD,
+                    CRED_WEBHOOK };
 
 /* The sessions' module state: the per-address table. 0 or -1. */
 int session_init(void);
@@ -103,6 +106,12 @@ int session_set_anonymous(struct session *s);
  * HTTP transports, which authenticate the request first (http_auth.c). */
 void session_attach(struct session *s, const struct transport *tp,
                     struct lws *wsi, const char *ip);
+
+/* The check of the handshake's credential that session_open() left under
+ * way ended: authed, s has its identity and gets the hello (and status);
+ * else s goes on as without a credential (anonymous, or the hello and
+ * the authentication timeout). */
+void session_handshake_settled(struct session *s, bool authed);
 
 /* The connection of s is gone: releases everything s holds. */
 void session_closed(struct session *s);

@@ -193,10 +193,14 @@ void session_reload(struct session *s)
         free(looked);
         return;
     case CRED_TOKEN:
-        if (!conf()->auth.jwt) {
+    case CRED_WEBHOOK:
+        if (s->cred == CRED_TOKEN ? !conf()->auth.jwt : !conf()->auth.http) {
             s->n_roles = 0;
-            session_close(s, 4401, "token authentication removed by a "
-                                   "reload");
+            session_close(s, 4401, s->cred == CRED_TOKEN
+                                       ? "token authentication removed by "
+                                         "a reload"
+                                       : "webhook authentication removed "
+                                         "by a reload");
             return;
         }
         for (size_t i = 0; i < s->n_roles && n < 64; i++) {

@@ -21,6 +21,7 @@
 #include "ws.h"
 
 struct frame;
+struct http_call;
 struct http_conn;
 struct pub_ctx;
 struct replay;
@@ -68,8 +69,15 @@ struct session {
     lws_sorted_usec_list_t exp_timer;  /* token expiry */
     time_t token_exp;
     struct auth_job *auth_job;        /* a password check under way */
+    struct http_call *auth_call;      /* a webhook call under way */
+    char *auth_token;                 /* a token waiting for the key set */
+    struct session *kid_prev, *kid_next; /* auth_wait.c's list of those */
+    int auth_method;                  /* enum auth_method (metrics.h) of
+                                         the check under way: with
+                                         AUTH_HANDSHAKE no hello yet */
     char *auth_id;                    /* ... and the id to answer */
     size_t auth_id_len;
+    char *origin;                     /* the handshake's Origin, or NULL */
 };
 
 #endif

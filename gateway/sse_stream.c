@@ -25,7 +25,7 @@ static char scratch[LWS_PRE + SCRATCH_SIZE];
 
 const struct transport sse_transport = {
     "sse", http_api_want_write, http_api_closing, NULL, ws_kernel_unsent,
-    http_api_password_done,
+    http_api_auth_done,
 };
 
 /* The sub requests of the query, decoded and checked; the code of the

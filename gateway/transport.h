@@ -26,10 +26,12 @@ struct transport {
     void (*hang_up)(struct session *s);
     /* Bytes the kernel holds unsent on s's connection. */
     size_t (*kernel_unsent)(struct session *s);
-    /* NULL, or called instead of the auth request's answer when a
-     * password check of s ends (handle_auth.c): why is NULL when s now has
-     * the identity, else the refusal (for the client). */
-    void (*password_done)(struct session *s, const char *why);
+    /* NULL, or called when a credential check of s that waited ends (a
+     * password on the workers, a token waiting for the key set's fetch or
+     * for the webhook), instead of the auth request's answer or the
+     * handshake's hello: why is NULL when s now has the identity, else the
+     * refusal (for the client). The HTTP transports'. */
+    void (*auth_done)(struct session *s, const char *why);
 };
 
 /* Bytes the kernel holds unsent on the TCP connection of s (SIOCOUTQ):

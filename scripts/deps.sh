@@ -4,8 +4,9 @@
 # Sourced by demo.sh and test.sh.
 MQG_BUILD_DEPS="build-essential autoconf automake libtool pkg-config \
 libwebsockets-dev libpaho-mqtt-dev libjansson-dev check libjwt-dev \
-liboath-dev libcrypt-dev libsystemd-dev libssl-dev"
-MQG_RUN_DEPS="mosquitto mosquitto-clients python3 python3-paho-mqtt openssl"
+liboath-dev libcrypt-dev libsystemd-dev libssl-dev libcurl4-openssl-dev"
+MQG_RUN_DEPS="mosquitto mosquitto-clients python3 python3-paho-mqtt openssl \
+python3-cryptography"
 MQG_TEST_DEPS="valgrind curl chromium nginx haproxy prometheus clang-14 libclang-rt-14-dev \
 gcc-multilib"
 # node 20 or later runs the client and browser tests; Debian's nodejs is

@@ -377,6 +377,57 @@ START_TEST(other_values)
 END_TEST
 
 /* Each listed level maps to its enum value. */
+/* auth.jwt's key sets and auth.http: values and defaults (config.md). */
+START_TEST(identity_providers)
+{
+    static const char set[] =
+        "{\"auth\": {\"jwt\": {\"algs\": [\"RS256\", \"ES384\"],"
+        "   \"jwks_url\": \"https://sso.example.com/certs\"},"
+        "  \"http\": {\"url\": \"http://127.0.0.5:9/auth\"}}}";
+    static const char all[] =
+        "{\"auth\": {\"jwt\": {\"alg\": \"ES512\", \"algs\": [\"ES512\", \"RS512\"],"
+        "   \"jwks_url\": \"http://[::1]:8/c\", \"jwks_ca_file\": \"ca\","
+        "   \"jwks_refresh_s\": 86400, \"jwks_min_refresh_s\": 3600},"
+        "  \"http\": {\"url\": \"https://hook.example.com/a?b=c\","
+        "   \"timeout_s\": 60, \"ca_file\": \"c\", \"secret_file\": \"s\","
+        "   \"cache_s\": 3600, \"max_in_flight\": 10000}}}";
+    static const char file[] =
+        "{\"auth\": {\"jwt\": {\"alg\": \"RS384\", \"jwks_file\": \"j\"},"
+        "  \"http\": {\"url\": \"http://localhost/auth\"}}}";
+    struct config *cfg;
+
+    parse_ok(set, &cfg);
+    ck_assert_ptr_null(cfg->auth.jwt->alg);
+    ck_assert_uint_eq(cfg->auth.jwt->n_algs, 2);
+    ck_assert_str_eq(cfg->auth.jwt->algs[1], "ES384");
+    ck_assert_str_eq(cfg->auth.jwt->jwks_url, "https://sso.example.com/certs");
+    ck_assert_ptr_null(cfg->auth.jwt->jwks_ca_file);
+    ck_assert_int_eq(cfg->auth.jwt->jwks_refresh_s, 300);
+    ck_assert_int_eq(cfg->auth.jwt->jwks_min_refresh_s, 10);
+    ck_assert_str_eq(cfg->auth.http->url, "http://127.0.0.5:9/auth");
+    ck_assert_int_eq(cfg->auth.http->timeout_s, 5);
+    ck_assert_ptr_null(cfg->auth.http->ca_file);
+    ck_assert_ptr_null(cfg->auth.http->secret_file);
+    ck_assert_int_eq(cfg->auth.http->cache_s, 0);
+    ck_assert_int_eq(cfg->auth.http->max_in_flight, 64);
+    config_free(cfg);
+    parse_ok(all, &cfg);
+    ck_assert_str_eq(cfg->auth.jwt->alg, "ES512");
+    ck_assert_str_eq(cfg->auth.jwt->jwks_ca_file, "ca");
+    ck_assert_int_eq(cfg->auth.jwt->jwks_refresh_s, 86400);
+    ck_assert_int_eq(cfg->auth.jwt->jwks_min_refresh_s, 3600);
+    ck_assert_int_eq(cfg->auth.http->timeout_s, 60);
+    ck_assert_str_eq(cfg->auth.http->secret_file, "s");
+    ck_assert_int_eq(cfg->auth.http->cache_s, 3600);
+    ck_assert_int_eq(cfg->auth.http->max_in_flight, 10000);
+    config_free(cfg);
+    parse_ok(file, &cfg);
+    ck_assert_str_eq(cfg->auth.jwt->jwks_file, "j");
+    ck_assert_uint_eq(cfg->auth.jwt->n_algs, 0);
+    config_free(cfg);
+}
+END_TEST
+
 START_TEST(log_levels)
 {
     static const struct { const char *name; enum log_level lvl; } t[] = {
@@ -882,6 +933,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, empty_object_defaults);
     tcase_add_test(tc, config_default_all);
     tcase_add_test(tc, other_values);
+    tcase_add_test(tc, identity_providers);
     tcase_add_test(tc, log_levels);
     tcase_add_test(tc, long_patterns);
     tcase_add_test(tc, shipped_configs);
