@@ -30,7 +30,7 @@ process.on("exit", () => {
   }
 });
 
-function executable(p) {
+export function executable(p) {
   try {
     accessSync(p, constants.X_OK);
     return true;
