@@ -26,6 +26,7 @@ struct cfg_listener {
     struct cfg_tls *tls;  /* NULL: plain */
     char *static_dir;     /* NULL: none */
     bool compression;     /* [false] */
+    bool http_api;        /* [false]: GET /api/events, POST /api/publish */
 };
 
 struct cfg_role {

@@ -82,6 +82,7 @@ static const struct key listener_keys[] = {
     STR("static_dir", struct cfg_listener, static_dir, R, NULL,
         config_value_nonempty),
     BOOL("compression", struct cfg_listener, compression, R, false),
+    BOOL("http_api", struct cfg_listener, http_api, R, false),
 };
 static const struct table listener_table =
     TABLE(listener_keys, struct cfg_listener);

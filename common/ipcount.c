@@ -1,12 +1,8 @@
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 
 #include "ipcount.h"
+#include "keyhash.h"
 
 struct slot {
     char key[IPCOUNT_KEY_MAX];
@@ -16,47 +12,21 @@ struct slot {
 struct ipcount {
     struct slot *slots;
     size_t cap, used;
-    /* SipHash-2-4 with 64-bit output, keyed once; each hash re-initialises
-     * it from that key (EVP_MAC_init with no key) */
-    EVP_MAC_CTX *mac;
+    struct keyhash *kh;   /* linear probing from a keyed hash */
 };
 
-/* Linear probing from a keyed hash: without the key, nobody can choose
- * addresses (IPv6 gives plenty) that pile up in one probe chain. */
 uint64_t ipcount_hash(const struct ipcount *t, const char *s)
 {
-    unsigned char out[8];
-    uint64_t h = 0;
-    size_t n;
-
-    /* Cannot fail once keyed; 0 would still be a valid (slow) slot. */
-    if (EVP_MAC_init(t->mac, NULL, 0, NULL) != 1 ||
-        EVP_MAC_update(t->mac, (const unsigned char *)s, strlen(s)) != 1 ||
-        EVP_MAC_final(t->mac, out, &n, sizeof(out)) != 1 || n != sizeof(out))
-        return 0;
-    for (size_t i = sizeof(out); i-- > 0;)
-        h = h << 8 | out[i];
-    return h;
+    return keyhash(t->kh, s, strlen(s));
 }
 
 struct ipcount *ipcount_new_keyed(const unsigned char seed[IPCOUNT_SEED_BYTES])
 {
     struct ipcount *t = calloc(1, sizeof(*t));
-    size_t size = sizeof(uint64_t);
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size),
-        OSSL_PARAM_construct_end(),
-    };
-    EVP_MAC *sip;
 
     if (!t)
         return NULL;
-    if ((sip = EVP_MAC_fetch(NULL, "SIPHASH", NULL))) {
-        t->mac = EVP_MAC_CTX_new(sip);
-        EVP_MAC_free(sip); /* the context keeps its own reference */
-    }
-    if (!t->mac ||
-        EVP_MAC_init(t->mac, seed, IPCOUNT_SEED_BYTES, params) != 1 ||
+    if (!(t->kh = keyhash_new(seed)) ||
         !(t->slots = calloc(t->cap = 256, sizeof(*t->slots)))) {
         ipcount_free(t);
         return NULL;
@@ -66,20 +36,14 @@ struct ipcount *ipcount_new_keyed(const unsigned char seed[IPCOUNT_SEED_BYTES])
 
 struct ipcount *ipcount_new(void)
 {
-    unsigned char seed[IPCOUNT_SEED_BYTES];
-    struct ipcount *t = NULL;
-
-    if (getrandom(seed, sizeof(seed), 0) == (ssize_t)sizeof(seed))
-        t = ipcount_new_keyed(seed);
-    explicit_bzero(seed, sizeof(seed));
-    return t;
+    return ipcount_new_keyed(NULL);
 }
 
 void ipcount_free(struct ipcount *t)
 {
     if (!t)
         return;
-    EVP_MAC_CTX_free(t->mac);
+    keyhash_free(t->kh);
     free(t->slots);
     free(t);
 }

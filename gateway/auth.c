@@ -170,9 +170,7 @@ void auth_arm_expiry(struct session *s, time_t exp)
     lws_sul_schedule(lws_get_context(s->wsi), 0, &s->exp_timer, expired, us);
 }
 
-/* The token the handshake carries: Authorization: Bearer, the cookie,
- * or (when allowed) ?token=. */
-static int handshake_token(struct lws *wsi, char *buf, size_t len)
+int auth_handshake_token(struct lws *wsi, char *buf, size_t len)
 {
     size_t max = len;
     int n;
@@ -203,30 +201,42 @@ struct jwt_verifier *auth_verifier(void)
 
 int auth_handshake(struct session *s)
 {
-    struct jwt_identity id;
     char *token, why[128];
-    const char *reason;
     int rc = -1;
 
     if (!verifier)
         return -1;
     if (!(token = malloc(HANDSHAKE_TOKEN_MAX)))
         return -1;
-    if (handshake_token(s->wsi, token, HANDSHAKE_TOKEN_MAX) < 0)
-        goto out;
-    if (jwt_verify_token(verifier, conf(), token, &id, why, sizeof(why)) < 0) {
+    if (auth_handshake_token(s->wsi, token, HANDSHAKE_TOKEN_MAX) == 0)
+        rc = auth_token(s, token, why, sizeof(why));
+    free(token);
+    return rc;
+}
+
+int auth_token(struct session *s, const char *token, char *why, size_t len)
+{
+    struct jwt_identity id;
+    const char *reason;
+    int rc;
+
+    if (!verifier) {
+        snprintf(why, len, "token authentication is not configured");
+        return -1;
+    }
+    if (jwt_verify_token(verifier, conf(), token, &id, why, len) < 0) {
         metrics_auth(AUTH_HANDSHAKE, false);
         log_failure(auth_fail_log, s, "handshake token refused: %s", why);
-        goto out;
+        return -1;
     }
     rc = session_set_identity(s, CRED_TOKEN, id.user, id.roles, id.n_roles,
                               &reason);
     metrics_auth(AUTH_HANDSHAKE, rc == 0);
     if (rc == 0)
         auth_arm_expiry(s, id.exp);
+    else
+        snprintf(why, len, "%s", reason);
     jwt_identity_clear(&id);
-out:
-    free(token);
     return rc;
 }
 

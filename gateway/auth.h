@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+struct lws;
 struct session;
 struct request;
 struct config;
@@ -34,6 +35,16 @@ void auth_send_hello(struct session *s);
  * token when allowed). Returns 0 when s now has an identity, -1 when the
  * handshake carried no valid token. */
 int auth_handshake(struct session *s);
+
+/* The token the handshake on wsi carries: Authorization: Bearer, the
+ * cookie (auth.cookie), or (when allowed) ?token=, into buf[0..len).
+ * Returns 0, or -1 when it carries none. */
+int auth_handshake_token(struct lws *wsi, char *buf, size_t len);
+
+/* Authenticates s with the JWT token (the handshake's, or an HTTP
+ * request's): 0 when s now has its identity (and its expiry is armed),
+ * -1 with why[0..len) for the client when the token is refused. */
+int auth_token(struct session *s, const char *token, char *why, size_t len);
 
 /* Handles an auth request: ok, or error auth_failed then close 4401, or
  * forbidden for another user's token on an authenticated session. */

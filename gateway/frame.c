@@ -5,6 +5,7 @@
 
 #include "base64.h"
 #include "frame.h"
+#include "sse.h"
 
 struct frame *frame_new(size_t payload_len)
 {
@@ -19,6 +20,9 @@ struct frame *frame_new(size_t payload_len)
         return NULL;
     f->refs = 1;
     f->topic_key = 0;
+    f->seq = 0;
+    f->sse = NULL;
+    f->sse_len = 0;
     f->payload = f->buf + LWS_PRE + FRAME_HDR_MAX;
     f->payload_len = payload_len;
     hdr = payload_len < 126 ? 2 : payload_len < 65536 ? 4 : 10;
@@ -50,8 +54,29 @@ struct frame *frame_new_text(const char *s, size_t len)
 
 void frame_unref(struct frame *f)
 {
-    if (f && --f->refs == 0)
+    if (f && --f->refs == 0) {
+        if (f->sse)
+            free(f->sse - LWS_PRE);
         free(f);
+    }
+}
+
+const char *frame_sse(struct frame *f, const char *epoch, size_t *len)
+{
+    if (!f->sse) {
+        const char *json = (const char *)f->payload;
+        size_t n = sse_encoded_len(json, f->payload_len, epoch, f->seq);
+
+        char *buf = malloc(LWS_PRE + n);
+
+        /* with libwebsockets' headroom: a big event is written from here */
+        if (!buf)
+            return NULL;
+        f->sse = buf + LWS_PRE;
+        f->sse_len = sse_encode(json, f->payload_len, epoch, f->seq, f->sse);
+    }
+    *len = f->sse_len;
+    return f->sse;
 }
 
 uint64_t frame_topic_key(const char *topic, size_t len)
@@ -124,5 +149,7 @@ struct frame *frame_new_msg(const char *topic, size_t tlen, const uint8_t *p,
         break;
     }
     memcpy(w, tail, tail_len);
+    if (pos)
+        f->seq = pos->seq;
     return f;
 }

@@ -1,7 +1,9 @@
 /* WebSocket frames built once and shared by reference (docs/design.md,
  * "One broker message, to a browser socket"). A server frame is unmasked,
  * so its bytes, header included, are the same for every session that
- * receives it. Service thread only: the reference count is not atomic. */
+ * receives it. The same message as a Server-Sent Event is built once too,
+ * when the first SSE session writes it, and kept with the frame. Service
+ * thread only: the reference count is not atomic. */
 #ifndef MQG_FRAME_H
 #define MQG_FRAME_H
 
@@ -21,6 +23,10 @@ struct frame {
     uint8_t *data;      /* the whole frame, ready for the wire */
     uint8_t *payload;   /* the text payload, inside data */
     size_t payload_len;
+    uint64_t seq;       /* a msg frame's stream position; 0: none */
+    char *sse;          /* the event (frame_sse()), LWS_PRE into its
+                           buffer; NULL until asked */
+    size_t sse_len;
     uint8_t buf[];      /* LWS_PRE, header room, payload */
 };
 
@@ -50,6 +56,10 @@ uint64_t frame_topic_key(const char *topic, size_t len);
 
 /* A text frame holding a copy of s[0..len). */
 struct frame *frame_new_text(const char *s, size_t len);
+
+/* The frame as a Server-Sent Event (sse.h), its id naming epoch: built at
+ * the first call and kept; NULL when out of memory. */
+const char *frame_sse(struct frame *f, const char *epoch, size_t *len);
 
 static inline struct frame *frame_ref(struct frame *f)
 {

@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "gateway.h"
+#include "http_pub.h"
 #include "fanout.h"
 #include "handle.h"
 #include "listener.h"
@@ -285,6 +286,7 @@ int gateway_run(struct config *cfg, const char *config_path)
 
     if (session_init() < 0 || mailbox_init(&G.mbox) < 0 ||
         subs_init() < 0 || fanout_init() < 0 || stream_init(cfg) < 0 ||
+        http_pub_init() < 0 ||
         auth_users_init(cfg, &G.mbox) < 0 ||
         auth_init(cfg) < 0 || install_signals() < 0) {
         log_error("cannot initialise");
@@ -377,6 +379,7 @@ out:
     if (workers_gone)
         mailbox_destroy(&G.mbox);
     session_destroy();
+    http_pub_destroy();
     config_free(G.cfg);
     return rc;
 }

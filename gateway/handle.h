@@ -34,6 +34,13 @@ const char *handle_role_names(const struct session *s, char *buf,
 
 void handle_ping(struct session *s, const struct request *r);
 void handle_sub(struct session *s, const struct request *r);
+
+/* What handle_sub() refuses before subscribing: the ACL (forbidden), a
+ * history over what is kept (bad_request), the mount and filter too long
+ * (bad_topic). Returns the code with msg[0..len), or NULL with *maxq the
+ * highest QoS granted. */
+const char *handle_sub_check(struct session *s, const struct request *r,
+                             char *msg, size_t len, int *maxq);
 void handle_unsub(struct session *s, const struct request *r);
 void handle_pub(struct session *s, const struct request *r);
 

@@ -16,6 +16,7 @@
 #include "request.h"
 #include "session.h"
 #include "session_int.h"
+#include "transport.h"
 
 /* The ok of an auth request that refreshed an authenticated session. */
 static void reply_refreshed(struct session *s, const char *id, size_t id_len)
@@ -137,7 +138,23 @@ void auth_password_done(void *jobp)
         log_failure(auth_fail_log, s, "password authentication of %s refused: %s",
                     res.user ? res.user : "?",
                     res.detail ? res.detail : res.reason);
-        refuse_id(s, s->auth_id, s->auth_id_len, res.reason);
+        if (s->tp->password_done)
+            s->tp->password_done(s, res.reason);
+        else
+            refuse_id(s, s->auth_id, s->auth_id_len, res.reason);
+        goto out;
+    }
+    if (s->tp->password_done) {
+        /* an HTTP request (Basic): no auth request to answer */
+        const char *why = NULL;
+
+        rc = session_set_identity(s, CRED_PASSWORD, res.user, res.roles,
+                                  res.n_roles, &why);
+        metrics_auth(AUTH_PASSWORD, rc == 0);
+        if (rc < 0)
+            log_failure(auth_fail_log, s, "identity of %s refused: %s",
+                        res.user, why);
+        s->tp->password_done(s, rc == 0 ? NULL : why);
         goto out;
     }
     rc = take_identity(s, CRED_PASSWORD, res.user, res.roles, res.n_roles,

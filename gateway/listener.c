@@ -1,8 +1,8 @@
 /* Listeners (listener.h): the vhosts with their TLS, and the HTTP side of
  * each (handshake checks, /healthz, /metrics, static files with their
  * security headers). Over 500 lines because the handshake checks, the
- * static files and TLS reload share the vhost's state; the HTTP API
- * (issue 13) gets a file of its own. */
+ * static files and TLS reload share the vhost's state; the HTTP API is
+ * http_api.c's. */
 #include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 
 #include "conf.h"
 #include "gateway.h"
+#include "http_api.h"
 #include "ipcount.h"
 #include "listener.h"
 #include "log.h"
@@ -70,6 +71,7 @@ int listener_start_all(const struct config *cfg, struct lws_context *ctx)
 
         memset(&info, 0, sizeof(info));
         l->compression = lc->compression;
+        l->http_api = lc->http_api;
         l->tls = lc->tls != NULL;
         if (!(l->path = strdup(lc->path)))
             return -1;
@@ -281,6 +283,22 @@ static int add_csp(struct lws *wsi, const struct listener *l, uint8_t **p,
 }
 
 /* Writes a whole response. Returns what the callback should return. */
+int listener_finish_answer(struct lws *wsi, unsigned char *start,
+                           unsigned char *p, unsigned char *end,
+                           const char *body, size_t len)
+{
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    if (len) {
+        if ((size_t)(end - p) < len)
+            return -1;
+        memcpy(p, body, len);
+        if (lws_write(wsi, p, len, LWS_WRITE_HTTP_FINAL) != (int)len)
+            return -1;
+    }
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static int respond(struct lws *wsi, unsigned status, const char *ctype,
                    const char *body, size_t len)
 {
@@ -297,15 +315,9 @@ static int respond(struct lws *wsi, unsigned status, const char *ctype,
         lws_add_http_header_by_token(
             wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (const unsigned char *)"no-store",
             8, &p, end) ||
-        add_csp(wsi, l, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
+        add_csp(wsi, l, &p, end))
         goto out;
-    if (len) {
-        memcpy(p, body, len);
-        if (lws_write(wsi, p, len, LWS_WRITE_HTTP_FINAL) != (int)len)
-            goto out;
-    }
-    rc = lws_http_transaction_completed(wsi) ? -1 : 0;
+    rc = listener_finish_answer(wsi, start, p, end, body, len);
 out:
     free(buf);
     return rc;
@@ -426,28 +438,49 @@ static bool protocol_offered(struct lws *wsi)
     return false;
 }
 
-static int confirm_upgrade(struct lws *wsi, const struct listener *l)
+bool listener_origin_ok(struct lws *wsi, const struct listener *l,
+                        char *origin, size_t len)
 {
     const struct config *cfg = conf();
-    char uri[1024], origin[512], host[512], ip[IPCOUNT_KEY_MAX];
+    char host[512];
+
+    origin[0] = '\0';
+    /* A browser always sends Origin; a client without one is not a
+     * browser and cannot be driven by another site. */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+        return true;
+    return lws_hdr_copy(wsi, origin, (int)len, WSI_TOKEN_ORIGIN) > 0 &&
+           origin_allowed(origin,
+                          lws_hdr_copy(wsi, host, sizeof(host),
+                                       WSI_TOKEN_HOST) > 0
+                              ? host
+                              : NULL,
+                          l->tls, cfg->origins, cfg->n_origins,
+                          cfg->origins_set);
+}
+
+bool listener_full(const char *ip)
+{
+    const struct config *cfg = conf();
+
+    return session_count() >= cfg->limits.max_connections ||
+           session_count_ip(ip) >= (uint32_t)cfg->limits.max_connections_per_ip;
+}
+
+bool listener_refusing(void)
+{
+    return refusing;
+}
+
+static int confirm_upgrade(struct lws *wsi, const struct listener *l)
+{
+    char uri[1024], origin[512], ip[IPCOUNT_KEY_MAX];
     int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 
     if (n <= 0 || strcmp(uri, l->path) != 0)
         return refuse_upgrade(wsi, 404, "Not Found", "not found\n");
-    /* A browser always sends Origin; a client without one is not a
-     * browser and cannot be driven by another site. */
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0) {
-        if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0 ||
-            !origin_allowed(origin,
-                            lws_hdr_copy(wsi, host, sizeof(host),
-                                         WSI_TOKEN_HOST) > 0
-                                ? host
-                                : NULL,
-                            l->tls, cfg->origins,
-                            cfg->n_origins, cfg->origins_set))
-            return refuse_upgrade(wsi, 403, "Forbidden",
-                                  "origin not allowed\n");
-    }
+    if (!listener_origin_ok(wsi, l, origin, sizeof(origin)))
+        return refuse_upgrade(wsi, 403, "Forbidden", "origin not allowed\n");
     if (!protocol_offered(wsi))
         return refuse_upgrade(wsi, 400, "Bad Request",
                               "subprotocol " WS_PROTOCOL " required\n");
@@ -455,8 +488,7 @@ static int confirm_upgrade(struct lws *wsi, const struct listener *l)
     if (refusing)
         return refuse_upgrade(wsi, 503, "Service Unavailable",
                               "shutting down\n");
-    if (session_count() >= cfg->limits.max_connections ||
-        session_count_ip(ip) >= (uint32_t)cfg->limits.max_connections_per_ip)
+    if (listener_full(ip))
         return refuse_upgrade(wsi, 503, "Service Unavailable",
                               "too many connections\n");
     return 0;
@@ -501,6 +533,8 @@ int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             free(text);
             return rc;
         }
+        if (http_api_route(l, uri))
+            return http_api_request(wsi, user, l, uri);
         if (l && l->static_real)
             return serve_static(wsi, l, uri);
         return respond_text(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
@@ -523,6 +557,8 @@ int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             return -1;
         return 0;
     default:
+        if (http_api_owns(user))
+            return http_api_callback(wsi, reason, user, in, len);
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
 }

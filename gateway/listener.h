@@ -15,6 +15,7 @@
 struct listener {
     char *path;                      /* the WebSocket path */
     bool compression;
+    bool http_api;                   /* /api/events, /api/publish */
     bool tls;
     struct lws_vhost *vh;
     void *ssl_ctx;                   /* the vhost's SSL_CTX, TLS only */
@@ -26,6 +27,27 @@ struct listener {
 int listener_start_all(const struct config *cfg, struct lws_context *ctx);
 
 void listener_free_all(void);
+
+/* Whether the request on wsi (a listener l's) may go on as far as its
+ * Origin goes: none (not a browser), or one allowed (config origins). The
+ * Origin is copied to origin[0..len) ("" when none). */
+bool listener_origin_ok(struct lws *wsi, const struct listener *l,
+                        char *origin, size_t len);
+
+/* Whether a new session from ip would pass limits.max_connections or
+ * limits.max_connections_per_ip. */
+bool listener_full(const char *ip);
+
+/* Ends an HTTP answer whose headers are at start..p (a buffer ending at
+ * end, with LWS_PRE before start): writes them and body[0..len) (which
+ * must fit after them), then completes the transaction. Returns what an
+ * HTTP callback returns: -1 to close the connection. */
+int listener_finish_answer(struct lws *wsi, unsigned char *start,
+                           unsigned char *p, unsigned char *end,
+                           const char *body, size_t len);
+
+/* Shutting down: new sessions are refused (listener_refuse_new()). */
+bool listener_refusing(void);
 
 /* SIGHUP, as a transaction with the other parts of a reload.
  * listener_tls_prepare() loads and checks, aside, the certificates and keys

@@ -24,6 +24,21 @@ static const char *const error_codes[] = {
 #define N_CODES (sizeof(error_codes) / sizeof(error_codes[0]))
 static uint64_t error_counts[N_CODES];
 
+/* HTTP API answers by endpoint and status */
+static const unsigned http_statuses[] = {200, 204, 400, 401, 403, 405, 411,
+                                         413, 415, 429, 500, 502, 503};
+#define N_STATUSES (sizeof(http_statuses) / sizeof(http_statuses[0]))
+static uint64_t http_counts[2][N_STATUSES + 1];  /* + other */
+
+void metrics_http(bool events, unsigned status)
+{
+    size_t i = 0;
+
+    while (i < N_STATUSES && http_statuses[i] != status)
+        i++;
+    http_counts[events][i]++;
+}
+
 /* fan-out latency buckets, upper bounds in microseconds */
 static const uint64_t bucket_us[] = {50, 100, 250, 500, 1000, 2500, 5000,
                                      10000, 25000, 50000, 100000, 250000,
@@ -117,6 +132,28 @@ int metrics_render(char **out, size_t *len)
             "mqgate_sessions{state=\"authenticated\"} %llu\n"
             "mqgate_sessions{state=\"closing\"} %llu\n",
         st.opening, st.authed, st.closing);
+    put(&b, "# HELP mqgate_sessions_by_transport Open sessions by "
+            "transport.\n"
+            "# TYPE mqgate_sessions_by_transport gauge\n"
+            "mqgate_sessions_by_transport{transport=\"ws\"} %llu\n"
+            "mqgate_sessions_by_transport{transport=\"sse\"} %llu\n",
+        st.ws, st.sse);
+    put(&b, "# HELP mqgate_http_requests_total HTTP API answers by endpoint "
+            "and status.\n"
+            "# TYPE mqgate_http_requests_total counter\n");
+    for (int e = 1; e >= 0; e--)
+        for (size_t i = 0; i <= N_STATUSES; i++) {
+            char st_s[8];
+
+            if (i < N_STATUSES)
+                snprintf(st_s, sizeof(st_s), "%u", http_statuses[i]);
+            else
+                snprintf(st_s, sizeof(st_s), "other");
+            put(&b, "mqgate_http_requests_total{endpoint=\"%s\","
+                    "status=\"%s\"} %llu\n",
+                e ? "events" : "publish", st_s,
+                (unsigned long long)http_counts[e][i]);
+        }
     metric(&b, "mqgate_sessions_opened_total", "counter",
            "Sessions opened since start.", metrics_counters[MC_SESSIONS_OPENED]);
     metric(&b, "mqgate_subscriptions", "gauge",

@@ -51,6 +51,9 @@ void metrics_error(const char *code);
  * queued to every session, in microseconds. */
 void metrics_fanout_us(uint64_t us);
 
+/* Counts an answer of the HTTP API: events (else publish) with status. */
+void metrics_http(bool events, unsigned status);
+
 /* Renders every metric into *out (malloc'd, caller frees). 0 or -1. */
 int metrics_render(char **out, size_t *len);
 

@@ -90,6 +90,10 @@ void session_stats(struct session_stats *st)
     memset(st, 0, sizeof(*st));
     for (const struct session *s = S.list; s; s = s->next) {
         st->queued += s->q.bytes;
+        if (strcmp(s->tp->name, "ws") == 0)
+            st->ws++;
+        else if (strcmp(s->tp->name, "sse") == 0)
+            st->sse++;
         if (s->state == SS_OPENING)
             st->opening++;
         else if (s->state == SS_AUTHED)
@@ -128,6 +132,19 @@ void session_probe_kernel(struct session *s)
 {
     s->unprobed = 0;
     s->k_bytes = s->tp->kernel_unsent(s);
+}
+
+void session_wrote(struct session *s, size_t n)
+{
+    /* What the kernel holds unsent counts toward the session's queue: a
+     * peer that stops reading fills the socket buffer (megabytes on
+     * loopback) long before it fills ours. Asked after big writes, which
+     * is when a backlog builds, after every 64 KiB of small ones, and
+     * until it has drained. */
+    s->unprobed += n;
+    if (n >= 8192 || s->unprobed >= 65536 || s->k_bytes)
+        session_probe_kernel(s);
+    session_replay_feed(s);
 }
 
 /* The queue bound (limits.max_queue_bytes) counts what s has unsent, here
@@ -286,7 +303,15 @@ void session_keepalive(uint64_t now)
     uint64_t interval = (uint64_t)conf()->limits.ping_interval_s * 1000;
 
     for (struct session *s = S.list; s; s = s->next) {
-        if (now - s->last_rx_ms >= 2 * interval) {
+        if (!s->tp->hang_up) {
+            /* a peer that never speaks (SSE, HTTP): only kept alive */
+            if (s->tp->want_write && now - s->last_ping_ms >= interval &&
+                !s->close_code) {
+                s->last_ping_ms = now;
+                s->ping_due = true;
+                s->tp->want_write(s);
+            }
+        } else if (now - s->last_rx_ms >= 2 * interval) {
             /* silent for two intervals: hang up, as there is nobody to
              * read a close frame */
             log_debug("session %llu: silent for %llu ms, hanging up",
@@ -310,8 +335,8 @@ static void auth_timeout(lws_sorted_usec_list_t *sul)
         session_close(s, 4401, "authentication timeout");
 }
 
-void session_open(struct session *s, const struct transport *tp,
-                  struct lws *wsi, const char *ip)
+void session_attach(struct session *s, const struct transport *tp,
+                    struct lws *wsi, const char *ip)
 {
     static uint64_t serial;
 
@@ -331,24 +356,35 @@ void session_open(struct session *s, const struct transport *tp,
     S.n++;
     metrics_add(MC_SESSIONS_OPENED, 1);
     ipcount_inc(S.per_ip, s->ip);
+}
 
+int session_set_anonymous(struct session *s)
+{
+    const struct cfg_role *role;
+    const char *why;
+
+    if (!conf()->auth.anonymous_role ||
+        !(role = config_role(conf(), conf()->auth.anonymous_role)) ||
+        session_set_identity(s, CRED_ANONYMOUS, "anonymous", &role, 1,
+                             &why) < 0)
+        return -1;
+    metrics_auth(AUTH_ANONYMOUS, true);
+    return 0;
+}
+
+void session_open(struct session *s, const struct transport *tp,
+                  struct lws *wsi, const char *ip)
+{
+    session_attach(s, tp, wsi, ip);
     if (auth_handshake(s) == 0) {
         auth_send_hello(s);
         session_send_status(s, S.broker_up);
         return;
     }
-    if (conf()->auth.anonymous_role) {
-        const struct cfg_role *role =
-            config_role(conf(), conf()->auth.anonymous_role);
-        const char *why;
-
-        if (role && session_set_identity(s, CRED_ANONYMOUS, "anonymous",
-                                         &role, 1, &why) == 0) {
-            metrics_auth(AUTH_ANONYMOUS, true);
-            auth_send_hello(s);
-            session_send_status(s, S.broker_up);
-            return;
-        }
+    if (session_set_anonymous(s) == 0) {
+        auth_send_hello(s);
+        session_send_status(s, S.broker_up);
+        return;
     }
     auth_send_hello(s);
     lws_sul_schedule(lws_get_context(wsi), 0, &s->auth_timer, auth_timeout,

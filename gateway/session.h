@@ -44,6 +44,7 @@ void session_reload_all(void);
 struct session_stats {
     unsigned long long queued;            /* bytes in the send queues */
     unsigned long long opening, authed, closing;
+    unsigned long long ws, sse;           /* by transport */
 };
 
 /* Counts for /metrics. */
@@ -87,11 +88,24 @@ int session_subscribe_qos(const struct session *s, const char *filter,
 void session_open(struct session *s, const struct transport *tp,
                   struct lws *wsi, const char *ip);
 
+/* Gives s the anonymous role (auth.anonymous_role) when there is one.
+ * Returns 0, or -1 when there is none (or s cannot take it). */
+int session_set_anonymous(struct session *s);
+
+/* As session_open(), without the authentication and the hello: for the
+ * HTTP transports, which authenticate the request first (http_auth.c). */
+void session_attach(struct session *s, const struct transport *tp,
+                    struct lws *wsi, const char *ip);
+
 /* The connection of s is gone: releases everything s holds. */
 void session_closed(struct session *s);
 
 /* Reads how many bytes the kernel holds unsent for s (s->k_bytes). */
 void session_probe_kernel(struct session *s);
+
+/* A transport wrote n bytes of s's queue: the kernel's backlog is read
+ * when it may have grown, and a replay under way is fed (replay.c). */
+void session_wrote(struct session *s, size_t n);
 
 /* Queues frame for s, taking a new reference. Closes s with 4408 when its
  * queue would pass limits.max_queue_bytes. */

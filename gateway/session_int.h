@@ -1,5 +1,6 @@
-/* struct session: private to the session module (session.c, ws.c, the
- * request handlers handle*.c, auth.c). Everything else reaches a session
+/* struct session: private to the session module (session.c, the
+ * transports ws.c, sse_stream.c, http_pub.c and http_api.c, the request
+ * handlers handle*.c, auth.c). Everything else reaches a session
  * through session.h. Service thread only. */
 #ifndef MQG_SESSION_INT_H
 #define MQG_SESSION_INT_H
@@ -19,6 +20,7 @@
 #include "ws.h"
 
 struct frame;
+struct http_conn;
 struct pub_ctx;
 struct replay;
 
@@ -49,6 +51,7 @@ struct session {
     size_t k_bytes;                   /* unsent in the kernel, last seen */
     size_t unprobed;                  /* written since k_bytes was read */
     struct ws_conn ws;                /* the WebSocket transport's part */
+    struct http_conn *http;           /* an HTTP request's (http_api.h) */
     uint64_t last_rx_ms;              /* anything from the peer, pongs too */
     uint64_t last_ping_ms;
     bool ping_due;                    /* a ping goes at the next write */

@@ -168,11 +168,15 @@ static void sub_answer(struct sub *sub, int granted, bool live)
             session_reply_error(sub->s, r->id, r->id_len,
                                 "broker_unavailable",
                                 "the broker refused the subscription");
-        } else if (r->id_len) {
+        } else if (r->id_len || r->opts.ok_topic) {
             struct jbuf b;
 
             jbuf_init(&b);
             reply_begin(&b, "ok", r->id, r->id_len);
+            if (r->opts.ok_topic) {
+                jbuf_lit(&b, ",\"topic\":");
+                jbuf_str(&b, r->opts.ok_topic, r->opts.ok_topic_len);
+            }
             jbuf_lit(&b, ",\"qos\":");
             jbuf_int(&b, q);
             if (stream) {
@@ -284,7 +288,7 @@ void subs_subscribe(struct session *s, const char *full, size_t len,
     sub->qos = (uint8_t)qos;
     /* a sub without max_rate removes it */
     sub->max_rate = opts->max_rate;
-    if (!(r = malloc(sizeof(*r) + id_len))) {
+    if (!(r = malloc(sizeof(*r) + id_len + opts->ok_topic_len))) {
         if (!sub->live)
             sub_unlink(sub);
         goto oom;
@@ -294,6 +298,10 @@ void subs_subscribe(struct session *s, const char *full, size_t len,
     r->qos = (uint8_t)qos;
     r->id_len = id_len;
     memcpy(r->id, id, id_len);
+    if (opts->ok_topic) {
+        memcpy(r->id + id_len, opts->ok_topic, opts->ok_topic_len);
+        r->opts.ok_topic = r->id + id_len;
+    }
     {
         struct sub_reply **pp = &sub->replies;
 

@@ -47,6 +47,10 @@ struct subs_opts {
     char since_epoch[65];
     bool retained;                /* the broker's retained replay wanted */
     double max_rate;              /* 0: none; messages a second per topic */
+    /* NULL, or the filter as the client gave it, for an ok that names it
+     * (an SSE stream's); subs_subscribe() keeps a copy */
+    const char *ok_topic;
+    size_t ok_topic_len;
 };
 
 int subs_init(void);

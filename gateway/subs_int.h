@@ -17,7 +17,7 @@ struct sub_reply {
     struct subs_opts opts;
     uint8_t qos;
     size_t id_len;
-    char id[];
+    char id[];                    /* then opts.ok_topic's bytes */
 };
 
 /* One session's hold on one filter. */

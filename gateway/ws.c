@@ -44,7 +44,7 @@ static void ws_hang_up(struct session *s)
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
-static size_t ws_kernel_unsent(struct session *s)
+size_t ws_kernel_unsent(struct session *s)
 {
     int outq;
 
@@ -54,7 +54,7 @@ static size_t ws_kernel_unsent(struct session *s)
 }
 
 static const struct transport ws_transport = {
-    "ws", ws_want_write, ws_closing, ws_hang_up, ws_kernel_unsent,
+    "ws", ws_want_write, ws_closing, ws_hang_up, ws_kernel_unsent, NULL,
 };
 
 /* What lws_cancel_service() wakes the loop for (the mailbox). */
@@ -147,15 +147,7 @@ static int flush(struct session *s)
     if (lws_write(s->wsi, out, n, LWS_WRITE_RAW) < 0)
         return -1;
 more:
-    /* What the kernel holds unsent counts toward the session's queue: a
-     * peer that stops reading fills the socket buffer (megabytes on
-     * loopback) long before it fills ours. Asked after big writes, which
-     * is when a backlog builds, after every 64 KiB of small ones, and
-     * until it has drained. */
-    s->unprobed += n;
-    if (n >= 8192 || s->unprobed >= 65536 || s->k_bytes)
-        session_probe_kernel(s);
-    session_replay_feed(s);
+    session_wrote(s, n);
     /* (with an extension, once more when the queue is empty: the callback
      * that frees the fragment buffer) */
     if (s->q.count || s->close_code || s->ws.tx)
