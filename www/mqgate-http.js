@@ -245,13 +245,20 @@ export class HttpSocket {
       this._end(1006, "no HTTP API on this listener", false);
       return;
     }
-    if (r.status === 401 || r.status === 403 || r.status >= 500) {
+    // Without credentials, a refusal means that some are needed: the
+    // client is told so as by a hello without a user (it asks for them).
+    const needed = r.status === 401 && !this._creds;
+    if (!needed && (r.status === 401 || r.status === 403 || r.status >= 500)) {
       this._refused(r.status, body);
       return;
     }
     this.readyState = 1;
     if (this.onopen) this.onopen({});
     const hello = { op: "hello", proto: 1, auth: ["password", "token"], transport: "sse" };
+    if (needed) {
+      this._deliver(hello);
+      return;
+    }
     if (this._epoch) hello.epoch = this._epoch;
     const user = this._creds ? (this._creds.user ?? tokenUser(this._creds.token)) : null;
     if (typeof user === "string") {
@@ -419,15 +426,43 @@ export class HttpSocket {
     if (!st.live) {
       if (f.op === "hello") st.hello = f;
       else if (f.op === "ok" && typeof f.topic === "string") st.oks.set(f.topic, f);
+      else if (f.op === "msg" && f.history !== true && Number.isSafeInteger(f.seq) && st.firstLive === undefined) st.firstLive = f.seq;
       st.buffer.push(f);
-      if (st.hello && st.filters.every((t) => st.oks.has(t))) this._switch(st);
+      if (!st.ready && st.hello && st.filters.every((t) => st.oks.has(t))) {
+        st.ready = true;
+        this._oldIdle(st);
+      }
+      this._maybeSwitch(st);
       return;
     }
     this._take(st, f);
+    const next = this._next;
+    if (st === this._stream && next && next.ready) {
+      this._oldIdle(next);
+      this._maybeSwitch(next);
+    }
+  }
+
+  // The new stream st, once it answered every topic, replaces the old one
+  // when the old one has delivered what came before the new one's first
+  // live message (it may lag behind, with messages on their way), or has
+  // been quiet for a while (nothing on its way), or st holds too much.
+  _maybeSwitch(st) {
+    if (!st.ready || st !== this._next) return;
+    if (!this._stream || st.buffer.length > 20000 ||
+        (st.firstLive !== undefined && this._lastSeq >= st.firstLive - 1)) this._switch(st);
+  }
+
+  _oldIdle(st) {
+    clearTimeout(st.idle);
+    st.idle = setTimeout(() => {
+      if (st === this._next && st.ready) this._switch(st);
+    }, 250);
   }
 
   // The new stream answered every topic: it replaces the old one.
   _switch(st) {
+    clearTimeout(st.idle);
     const old = this._stream;
     const point = this._lastSeq;
     if (old) this._drop(old);
@@ -515,6 +550,7 @@ export class HttpSocket {
   }
 
   _drop(st) {
+    clearTimeout(st.idle);
     st.dropped = true;
     st.ctrl.abort();
   }
