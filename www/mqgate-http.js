@@ -220,27 +220,36 @@ export class HttpSocket {
 
   // --- opening --------------------------------------------------------------
 
-  _headers(extra) {
-    const h = { ...extra };
+  // The request's credentials: the Authorization header the client's own
+  // call for, else the browser's cookies. (A browser answered 401 with a
+  // Basic challenge on a request that carried its cookies may show its own
+  // sign-in dialog; with the header it never does.)
+  _req(init) {
+    const headers = { ...init.headers };
     const a = authorization(this._creds);
-    if (a) h.Authorization = a;
-    return h;
+    if (a) headers.Authorization = a;
+    return { cache: "no-store", ...init, headers, credentials: a ? "omit" : "include" };
   }
 
-  // Whether the credentials are accepted, by a publish of nothing.
-  async _probe() {
-    let r, body;
+  // Whether the credentials are accepted, by a publish of nothing:
+  // {status, body}, or null (the session lost) when the gateway cannot be
+  // reached.
+  async _check() {
     try {
-      r = await this._fetch(`${this.url}/api/publish`, {
-        method: "POST", credentials: "include", cache: "no-store",
-        headers: this._headers({ "Content-Type": "application/json" }), body: "[]",
-      });
-      body = await r.text();
+      const r = await this._fetch(`${this.url}/api/publish`, this._req({
+        method: "POST", headers: { "Content-Type": "application/json" }, body: "[]",
+      }));
+      return { status: r.status, body: await r.text() };
     } catch {
       this._end(1006, "", false);
-      return;
+      return null;
     }
-    if (this._closed) return;
+  }
+
+  async _probe() {
+    const r = await this._check();
+    if (!r || this._closed) return;
+    const body = r.body;
     if (r.status === 404) {
       this._end(1006, "no HTTP API on this listener", false);
       return;
@@ -382,10 +391,7 @@ export class HttpSocket {
   async _read(st, url) {
     let r;
     try {
-      r = await this._fetch(url, {
-        credentials: "include", cache: "no-store", signal: st.ctrl.signal,
-        headers: this._headers({ Accept: "text/event-stream" }),
-      });
+      r = await this._fetch(url, this._req({ signal: st.ctrl.signal, headers: { Accept: "text/event-stream" } }));
     } catch {
       this._streamEnded(st, null);
       return;
@@ -616,10 +622,9 @@ export class HttpSocket {
     delete body.id;
     let r, text;
     try {
-      r = await this._fetch(`${this.url}/api/publish`, {
-        method: "POST", credentials: "include", cache: "no-store",
-        headers: this._headers({ "Content-Type": "application/json" }), body: JSON.stringify(body),
-      });
+      r = await this._fetch(`${this.url}/api/publish`, this._req({
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      }));
       text = await r.text();
     } catch {
       // The outcome is unknown, as with a WebSocket lost with the request
@@ -657,19 +662,10 @@ export class HttpSocket {
   async _reauth() {
     const id = this._authId;
     this._authId = null;
-    let r, body;
-    try {
-      r = await this._fetch(`${this.url}/api/publish`, {
-        method: "POST", credentials: "include", cache: "no-store",
-        headers: this._headers({ "Content-Type": "application/json" }), body: "[]",
-      });
-      body = await r.text();
-    } catch {
-      this._end(1006, "", false);
-      return;
-    }
+    const r = await this._check();
+    if (!r) return;
     if (r.status === 401 || r.status === 403) {
-      this._refused(r.status, body, id);
+      this._refused(r.status, r.body, id);
       return;
     }
     const user = this._creds.user ?? tokenUser(this._creds.token);
