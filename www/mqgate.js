@@ -1,5 +1,7 @@
 // mqgate.js: browser (and Node >= 20) client for the mqgate JSON-over-WebSocket
-// protocol, version 1. An ES module with no dependencies and no build step.
+// protocol, version 1. An ES module with no dependencies and no build step;
+// where no WebSocket can be opened it speaks the gateway's HTTP API
+// (mqgate-http.js, served beside it) with the same API.
 //
 //   import { MqGate } from "./mqgate.js";
 //   const gw = new MqGate("wss://gw.example.com/ws", { user: "alice", password: "…" });
@@ -328,8 +330,11 @@ export class MqGate {
    * anonymous}: also when the identity changes; gw.allow is set by then),
    * "message" (msg) for every msg frame, "close" ({code, reason, reconnectIn,
    * authReason}), "recovery" ({filter, recovered, replayed, reason}) once
-   * per filter re-subscribed after a reconnect (see subscribe). Returns a
-   * function that removes the listener.
+   * per filter re-subscribed after a reconnect (see subscribe), "transport"
+   * ("websocket"|"sse") when a connection opens with another transport
+   * than before (gw.transport). Over HTTP, "close" carries the code of the
+   * stream's close event (the WebSocket close code: 4401, 4408, 1001, …),
+   * 1006 for a stream cut. Returns a function that removes the listener.
    */
   on(type, fn) {
     let set = this._listeners.get(type);
