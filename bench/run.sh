@@ -3,9 +3,14 @@
 #
 #   bench/run.sh [full|quick] [SCENARIO...]
 #   bench/run.sh profile
+#   bench/run.sh summary bench/results/*/results.txt   (again, from raw results)
 #
 # SCENARIO is one or more of: fanout latency topics publish storm idle
-# profile (default: all of them). `full` takes 10 to 15 minutes, `quick`
+# profile (default: all of them), and the stream-state scenarios of issue
+# 12, run only when named: history (fanout with a history of the topic
+# against without), replay (100 sessions replaying 100,000 stored messages
+# each while 1000 others get live messages), rate (1000 sessions with
+# max_rate 1 over 1000 busy topics, against plain fanout). `full` takes 10 to 15 minutes, `quick`
 # about 4. It installs what it needs with apt-get (as root), builds an
 # optimized mqgated in a scratch directory, builds the load generator and
 # the ceiling broadcaster, and runs each measurement REPS times with the
@@ -18,7 +23,11 @@
 #   MQGATED=F   benchmark this mqgated binary instead of building one
 #   KEEP=1      keep the scratch directory (logs, configs, raw results)
 #   HISTORY=1   the gateway keeps a history of every topic (history.filters
-#               ["#"], 100 messages a topic): its cost beside a run without
+#               ["#"], 100 messages a topic): its cost beside a run without;
+#               HISTORY='["bench/fanout"]' (a JSON array): of those filters
+#   CALLGRIND_ONLY=1  profile: the callgrind part only
+#   PERF=1      record the gateway with perf (cpu-clock) during every run;
+#               the top of each profile goes to stderr and bench/results/
 #
 # Results: a summary in Markdown on stdout and in bench/results/ (ignored
 # by git), with the raw RESULT lines of every run beside it.
@@ -27,15 +36,18 @@ set -euo pipefail
 MODE=full
 case "${1:-}" in
 full | quick | profile) MODE=$1; shift ;;
+summary) MODE=summary; shift ;;
 esac
-if [ "$MODE" = profile ]; then
-    SCENARIOS="profile"
+if [ "$MODE" = summary ]; then
+    SCENARIOS=""
 else
     SCENARIOS="${*:-fanout latency topics publish storm idle profile}"
 fi
+[ "$MODE" != profile ] || SCENARIOS="profile"
 for s in $SCENARIOS; do
     case $s in
     fanout | latency | topics | publish | storm | idle | profile) ;;
+    history | replay | rate | replay_profile) ;;
     *) echo "unknown scenario: $s" >&2; exit 2 ;;
     esac
 done
@@ -49,12 +61,12 @@ STARTED=$(date +%s)
 if [ "$MODE" = quick ]; then
     REPS=${REPS:-1}
     FANOUT_NS="100 1000"
-    DUR=2 WARM=1 LAT_DUR=3
+    DUR=2 WARM=1 LAT_DUR=3 RATE_DUR=5
     STORM_N=2000 IDLE_N=2000
 else
     REPS=${REPS:-3}
     FANOUT_NS="100 1000 10000"
-    DUR=3 WARM=1 LAT_DUR=5
+    DUR=3 WARM=1 LAT_DUR=5 RATE_DUR=10
     STORM_N=5000 IDLE_N=10000
 fi
 
@@ -157,7 +169,8 @@ build() {
         }
         cp "$b/src/mqgated" "$b/mqgated"
     fi
-    cc -O2 -g -Wall -o "$b/loadgen" "$SRC/bench/loadgen.c" -lssl -lcrypto
+    cc -O2 -g -Wall -o "$b/loadgen" "$SRC/bench/loadgen.c" "$SRC/bench/lg_client.c" \
+        "$SRC/bench/lg_stream.c" -lssl -lcrypto
     cc -O2 -g -Wall -o "$b/ceiling" "$SRC/bench/ceiling.c" -lssl -lcrypto
     GATEWAY=$b/mqgated LG=$b/loadgen CEILING=$b/ceiling
 }
@@ -184,17 +197,31 @@ protocol websockets
 EOF
     gw_conf "$c/mqgate.json" ""
     gw_conf "$c/mqgate-v311.json" ', "mqtt_version": 4'
+    # issue 12: a history covering the fanout's topic through "#" (a second
+    # upstream subscription) or exactly (the sessions' own), none at all,
+    # and the replay scenario's store of sensor/#
+    HISTORY="" gw_conf "$c/mqgate-nohist.json" ""
+    HISTORY="" gw_conf "$c/mqgate-hist-all.json" "" '["#"]'
+    HISTORY="" gw_conf "$c/mqgate-hist-topic.json" "" '["bench/fanout"]'
+    HISTORY="" gw_conf "$c/mqgate-replay.json" "" '["sensor/#"]'
     CONF=$c
 }
 
-# gw_conf FILE BROKER_EXTRA: a gateway with a ws and a wss listener whose
-# sessions need no authentication, and limits that do not get in the way
-# of the measurement (per-IP cap, publish rate).
+# gw_conf FILE BROKER_EXTRA [HISTORY_FILTERS]: a gateway with a ws and a
+# wss listener whose sessions need no authentication, and limits that do
+# not get in the way of the measurement (per-IP cap, publish rate); with
+# HISTORY_FILTERS (a JSON array) or HISTORY=1 (["#"]) it keeps a history
+# of 100 messages a topic.
 gw_conf() {
-    local hist=""
+    local hist="" filters=${3:-}
 
-    [ -z "${HISTORY:-}" ] ||
-        hist='"history": {"filters": ["#"], "messages": 100},'
+    case ${HISTORY:-} in
+    "") ;;
+    "["*) filters=$HISTORY ;;
+    *) filters='["#"]' ;;
+    esac
+    [ -z "$filters" ] ||
+        hist='"history": {"filters": '"$filters"', "messages": 100},'
     cat >"$1" <<EOF
 {
   "listeners": [
@@ -253,7 +280,7 @@ start_ceiling() {
 start_target() {
     local target=$1 tls=$2
     case $target in
-    mqgate | mqgate-v311)
+    mqgate | mqgate-*)
         start_mosquitto
         start_gateway "$CONF/$target.json"
         T_ARGS="--proto mqg --broker-port $P_MQTT --pid gw=$GW_PID --pid broker=$MOSQ_PID"
@@ -287,6 +314,14 @@ run_case() {
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     psi=$(awk '/^some/ { sub("avg10=", "", $2); print $2 }' /proc/pressure/cpu 2>/dev/null || echo -)
     start_target "$target" "$tls"
+    local perfpid="" pname=""
+    if [ "${PERF:-0}" = 1 ] && [ -n "$GW_PID" ] && command -v perf >/dev/null; then
+        pname=$(printf '%s-%s-%s-%s' "$sc" "$var" "$target" "$rep" | tr -c 'A-Za-z0-9_.,=-' _)
+        mkdir -p "$WORK/profile"
+        perf record -q -e cpu-clock -F 1000 -g -p "$GW_PID" \
+            -o "$WORK/profile/perf-$pname.data" >/dev/null 2>&1 &
+        perfpid=$!
+    fi
     # shellcheck disable=SC2086
     out=$(taskset -c 1 "$LG" "$1" $T_ARGS --label "$target" "${@:2}" \
         2>>"$WORK/loadgen.log") || {
@@ -294,6 +329,13 @@ run_case() {
         say "loadgen failed: $(tail -n 2 "$WORK/loadgen.log" | tr '\n' ' ')"
     }
     t1=$(date +%s.%N)
+    if [ -n "$perfpid" ]; then
+        kill -INT "$perfpid" 2>/dev/null || true
+        wait "$perfpid" 2>/dev/null || true
+        perf_top "$WORK/profile/perf-$pname.data" >"$WORK/profile/perf-$pname.txt"
+        say "perf of the gateway, $pname (self time, top entries):"
+        head -16 "$WORK/profile/perf-$pname.txt" >&2
+    fi
     stop_all
     t2=$(date +%s.%N)
     out="$out sc=$sc var=$var target=$target rep=$rep psi10=$psi"
@@ -302,10 +344,19 @@ run_case() {
         "$rep" "$load" "$(awk "BEGIN { print $t1 - $t0 }")" "$(awk "BEGIN { print $t2 - $t1 }")" "$(headline "$out")")"
 }
 
+# perf_top DATA: the gateway's time by object, then by symbol (self).
+perf_top() {
+    perf report -i "$1" --no-children --sort dso --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -6 || true
+    echo
+    perf report -i "$1" --no-children --sort sym --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -30 || true
+}
+
 # The few numbers worth seeing while it runs.
 headline() {
     printf '%s\n' "$1" | tr ' ' '\n' | grep -E \
-        '^(deliv_rate|msg_rate|ack_rate|rate|loss_pct|lost|undelivered|unacked|p50_us|p99_us|p50_ms|p99_ms|keeps_up|per_session_[a-z]*|failed|why|lg_cpu|lg_wait|cpu_[a-z]*|sys_cpu0)=' |
+        '^(deliv_rate|msg_rate|ack_rate|rate|loss_pct|lost|undelivered|unacked|p50_us|p99_us|p50_ms|p99_ms|keeps_up|per_session_[a-z]*|failed|why|lg_cpu|lg_wait|cpu_[a-z]*|sys_cpu0|replay_rate|replay_exact|live_lost|live_missing|too_soon|late_gaps|stale_end)=' |
         tr '\n' ' '
 }
 
@@ -381,26 +432,86 @@ sc_idle() {
     done
 }
 
+# ---- issue 12: stream state ----------------------------------------------------
+
+# Fanout N=1000 without history, with a history of "#" (the gateway's own
+# upstream subscription beside the sessions' bench/fanout: with MQTT 5 the
+# broker sends it each message twice) and with a history of exactly
+# bench/fanout (the sessions' subscription serves both), interleaved.
+sc_history() {
+    local rep t
+    for rep in $(seq "$REPS"); do
+        for t in mqgate-nohist mqgate-hist-all mqgate-hist-topic; do
+            run_case history "N=1000" $t 0 "$rep" -- fanout -n 1000 \
+                --window 100 --duration "$DUR" --warmup "$WARM" --drain 3
+        done
+    done
+}
+
+# A history of sensor/# filled with 100 messages on each of 1000 topics,
+# 1000 sessions on a live topic at 200 msg/s, then 100 sessions at once
+# each replaying all 100,000 stored messages.
+sc_replay() {
+    local rep
+    for rep in $(seq "$REPS"); do
+        run_case replay "R=100,T=1000,N=1000" mqgate-replay 0 "$rep" -- replay \
+            -n 1000 --replay-n 100 --topics 1000 --history 100 --rate 200 \
+            --duration 2 --warmup "$WARM" --drain 2 --max-time 180
+    done
+}
+
+# callgrind on the replay: the store filled as in sc_replay, 10 live
+# sessions, then 10 sessions replaying 100,000 messages each (1,000,000
+# replayed frames), counted from just before the first replay's sub.
+sc_replay_profile() {
+    say "replay_profile: callgrind while 10 sessions replay 100,000 messages each"
+    callgrind_case "$CONF/mqgate-replay.json" callgrind-replay -- replay -n 10 \
+        --replay-n 10 --topics 1000 --history 100 --rate 200 --duration 1 \
+        --drain 2 --max-time 900
+}
+
+# 1000 sessions, each sensor/# with max_rate 1, over 1000 topics fed at
+# 20,000 msg/s; the same with 100 sessions (a tenth of the deliveries, the
+# same messages); and plain fanout N=1000 in the same run, for the
+# gateway's CPU per delivery.
+sc_rate() {
+    local rep n
+    for rep in $(seq "$REPS"); do
+        for n in 1000 100; do
+            run_case rate "max_rate,N=$n" mqgate-nohist 0 "$rep" -- rate -n $n \
+                --topics 1000 --rate 20000 --max-rate 1 --duration "$RATE_DUR" \
+                --warmup 2 --drain 1
+        done
+        run_case rate "fanout,N=1000" mqgate-nohist 0 "$rep" -- fanout -n 1000 \
+            --window 100 --duration "$DUR" --warmup "$WARM" --drain 3
+    done
+}
+
 # The hot path: callgrind (instruction counts, user space, all threads) on
 # a short fanout, counted only while messages flow; then perf's cpu-clock
 # samples (time, kernel included) on the optimized gateway, where perf can
 # sample here.
-sc_profile() {
-    local pf=$WORK/profile rdy n
+# callgrind_case CONF NAME -- LOADGEN ARGS...: mqgated (CONF) under
+# callgrind, its counters zeroed when the load generator touches its
+# ready file and dumped when it ends; annotated into
+# $WORK/profile/NAME-threads.txt and NAME-self.txt, its RESULT line into
+# NAME-loadgen.txt.
+callgrind_case() {
+    local conf=$1 name=$2 pf=$WORK/profile rdy n
+    shift 3
     mkdir -p "$pf"
-    say "profile: callgrind on a fanout to 1000 sessions, 1000 messages"
+    rm -f "$pf"/callgrind.out.*
     start_mosquitto
     taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$pf/callgrind.out.%p" \
-        "$GATEWAY" -c "$CONF/mqgate.json" >>"$WORK/callgrind.log" 2>&1 &
+        "$GATEWAY" -c "$conf" >>"$WORK/callgrind.log" 2>&1 &
     GW_PID=$!
     wait_healthz "$P_GW" || { say "mqgated under callgrind did not start"; exit 1; }
-    rdy=$pf/ready
-    taskset -c 1 "$LG" fanout --proto mqg --port "$P_GW" --broker-port "$P_MQTT" \
-        -n 1000 --window 100 --batch 25 --msgs 1000 --drain 120 --max-time 300 \
-        --ready-file "$rdy" --start-delay 1500 --label callgrind \
-        >"$pf/loadgen.txt" 2>>"$WORK/loadgen.log" &
+    rdy=$pf/ready-$name
+    taskset -c 1 "$LG" "$@" --proto mqg --port "$P_GW" --broker-port "$P_MQTT" \
+        --ready-file "$rdy" --start-delay 1500 --label "$name" \
+        >"$pf/$name-loadgen.txt" 2>>"$WORK/loadgen.log" &
     local lgpid=$!
-    for n in $(seq 3000); do [ -e "$rdy" ] && break; sleep 0.1; done
+    for n in $(seq 6000); do [ -e "$rdy" ] && break; sleep 0.1; done
     callgrind_control -z "$GW_PID" >/dev/null 2>&1 || true
     wait "$lgpid" || true
     callgrind_control -d "$GW_PID" >/dev/null 2>&1 || true
@@ -415,22 +526,30 @@ sc_profile() {
         # thread) carry that thread's whole cost. They give the split
         # between threads and are left out of the function list.
         callgrind_annotate --inclusive=no --threshold=100 "$dump" 2>/dev/null |
-            grep -E '^ *[0-9,]+ \(' >"$pf/callgrind-all.txt" || true
+            grep -E '^ *[0-9,]+ \(' >"$pf/$name-all.txt" || true
         {
-            grep -E 'PROGRAM TOTALS' "$pf/callgrind-all.txt" || true
-            grep -E 'pthread_create.c:start_thread' "$pf/callgrind-all.txt" |
+            grep -E 'PROGRAM TOTALS' "$pf/$name-all.txt" || true
+            grep -E 'pthread_create.c:start_thread' "$pf/$name-all.txt" |
                 sed 's/ \[.*//; s/\.\/nptl\/\.\/nptl\/pthread_create.c:start_thread/Paho threads (all of start_thread)/' || true
-            grep -E 'gateway/main.c:main ' "$pf/callgrind-all.txt" |
+            grep -E 'gateway/main.c:main ' "$pf/$name-all.txt" |
                 sed 's/ \[.*//; s/[^ ]*gateway\/main.c:main/service thread (all of main)/' || true
-        } >"$pf/callgrind-threads.txt"
+        } >"$pf/$name-threads.txt"
         grep -vE 'PROGRAM TOTALS|clone.S:clone|start_thread|libc_start|below main|gateway/main.c:main|ld-linux' \
-            "$pf/callgrind-all.txt" | sed -E 's#[^ ]*/(gateway|common)/#\1/#; s#\./[^ ]*/([a-z_0-9.-]+\.[cS]):#\1:#; s# \[[^]]*/([^/]+)\]$# [\1]#' |
-            head -40 >"$pf/callgrind-self.txt" || true
+            "$pf/$name-all.txt" | sed -E 's#[^ ]*/(gateway|common)/#\1/#; s#\./[^ ]*/([a-z_0-9.-]+\.[cS]):#\1:#; s# \[[^]]*/([^/]+)\]$# [\1]#' |
+            head -40 >"$pf/$name-self.txt" || true
         say "callgrind, thread split and self cost (top entries):"
-        cat "$pf/callgrind-threads.txt" >&2
-        head -25 "$pf/callgrind-self.txt" >&2 || true
+        cat "$pf/$name-threads.txt" >&2
+        head -25 "$pf/$name-self.txt" >&2 || true
     fi
-    cat "$pf/loadgen.txt" >&2 || true
+    cat "$pf/$name-loadgen.txt" >&2 || true
+}
+
+sc_profile() {
+    local pf=$WORK/profile
+    say "profile: callgrind on a fanout to 1000 sessions, 1000 messages"
+    callgrind_case "$CONF/mqgate.json" callgrind -- fanout -n 1000 --window 100 \
+        --batch 25 --msgs 1000 --drain 120 --max-time 300
+    [ "${CALLGRIND_ONLY:-0}" = 1 ] && return 0
 
     if command -v perf >/dev/null &&
         perf record -q -e cpu-clock -o "$pf/probe.data" -- true >/dev/null 2>&1; then
@@ -603,6 +722,35 @@ summarize() {
         } else if (sc == "idle") {
             add(key SUBSEP "per", f["per_session_" main]); add(key SUBSEP "failed", f["failed"])
             add(key SUBSEP "rss1", f["rss1_" main])
+        } else if (sc == "history" || sc == "rate") {
+            add(key SUBSEP "deliv", f["deliv_rate"]); add(key SUBSEP "tcpu", tcpu)
+            if (tcpu > 0) add(key SUBSEP "eff", f["deliv_rate"] / tcpu)
+            add(key SUBSEP "gw", f["cpu_gw"])
+            if (f["deliv_rate"] > 0) add(key SUBSEP "nsper", f["cpu_gw"] / f["deliv_rate"] * 1e9)
+            add(key SUBSEP "p50", f["p50_us"]); add(key SUBSEP "p99", f["p99_us"])
+            add(key SUBSEP "lost", f["lost"]); add(key SUBSEP "undel", f["undelivered"])
+            add(key SUBSEP "lgw", f["lg_wait"]); add(key SUBSEP "lg", f["lg_cpu"])
+            if (sc == "rate" && var ~ /^max_rate/) {
+                add(key SUBSEP "offered", f["offered"]); add(key SUBSEP "soon", f["too_soon"])
+                add(key SUBSEP "gaps", f["late_gaps"]); add(key SUBSEP "disorder", f["disorder"])
+                add(key SUBSEP "stale", f["stale_end"]); add(key SUBSEP "age50", f["age_p50_us"])
+                add(key SUBSEP "age99", f["age_p99_us"])
+            }
+            # per repetition, for ratios within one round
+            PR[sc, var, tg, f["rep"], "deliv"] = f["deliv_rate"]
+            PR[sc, var, tg, f["rep"], "eff"] = (tcpu > 0) ? f["deliv_rate"] / tcpu : ""
+            PR[sc, var, tg, f["rep"], "nsper"] = (f["deliv_rate"] > 0) ? f["cpu_gw"] / f["deliv_rate"] * 1e9 : ""
+            if (f["rep"] > maxrep) maxrep = f["rep"]
+        } else if (sc == "replay") {
+            add(key SUBSEP "rrate", f["replay_rate"]); add(key SUBSEP "rsecs", f["replay_secs"])
+            add(key SUBSEP "exact", f["replay_exact"]); add(key SUBSEP "rgot", f["replay_got"])
+            add(key SUBSEP "rexp", f["replay_expect"])
+            add(key SUBSEP "rbad", f["replay_bad_order"] + f["replay_not_history"] + f["replay_topics_off"] + f["replay_ok_mismatch"])
+            add(key SUBSEP "p50", f["p50_us"]); add(key SUBSEP "p99", f["p99_us"]); add(key SUBSEP "max", f["max_us"])
+            add(key SUBSEP "b50", f["before_p50_us"]); add(key SUBSEP "b99", f["before_p99_us"])
+            add(key SUBSEP "llost", f["live_lost"] + f["live_missing"]); add(key SUBSEP "gw", f["cpu_gw"])
+            add(key SUBSEP "lg", f["lg_cpu"]); add(key SUBSEP "lgw", f["lg_wait"])
+            add(key SUBSEP "fill", f["fill_secs"])
         }
         add(key SUBSEP "load", f["load1"])
     }
@@ -610,6 +758,22 @@ summarize() {
     function med(sc, var, tg, m,    k) { k = K(sc, var, tg, m); stat(k, "n"); return (k in MED) ? MED[k] : "" }
     function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", a / b) }
     function has(sc) { return nv[sc] > 0 }
+    # min–max over the rounds of a / b, measured in the same round
+    function pairs(sc, var, ta, tb, m) { return pairs_of(sc, var, ta, var, tb, m) }
+    function pairs2(sc, va, vb, t, m) { return pairs_of(sc, va, t, vb, t, m) }
+    function pairs_of(sc, va, ta, vb, tb, m,    r, lo, hi, x, n) {
+        n = 0
+        for (r = 1; r <= maxrep; r++) {
+            if (!((sc, va, ta, r, m) in PR) || !((sc, vb, tb, r, m) in PR)) continue
+            if (PR[sc, va, ta, r, m] == "" || PR[sc, vb, tb, r, m] == "" || PR[sc, vb, tb, r, m] == 0) continue
+            x = PR[sc, va, ta, r, m] / PR[sc, vb, tb, r, m]
+            if (!n || x < lo) lo = x
+            if (!n || x > hi) hi = x
+            n++
+        }
+        if (!n) return "-"
+        return (n == 1) ? sprintf("%.2f", lo) : sprintf("%.2f–%.2f", lo, hi)
+    }
     END {
         printf "Medians of %d run(s), (min–max) when more than one.\n", reps
         if (has("fanout")) {
@@ -701,6 +865,72 @@ summarize() {
                     MED[k] / 1024, stat(K("idle", v, t, "failed"), "n")
             }
         }
+        if (has("history")) {
+            v = vorder["history", 1]
+            print "\n### history: fanout N=1000, without and with a history of the topic\n"
+            print "| target | deliveries/s | per CPU-second (gateway + broker) | gateway CPU | broker CPU + gateway CPU | lost | late | p50 ms | p99 ms | loadgen waited |"
+            print "|---|---|---|---|---|---|---|---|---|---|"
+            for (j = 1; j <= nt["history"]; j++) {
+                t = torder["history", j]
+                printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", t,
+                    stat(K("history", v, t, "deliv"), "rate"), stat(K("history", v, t, "eff"), "rate"),
+                    stat(K("history", v, t, "gw"), "cpu"), stat(K("history", v, t, "tcpu"), "cpu"),
+                    stat(K("history", v, t, "lost"), "n"), stat(K("history", v, t, "undel"), "n"),
+                    stat(K("history", v, t, "p50"), "ms"), stat(K("history", v, t, "p99"), "ms"),
+                    stat(K("history", v, t, "lgw"), "cpu")
+            }
+            print "\n| with history / without | deliveries/s: ratio of medians | per round (min–max) | per CPU-second: ratio of medians | per round (min–max) |"
+            print "|---|---|---|---|---|"
+            for (j = 1; j <= nt["history"]; j++) {
+                t = torder["history", j]
+                if (t == "mqgate-nohist") continue
+                printf "| %s | %s | %s | %s | %s |\n", t,
+                    ratio(med("history", v, t, "deliv"), med("history", v, "mqgate-nohist", "deliv")),
+                    pairs("history", v, t, "mqgate-nohist", "deliv"),
+                    ratio(med("history", v, t, "eff"), med("history", v, "mqgate-nohist", "eff")),
+                    pairs("history", v, t, "mqgate-nohist", "eff")
+            }
+        }
+        if (has("replay")) {
+            v = vorder["replay", 1]; t = "mqgate-replay"
+            print "\n### replay: 100 sessions at once replaying 100 messages of each of 1000 topics, 1000 sessions on a live topic at 200 msg/s\n"
+            print "| replayed/s | replay s | sessions exact | replayed | faults | live p50 ms | live p99 ms | live max ms | before: p50 ms | p99 ms | live lost | gateway CPU | loadgen CPU | loadgen waited | fill s |"
+            print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            printf "| %s | %s | %s of 100 | %s of %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+                stat(K("replay", v, t, "rrate"), "rate"), stat(K("replay", v, t, "rsecs"), "cpu"),
+                stat(K("replay", v, t, "exact"), "n"), stat(K("replay", v, t, "rgot"), "rate"),
+                stat(K("replay", v, t, "rexp"), "rate"), stat(K("replay", v, t, "rbad"), "n"),
+                stat(K("replay", v, t, "p50"), "ms"), stat(K("replay", v, t, "p99"), "ms"),
+                stat(K("replay", v, t, "max"), "ms"), stat(K("replay", v, t, "b50"), "ms"),
+                stat(K("replay", v, t, "b99"), "ms"), stat(K("replay", v, t, "llost"), "n"),
+                stat(K("replay", v, t, "gw"), "cpu"), stat(K("replay", v, t, "lg"), "cpu"),
+                stat(K("replay", v, t, "lgw"), "cpu"), stat(K("replay", v, t, "fill"), "cpu")
+        }
+        if (has("rate")) {
+            t = "mqgate-nohist"
+            print "\n### rate: N sessions x sensor/# max_rate 1 over 1000 topics at 20,000 msg/s, and fanout N=1000\n"
+            print "| run | deliveries/s | offered | gateway CPU | gateway CPU per delivery, ns | too soon | late gaps | out of order | last not delivered | age p50 ms | age p99 ms | loadgen waited |"
+            print "|---|---|---|---|---|---|---|---|---|---|---|---|"
+            for (i = 1; i <= nv["rate"]; i++) {
+                v = vorder["rate", i]
+                printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", v,
+                    stat(K("rate", v, t, "deliv"), "rate"), stat(K("rate", v, t, "offered"), "rate"),
+                    stat(K("rate", v, t, "gw"), "cpu"), stat(K("rate", v, t, "nsper"), "n"),
+                    stat(K("rate", v, t, "soon"), "n"), stat(K("rate", v, t, "gaps"), "n"),
+                    stat(K("rate", v, t, "disorder"), "n"), stat(K("rate", v, t, "stale"), "n"),
+                    stat(K("rate", v, t, "age50"), "ms"), stat(K("rate", v, t, "age99"), "ms"),
+                    stat(K("rate", v, t, "lgw"), "cpu")
+            }
+            print ""
+            for (i = 1; i <= nv["rate"]; i++) {
+                v = vorder["rate", i]
+                if (v !~ /^max_rate/) continue
+                printf "%s: deliveries / offered %s; gateway CPU per delivery / fanout N=1000: %s (per round: %s)\n", v,
+                    ratio(med("rate", v, t, "deliv"), med("rate", v, t, "offered")),
+                    ratio(med("rate", v, t, "nsper"), med("rate", "fanout,N=1000", t, "nsper")),
+                    pairs2("rate", v, "fanout,N=1000", t, "nsper")
+            }
+        }
         print "\n### targets\n"
         print "| target | measured | met |"
         print "|---|---|---|"
@@ -734,6 +964,27 @@ summarize() {
             r2 = ratio(med("storm", "wss", "mqgate", "eff"), med("storm", "wss", "ceiling", "eff"))
             printf "| wss handshakes at the crypto limit (>= 0.8 of the ceiling'"'"'s OpenSSL) | %s of the ceiling (per CPU-second %s) | %s |\n", r, r2, (r != "-" && r2 != "-" && r >= 0.8 && r2 >= 0.8) ? "yes" : "no"
         }
+        v = vorder["history", 1]
+        if (v != "") {
+            for (j = 1; j <= nt["history"]; j++) {
+                t = torder["history", j]
+                if (t == "mqgate-nohist") continue
+                r = ratio(med("history", v, t, "deliv"), med("history", v, "mqgate-nohist", "deliv"))
+                r2 = ratio(med("history", v, t, "eff"), med("history", v, "mqgate-nohist", "eff"))
+                printf "| fanout N=1000 with history (%s) >= 0.9 of without | %s (per CPU-second %s) | %s |\n", t, r, r2, (r != "-" && r2 != "-" && r >= 0.9 && r2 >= 0.9) ? "yes" : "no"
+            }
+        }
+        v = vorder["replay", 1]
+        if (v != "") {
+            p = med("replay", v, "mqgate-replay", "p99"); e = med("replay", v, "mqgate-replay", "exact")
+            printf "| replay: 100 x 100,000 messages, all exact; live p99 < 50 ms meanwhile | %s replayed/s, %s of 100 exact, p99 %s ms | %s |\n", fmt_rate(med("replay", v, "mqgate-replay", "rrate")), e, fmt_ms(p), (p != "" && p < 50000 && e == 100) ? "yes" : "no"
+        }
+        if (cnt[K("rate", "max_rate,N=1000", "mqgate-nohist", "deliv")]) {
+            d = med("rate", "max_rate,N=1000", "mqgate-nohist", "deliv")
+            r = ratio(med("rate", "max_rate,N=1000", "mqgate-nohist", "nsper"), med("rate", "fanout,N=1000", "mqgate-nohist", "nsper"))
+            printf "| max_rate: deliveries within 10%% of 1,000,000/s | %s/s | %s |\n", fmt_rate(d), (d >= 900000 && d <= 1100000) ? "yes" : "no"
+            printf "| max_rate: gateway CPU per delivery within 2x of fanout | %sx | %s |\n", r, (r != "-" && r <= 2) ? "yes" : "no"
+        }
         if (cnt[K("idle", "ws", "mqgate", "per")]) {
             r = med("idle", "ws", "mqgate", "per")
             printf "| idle ws <= 3 KiB per session | %.1f KiB | %s |\n", r / 1024, (r <= 3072) ? "yes" : "no"
@@ -746,6 +997,14 @@ summarize() {
 }
 
 # ---- main ----------------------------------------------------------------------------
+if [ "$MODE" = summary ]; then
+    # bench/run.sh summary RESULTS.txt...: the summary of saved raw results
+    [ $# -gt 0 ] || { echo "usage: bench/run.sh summary results.txt..." >&2; exit 2; }
+    cat "$@" >"$RESULTS"
+    REPS=$(grep -o ' rep=[0-9]*' "$RESULTS" | sort -t= -k2 -n | tail -1 | cut -d= -f2)
+    summarize
+    exit 0
+fi
 install_deps
 build
 configure
@@ -790,6 +1049,16 @@ done
         cat "$WORK/profile/callgrind-threads.txt"
         echo
         head -30 "$WORK/profile/callgrind-self.txt"
+        echo '```'
+    fi
+    if [ -s "$WORK/profile/callgrind-replay-self.txt" ]; then
+        echo
+        echo "### replay_profile: callgrind, instructions while 10 sessions replay 100,000 stored messages each"
+        echo
+        echo '```'
+        cat "$WORK/profile/callgrind-replay-threads.txt"
+        echo
+        head -30 "$WORK/profile/callgrind-replay-self.txt"
         echo '```'
     fi
     if [ -s "$WORK/profile/perf-self.txt" ]; then

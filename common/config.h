@@ -52,6 +52,7 @@ struct cfg_broker {
     struct cfg_broker_tls *tls;   /* NULL: none */
     int reconnect_min_s, reconnect_max_s; /* [1] [30] */
     int buffer_messages;          /* [10000] */
+    char *reply_prefix;           /* ["mqgate/reply/%c/"], %c: client id */
 };
 
 struct cfg_jwt {
@@ -91,6 +92,7 @@ struct cfg_limits {
     long max_errors;              /* [20] in 10 s */
     long ping_interval_s;         /* [30] */
     int slow_consumer;            /* [SLOW_CLOSE] */
+    long max_requests;            /* [16] waiting, per session */
 };
 
 enum { SLOW_CLOSE, SLOW_CONFLATE };

@@ -104,7 +104,7 @@ extern const struct table config_table_root;
 check_fn config_value_nonempty, config_value_bind, config_value_url_path,
     config_value_uri, config_value_origin, config_value_cookie,
     config_value_alg, config_value_filter, config_value_mount,
-    config_value_role;
+    config_value_role, config_value_reply_prefix;
 
 /* ------------------------------------------------------------------------ */
 /* Memory (config.c): jansson's allocator, for everything */

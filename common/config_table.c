@@ -14,6 +14,8 @@
  *   broker.reconnect_min_s        1..3600         [1]
  *   broker.reconnect_max_s        1..86400        [30]  >= reconnect_min_s
  *   broker.buffer_messages        0..1000000      [10000]
+ *   broker.reply_prefix           ends with '/', no wildcards
+ *                                                 ["mqgate/reply/%c/"]
  *   auth.timeout_s                1..3600         [10]
  *   auth.password_workers         1..64           [0: the number of CPUs,
  *                                                  which the gateway reads]
@@ -29,6 +31,7 @@
  *   limits.subscribe_burst        1..10000000     [100]
  *   limits.max_errors             1..100000       [20]
  *   limits.ping_interval_s        1..3600         [30]
+ *   limits.max_requests           1..10000        [16]
  *   history.messages              1..100000       [100]
  *   history.max_age_s             1..31536000     [3600]
  *   history.max_bytes             65536..2147483647 [67108864]
@@ -118,6 +121,8 @@ static const struct key broker_keys[] = {
         30),
     NUM("buffer_messages", struct cfg_broker, buffer_messages, R, 0, 1000000,
         10000),
+    STR("reply_prefix", struct cfg_broker, reply_prefix, R,
+        "mqgate/reply/%c/", config_value_reply_prefix),
 };
 static const struct table broker_table =
     TABLE(broker_keys, struct cfg_broker);
@@ -188,6 +193,7 @@ static const struct key limits_keys[] = {
     NUM("max_errors", struct cfg_limits, max_errors, 0, 1, 100000, 20),
     NUM("ping_interval_s", struct cfg_limits, ping_interval_s, 0, 1, 3600,
         30),
+    NUM("max_requests", struct cfg_limits, max_requests, 0, 1, 10000, 16),
     { .name = "slow_consumer", .kind = K_ENUM,
       .off = offsetof(struct cfg_limits, slow_consumer), .dflt = SLOW_CLOSE,
       .names = slow_consumers, .expect = "expected \"close\" or \"conflate\"" },

@@ -199,6 +199,19 @@ const char *config_value_mount(struct ctx *c, const char *s)
                    : "expected a topic prefix ending in '/', no wildcards";
 }
 
+/* A topic prefix ending in '/' without wildcards once %c (the client id)
+ * is replaced; the client id's own characters are checked at start. */
+const char *config_value_reply_prefix(struct ctx *c, const char *s)
+{
+    size_t n = strlen(s);
+
+    (void)c;
+    if (n == 0 || s[n - 1] != '/' || topic_name_check(s, n) < 0)
+        return "expected a topic prefix ending in '/', no wildcards "
+               "(%c: the broker client id)";
+    return NULL;
+}
+
 /* Role names are plain (users.h): they stand in the users file as
  * "name:hash:role1,role2" and go into JSON and logs as they are. */
 const char *config_value_role(struct ctx *c, const char *s)

@@ -6,8 +6,8 @@
 #include "sse.h"
 #include "utf8.h"
 
-/* Digits only, at most max of them: a JSON integer as it stands. */
-static bool is_uint(const char *v, size_t max)
+/* 1 to max digits. */
+static bool is_digits(const char *v, size_t max)
 {
     size_t n = strlen(v);
 
@@ -17,6 +17,12 @@ static bool is_uint(const char *v, size_t max)
         if (v[i] < '0' || v[i] > '9')
             return false;
     return true;
+}
+
+/* Digits, no leading zero (but "0"): a JSON integer as it stands. */
+static bool is_uint(const char *v, size_t max)
+{
+    return is_digits(v, max) && (v[0] != '0' || v[1] == '\0');
 }
 
 /* DIGITS[.DIGITS]: a JSON number as it stands. */
@@ -30,7 +36,7 @@ static bool is_decimal(const char *v)
         return false;
     memcpy(whole, v, wl);
     whole[wl] = '\0';
-    return is_uint(whole, 12) && (!dot || is_uint(dot + 1, 12));
+    return is_uint(whole, 12) && (!dot || is_digits(dot + 1, 12));
 }
 
 static enum req_err bad(char *msg, size_t msglen, const char *what)

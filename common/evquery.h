@@ -11,7 +11,10 @@
 #include "jbuf.h"
 #include "request.h"
 
-#define EVQ_TOPICS_MAX 256
+/* Topics of one stream: libwebsockets 4.1 parses at most about 90 header
+ * fragments per request, each query argument one of them, and drops a
+ * request with more; 32 leaves room for the other arguments and headers. */
+#define EVQ_TOPICS_MAX 32
 
 struct evquery {
     const char *topic[EVQ_TOPICS_MAX];   /* into the arguments */

@@ -82,3 +82,14 @@ void jbuf_int(struct jbuf *b, int64_t v)
 
     jbuf_raw(b, tmp, (size_t)n);
 }
+
+char *jbuf_room(struct jbuf *b, size_t n)
+{
+    char *p;
+
+    if (!reserve(b, n))
+        return NULL;
+    p = b->p + b->len;
+    b->len += n;
+    return p;
+}

@@ -33,6 +33,10 @@ void jbuf_lit(struct jbuf *b, const char *s);
 /* Appends s[0..n), valid UTF-8, as a JSON string: quoted and escaped. */
 void jbuf_str(struct jbuf *b, const char *s, size_t n);
 
+/* Appends n bytes for the caller to write at the pointer returned, or
+ * NULL when out of memory. */
+char *jbuf_room(struct jbuf *b, size_t n);
+
 /* Appends v in decimal. */
 void jbuf_int(struct jbuf *b, int64_t v);
 

@@ -2,6 +2,7 @@
  * itself is jscan.c's. */
 #include <string.h>
 
+#include "base64.h"
 #include "jscan.h"
 #include "payload.h"
 #include "utf8.h"
@@ -127,4 +128,40 @@ size_t json_escape(const char *s, size_t len, char *out)
         o += len - run;
     }
     return o;
+}
+
+size_t payload_body(const void *p, size_t plen, enum payload_kind kind,
+                    char *out)
+{
+    static const char kjson[] = "\"payload\":", ktext[] = "\"text\":\"",
+                      kb64[] = "\"base64\":\"";
+    const char *key = kind == PAYLOAD_JSON   ? kjson
+                      : kind == PAYLOAD_TEXT ? ktext
+                                             : kb64;
+    size_t klen = strlen(key), n;
+
+    if (!out) {
+        n = kind == PAYLOAD_JSON   ? plen
+            : kind == PAYLOAD_TEXT ? json_escaped_len(p, plen) + 1
+                                   : base64_encoded_len(plen) + 1;
+        return klen + n;
+    }
+    memcpy(out, key, klen);
+    n = klen;
+    switch (kind) {
+    case PAYLOAD_JSON:
+        if (plen)
+            memcpy(out + n, p, plen);
+        n += plen;
+        break;
+    case PAYLOAD_TEXT:
+        n += json_escape(p, plen, out + n);
+        out[n++] = '"';
+        break;
+    default:
+        n += base64_encode(p, plen, out + n);
+        out[n++] = '"';
+        break;
+    }
+    return n;
 }

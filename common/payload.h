@@ -37,4 +37,11 @@ size_t json_compact(const char *in, size_t len, char *out);
 size_t json_escape(const char *s, size_t len, char *out);
 size_t json_escaped_len(const char *s, size_t len);
 
+/* The body member of a msg for the payload p[0..plen) classified as kind
+ * (protocol.md, msg): "payload":JSON spliced verbatim, "text":"..." or
+ * "base64":"...". Writes it into out, or only counts when out is NULL;
+ * returns its bytes. */
+size_t payload_body(const void *p, size_t plen, enum payload_kind kind,
+                    char *out);
+
 #endif

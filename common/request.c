@@ -7,6 +7,7 @@
 
 #include "base64.h"
 #include "payload.h"
+#include "props.h"
 #include "request.h"
 #include "topic.h"
 
@@ -227,6 +228,39 @@ static enum req_err decode_body(const char *frame, size_t len, json_t *root,
     return RQ_OK;
 }
 
+/* pub's and request's props (props_from_json()). */
+static enum req_err decode_props(json_t *root, struct request *req,
+                                 char *msg, size_t msglen)
+{
+    json_t *p = json_object_get(root, "props");
+
+    if (!p)
+        return RQ_OK;
+    req->has_props = true;
+    if (props_from_json(p, req->op == OP_REQUEST, &req->props,
+                        &req->props_len, &req->response_topic,
+                        &req->response_topic_len, msg, msglen) < 0)
+        return RQ_BAD_REQUEST;
+    return RQ_OK;
+}
+
+static enum req_err decode_timeout(json_t *root, struct request *req,
+                                   char *msg, size_t msglen)
+{
+    json_t *t;
+
+    req->timeout_ms = REQ_TIMEOUT_DEFAULT;
+    if (opt_field(root, "timeout_ms", JSON_INTEGER, &t) ||
+        (t && (json_integer_value(t) < 1 ||
+               json_integer_value(t) > REQ_TIMEOUT_MAX)))
+        return fail(RQ_BAD_REQUEST, msg, msglen,
+                    "timeout_ms: expected an integer 1..%d",
+                    REQ_TIMEOUT_MAX);
+    if (t)
+        req->timeout_ms = (long)json_integer_value(t);
+    return RQ_OK;
+}
+
 static enum req_err decode_auth(json_t *root, struct request *req,
                                 char *msg, size_t msglen)
 {
@@ -252,7 +286,8 @@ enum req_err request_decode(const char *frame, size_t len,
         const char *name;
         enum req_op op;
     } ops[] = {{"sub", OP_SUB}, {"pub", OP_PUB}, {"unsub", OP_UNSUB},
-               {"ping", OP_PING}, {"auth", OP_AUTH}};
+               {"ping", OP_PING}, {"auth", OP_AUTH},
+               {"request", OP_REQUEST}};
     json_error_t jerr;
     json_t *root, *op, *id, *retain;
     enum req_err e;
@@ -314,7 +349,18 @@ enum req_err request_decode(const char *frame, size_t len,
             return fail(RQ_BAD_REQUEST, msg, msglen, "%s",
                         "retain: expected a boolean");
         req->retain = retain && json_is_true(retain);
-        if ((e = decode_body(frame, len, root, req, msg, msglen)) != RQ_OK)
+        if ((e = decode_body(frame, len, root, req, msg, msglen)) != RQ_OK ||
+            (e = decode_props(root, req, msg, msglen)) != RQ_OK)
+            return e;
+        return decode_topic(root, req, false, msg, msglen);
+    case OP_REQUEST:
+        if (!req->id_len)
+            return fail(RQ_BAD_REQUEST, msg, msglen, "%s",
+                        "id: a request needs one");
+        if ((e = decode_qos(root, req, msg, msglen)) != RQ_OK ||
+            (e = decode_timeout(root, req, msg, msglen)) != RQ_OK ||
+            (e = decode_body(frame, len, root, req, msg, msglen)) != RQ_OK ||
+            (e = decode_props(root, req, msg, msglen)) != RQ_OK)
             return e;
         return decode_topic(root, req, false, msg, msglen);
     }
@@ -325,6 +371,8 @@ void request_clear(struct request *req)
 {
     free(req->payload);
     req->payload = NULL;
+    free(req->props);
+    req->props = NULL;
     json_decref(req->json_);
     req->json_ = NULL;
 }

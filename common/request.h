@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum req_op { OP_AUTH, OP_SUB, OP_UNSUB, OP_PUB, OP_PING };
+enum req_op { OP_AUTH, OP_SUB, OP_UNSUB, OP_PUB, OP_PING, OP_REQUEST };
 
 enum req_err {
     RQ_OK = 0,
@@ -22,6 +22,8 @@ enum req_body { BODY_NONE, BODY_JSON, BODY_TEXT, BODY_BASE64 };
 #define REQ_ID_MAX 64  /* bytes of a string id */
 #define REQ_HISTORY_MAX 100000  /* sub's history: what any gateway accepts */
 #define REQ_EPOCH_MAX 64        /* characters of an epoch */
+#define REQ_TIMEOUT_MAX 60000   /* request's timeout_ms */
+#define REQ_TIMEOUT_DEFAULT 10000
 
 struct request {
     enum req_op op;
@@ -29,7 +31,7 @@ struct request {
      * the request has none. */
     char id[REQ_ID_MAX * 6 + 3];
     size_t id_len;
-    /* sub, unsub, pub: the topic (filter for sub/unsub), validated against
+    /* sub, unsub, pub, request: the topic (filter for sub/unsub), validated against
      * the topic rules; points into the request's own storage. */
     const char *topic; size_t topic_len;
     int qos;              /* [0] */
@@ -41,10 +43,18 @@ struct request {
     uint64_t since_seq;
     bool retained;        /* [true]: the broker's retained replay wanted */
     double max_rate;      /* 0: none; else (0, 1000] per second */
-    /* pub: the bytes to publish (decoded base64, text bytes or compact
-     * JSON); owned by the request. */
+    /* pub, request: the bytes to publish (decoded base64, text bytes or
+     * compact JSON); owned by the request. */
     enum req_body body;
     char *payload; size_t payload_len;
+    /* pub, request: "props" given (has_props), as records (props.h, owned
+     * by the request; NULL when none) and the response topic (pub only,
+     * mount-relative, into the request; NULL when absent). */
+    bool has_props;
+    uint8_t *props; size_t props_len;
+    const char *response_topic; size_t response_topic_len;
+    /* request: [REQ_TIMEOUT_DEFAULT] 1..REQ_TIMEOUT_MAX */
+    long timeout_ms;
     /* auth: each NULL when absent; owned by the request. */
     const char *token, *user, *password, *otp;
     void *json_;          /* private */

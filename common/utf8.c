@@ -57,3 +57,28 @@ bool utf8_valid(const void *buf, size_t len)
     }
     return true;
 }
+
+bool utf8_mqtt_valid(const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+
+    if (len == 0)
+        return true;          /* buf may be NULL */
+    if (!utf8_valid(buf, len))
+        return false;
+    for (size_t i = 0; i < len;) {
+        uint32_t c = p[i];
+        size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+
+        if (n > 1) {
+            c &= 0x3F >> (n - 1);
+            for (size_t k = 1; k < n; k++)
+                c = c << 6 | (p[i + k] & 0x3F);
+        }
+        if (c <= 0x1F || (c >= 0x7F && c <= 0x9F) ||
+            (c >= 0xFDD0 && c <= 0xFDEF) || (c & 0xFFFE) == 0xFFFE)
+            return false;
+        i += n;
+    }
+    return true;
+}

@@ -197,8 +197,15 @@ static struct frame *frame_for(struct frame_set *fs, const char *mount,
         if (fs->e[i].qos == qos && fs->e[i].mount_len == mlen &&
             (mlen == 0 || memcmp(fs->e[i].mount, mount, mlen) == 0))
             return fs->e[i].f;
-    f = frame_new_msg(ev->topic + mlen, ev->topic_len - mlen, ev->payload,
-                      ev->payload_len, fs->kind, qos, fs->retain, &fs->pos);
+    f = frame_new_msg(&(struct frame_msg){
+                          .topic = ev->topic + mlen,
+                          .topic_len = ev->topic_len - mlen,
+                          .payload = ev->payload,
+                          .payload_len = ev->payload_len, .kind = fs->kind,
+                          .props = ev->props, .props_len = ev->props_len,
+                          .mount = mount, .mount_len = mlen, .qos = qos,
+                          .retain = fs->retain},
+                      &fs->pos);
     if (!f)
         return NULL;
     f->topic_key = fs->key;

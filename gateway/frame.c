@@ -3,8 +3,8 @@
 
 #include <libwebsockets.h>
 
-#include "base64.h"
 #include "frame.h"
+#include "props.h"
 #include "sse.h"
 
 struct frame *frame_new(size_t payload_len)
@@ -88,66 +88,44 @@ uint64_t frame_topic_key(const char *topic, size_t len)
     return h ? h : 1;
 }
 
-struct frame *frame_new_msg(const char *topic, size_t tlen, const uint8_t *p,
-                            size_t plen, enum payload_kind kind, int qos,
-                            bool retain, const struct frame_pos *pos)
+struct frame *frame_new_msg(const struct frame_msg *m,
+                            const struct frame_pos *pos)
 {
     static const char head[] = "{\"op\":\"msg\",\"topic\":\"";
-    const char *key;
     char tail[96];
-    size_t esc_t = json_escaped_len(topic, tlen), body, tail_len, klen;
+    size_t esc_t = json_escaped_len(m->topic, m->topic_len), body, tail_len;
+    size_t props = 0;
     struct frame *f;
     char *w;
 
-    switch (kind) {
-    case PAYLOAD_JSON:
-        key = "\",\"payload\":";
-        body = plen;
-        break;
-    case PAYLOAD_TEXT:
-        key = "\",\"text\":\"";
-        body = json_escaped_len((const char *)p, plen) + 1;
-        break;
-    default:
-        key = "\",\"base64\":\"";
-        body = base64_encoded_len(plen) + 1;
-        break;
-    }
-    klen = strlen(key);
+    body = payload_body(m->payload, m->payload_len, m->kind, NULL);
+    if (m->props_len)
+        props = props_json(m->props, m->props_len, m->mount, m->mount_len,
+                           0, NULL);
     if (pos && pos->seq)
         tail_len = (size_t)snprintf(
             tail, sizeof(tail),
-            ",\"qos\":%d,\"retain\":%s,\"seq\":%llu,\"ts\":%llu%s}", qos,
-            retain ? "true" : "false", (unsigned long long)pos->seq,
+            ",\"qos\":%d,\"retain\":%s,\"seq\":%llu,\"ts\":%llu%s}", m->qos,
+            m->retain ? "true" : "false", (unsigned long long)pos->seq,
             (unsigned long long)pos->ts_ms,
             pos->history ? ",\"history\":true" : "");
     else
         tail_len = (size_t)snprintf(tail, sizeof(tail),
-                                    ",\"qos\":%d,\"retain\":%s}", qos,
-                                    retain ? "true" : "false");
-    f = frame_new(sizeof(head) - 1 + esc_t + klen + body + tail_len);
+                                    ",\"qos\":%d,\"retain\":%s}", m->qos,
+                                    m->retain ? "true" : "false");
+    f = frame_new(sizeof(head) - 1 + esc_t + 2 + body + props + tail_len);
     if (!f)
         return NULL;
     w = (char *)f->payload;
     memcpy(w, head, sizeof(head) - 1);
     w += sizeof(head) - 1;
-    w += json_escape(topic, tlen, w);
-    memcpy(w, key, klen);
-    w += klen;
-    switch (kind) {
-    case PAYLOAD_JSON:
-        memcpy(w, p, plen);
-        w += plen;
-        break;
-    case PAYLOAD_TEXT:
-        w += json_escape((const char *)p, plen, w);
-        *w++ = '"';
-        break;
-    default:
-        w += base64_encode(p, plen, w);
-        *w++ = '"';
-        break;
-    }
+    w += json_escape(m->topic, m->topic_len, w);
+    *w++ = '"';
+    *w++ = ',';
+    w += payload_body(m->payload, m->payload_len, m->kind, w);
+    if (props)
+        w += props_json(m->props, m->props_len, m->mount, m->mount_len, 0,
+                        w);
     memcpy(w, tail, tail_len);
     if (pos)
         f->seq = pos->seq;

@@ -43,13 +43,28 @@ struct frame_pos {
     bool history;
 };
 
-/* The msg frame {"op":"msg","topic":T,BODY,"qos":Q,"retain":R[,"seq":S,
- * "ts":T[,"history":true]]} of an MQTT message, its payload p[0..plen)
- * carried as kind says (JSON spliced verbatim, escaped text, or base64);
- * pos NULL or with seq 0 for none. One reference held by the caller. */
-struct frame *frame_new_msg(const char *topic, size_t tlen, const uint8_t *p,
-                            size_t plen, enum payload_kind kind, int qos,
-                            bool retain, const struct frame_pos *pos);
+/* An MQTT message as one session sees it. */
+struct frame_msg {
+    const char *topic;            /* mount-relative */
+    size_t topic_len;
+    const uint8_t *payload;
+    size_t payload_len;
+    enum payload_kind kind;       /* payload_classify() */
+    const uint8_t *props;         /* MQTT 5 properties (props.h); NULL: none */
+    size_t props_len;
+    const char *mount;            /* the session's (response_topic is
+                                     relative to it); mount_len 0: none */
+    size_t mount_len;
+    int qos;
+    bool retain;
+};
+
+/* The msg frame {"op":"msg","topic":T,BODY[,"props":{...}],"qos":Q,
+ * "retain":R[,"seq":S,"ts":T[,"history":true]]} of m, its payload carried
+ * as m->kind says (JSON spliced verbatim, escaped text, or base64); pos
+ * NULL or with seq 0 for none. One reference held by the caller. */
+struct frame *frame_new_msg(const struct frame_msg *m,
+                            const struct frame_pos *pos);
 
 /* The key of a broker topic for frame->topic_key: never 0. */
 uint64_t frame_topic_key(const char *topic, size_t len);

@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "preflight.h"
+#include "requests.h"
 #include "stream.h"
 #include "subs.h"
 #include "throttle.h"
@@ -95,13 +96,19 @@ static void drain(void)
         next = ev->next;
         switch (ev->type) {
         case MB_MESSAGE:
-            fanout_deliver(ev);
+            /* a response to a request is never a msg */
+            if (requests_is_reply(ev->topic, ev->topic_len))
+                requests_deliver(ev);
+            else
+                fanout_deliver(ev);
             break;
         case MB_CONNECTED:
             upstream_connected(G.up, ev->code);
             if (ever_connected)
                 metrics_add(MC_RECONNECTS, 1);
             ever_connected = true;
+            /* before any request's publish can go out */
+            requests_broker_up();
             /* "up" only once the subscriptions are back: a client that
              * publishes on seeing it must not race our SUBSCRIBEs */
             if (subs_broker_up() == 0)
@@ -114,11 +121,13 @@ static void drain(void)
             log_warn("broker connection lost");
             stream_broker_lost();
             subs_broker_down();
+            requests_broker_down();
             session_set_broker_up(false);
             schedule_reconnect(true);
             break;
         case MB_SUBACK:
-            subs_suback(ev->tag, ev->code);
+            if (!requests_suback(ev->tag, ev->code))
+                subs_suback(ev->tag, ev->code);
             break;
         case MB_PUBDONE:
             upstream_pub_done(G.up);
@@ -311,7 +320,9 @@ int gateway_run(struct config *cfg, const char *config_path)
     throttle_init(G.ctx);
     if (listener_start_all(cfg, G.ctx) < 0)
         goto out;
-    if (!(G.up = upstream_new(cfg, &G.mbox)))
+    if (!(G.up = upstream_new(cfg, &G.mbox)) ||
+        requests_init(G.ctx, cfg->broker.reply_prefix,
+                      upstream_client_id(G.up)) < 0)
         goto out;
     upstream_connect(G.up);
     keepalive_tick(&keepalive_timer);
@@ -372,6 +383,7 @@ out:
     drain_discard();
     workers_gone = auth_users_destroy(remaining_ms(started_ms)) == 0;
     stream_destroy();
+    requests_destroy();
     subs_destroy();
     fanout_destroy();
     listener_free_all();

@@ -111,6 +111,9 @@ void handle_request(struct session *s, const char *buf, size_t len)
     case OP_PUB:
         handle_pub(s, &r);
         break;
+    case OP_REQUEST:
+        handle_request_op(s, &r);
+        break;
     default:
         break;
     }

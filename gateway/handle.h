@@ -7,6 +7,7 @@
 #define MQG_HANDLE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct session;
 struct request;
@@ -43,6 +44,17 @@ const char *handle_sub_check(struct session *s, const struct request *r,
                              char *msg, size_t len, int *maxq);
 void handle_unsub(struct session *s, const struct request *r);
 void handle_pub(struct session *s, const struct request *r);
+void handle_request_op(struct session *s, const struct request *r);
+
+/* Publishes r's topic and body for s with the MQTT 5 properties
+ * props[0..props_len) (records, props.h): the publish patterns, the rate,
+ * the mount, max_qos. req_key 0: a pub, answered here (ok at once at QoS
+ * 0, after the broker's acknowledgement otherwise); else the publish of
+ * the waiting request req_key (requests.h), which only a failure of the
+ * publish answers (requests_publish_failed()). Returns 0 when handed to
+ * the broker connection, -1 when refused (the error already sent). */
+int handle_publish(struct session *s, const struct request *r,
+                   const uint8_t *props, size_t props_len, uint64_t req_key);
 
 /* A publish of s completed (MB_PUBDONE): ctx from the publish, code
  * MQG_OK, MQG_EREFUSED or MQG_ELOST (errors.h). Answers the session if it

@@ -40,6 +40,9 @@ struct mb_event {
     size_t topic_len;
     uint8_t *payload;         /* points into data */
     size_t payload_len;
+    uint8_t *props;           /* MQTT 5 properties (props.h), into data;
+                                 NULL when the message had none */
+    size_t props_len;
     char data[];
 };
 

@@ -5,6 +5,7 @@
 
 #include "gateway.h"
 #include "metrics.h"
+#include "requests.h"
 #include "subs.h"
 #include "session.h"
 #include "stream.h"
@@ -20,7 +21,7 @@ static const char *const error_codes[] = {
     "bad_json", "bad_request", "unknown_op", "unauthenticated",
     "auth_failed", "token_expired", "forbidden", "bad_topic",
     "limit_exceeded", "rate_limited", "broker_unavailable",
-    "broker_rejected", "internal"};
+    "broker_rejected", "internal", "timeout"};
 #define N_CODES (sizeof(error_codes) / sizeof(error_codes[0]))
 static uint64_t error_counts[N_CODES];
 
@@ -172,6 +173,17 @@ int metrics_render(char **out, size_t *len)
            "Publishes from sessions handed to the broker.", metrics_counters[MC_PUBS]);
     metric(&b, "mqgate_publish_errors_total", "counter",
            "Publishes from sessions that failed.", metrics_counters[MC_PUB_ERRORS]);
+    metric(&b, "mqgate_requests_total", "counter",
+           "Requests from sessions published to devices.",
+           metrics_counters[MC_REQUESTS]);
+    metric(&b, "mqgate_request_timeouts_total", "counter",
+           "Requests that got no response in time.",
+           metrics_counters[MC_REQUEST_TIMEOUTS]);
+    metric(&b, "mqgate_responses_ignored_total", "counter",
+           "Messages under the reply prefix that answered no waiting request.",
+           metrics_counters[MC_RESPONSES_IGNORED]);
+    metric(&b, "mqgate_requests_waiting", "gauge",
+           "Requests waiting for their response.", requests_waiting());
     metric(&b, "mqgate_slow_consumer_closes_total", "counter",
            "Sessions closed with 4408.", metrics_counters[MC_SLOW_CLOSES]);
     metric(&b, "mqgate_error_closes_total", "counter",

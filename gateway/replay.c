@@ -91,10 +91,16 @@ static bool feed_one(struct session *s, struct replay *r)
     /* the filter was mounted, so every topic it matched is under the
      * mount */
     f = v.topic_len > s->mount_len
-            ? frame_new_msg(v.topic + s->mount_len, v.topic_len - s->mount_len,
-                            v.payload, v.len,
-                            payload_classify(v.payload, v.len),
-                            v.qos < r->qos ? v.qos : r->qos, v.retained, &pos)
+            ? frame_new_msg(&(struct frame_msg){
+                                .topic = v.topic + s->mount_len,
+                                .topic_len = v.topic_len - s->mount_len,
+                                .payload = v.payload, .payload_len = v.len,
+                                .kind = payload_classify(v.payload, v.len),
+                                .props = v.meta, .props_len = v.meta_len,
+                                .mount = s->mount, .mount_len = s->mount_len,
+                                .qos = v.qos < r->qos ? v.qos : r->qos,
+                                .retain = v.retained},
+                            &pos)
             : NULL;
     if (f)
         f->topic_key = frame_topic_key(v.topic, v.topic_len);

@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "reply.h"
+#include "requests.h"
 #include "sendq.h"
 #include "session.h"
 #include "session_int.h"
@@ -295,6 +296,17 @@ struct subs_holds *session_holds(struct session *s)
     return &s->holds;
 }
 
+struct requests_held *session_requests(struct session *s)
+{
+    return &s->reqs;
+}
+
+const char *session_mount(const struct session *s, size_t *len)
+{
+    *len = s->mount_len;
+    return s->mount;
+}
+
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
@@ -400,6 +412,7 @@ void session_closed(struct session *s)
     lws_sul_cancel(&s->exp_timer);
     subs_session_gone(s);
     handle_pub_disown(s);
+    requests_session_gone(s);
     session_replay_free(s);
     sendq_free(&s->q);
     ws_conn_free(&s->ws);

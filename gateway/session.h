@@ -16,6 +16,7 @@ struct jbuf;
 struct lws;
 struct session;
 struct subs_holds;
+struct requests_held;
 struct transport;
 
 /* What gave a session its identity; a reload re-checks it there. */
@@ -75,6 +76,12 @@ void session_replay_free(struct session *s);
 
 /* The registry's part of s (subs.h). */
 struct subs_holds *session_holds(struct session *s);
+
+/* The request table's part of s (requests.h). */
+struct requests_held *session_requests(struct session *s);
+
+/* s's mount and its length (NULL, 0: none). */
+const char *session_mount(const struct session *s, size_t *len);
 
 /* The QoS s's roles allow for the mount-relative filter[0..len), or -1
  * when they do not cover it. */

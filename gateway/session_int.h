@@ -13,6 +13,7 @@
 #include <libwebsockets.h>
 
 #include "config.h"
+#include "requests.h"
 #include "sendq.h"
 #include "session.h"
 #include "subs.h"
@@ -42,6 +43,8 @@ struct session {
     size_t mount_len;
     struct subs_holds holds;          /* the registry's (subs.h) */
     struct pub_ctx *pubs;             /* publishes awaiting the broker */
+    struct requests_held reqs;        /* requests awaiting a response
+                                         (requests.h) */
     struct sendq q;                   /* frames to send */
     /* replay.c: the replays under way, the next one (attached once its
      * ok is queued), and the live frames waiting for them */

@@ -81,8 +81,9 @@ static int headers(struct lws *wsi, const char *origin)
         http_api_cors(wsi, origin, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
-    /* from here the connection is the stream's, without lws' idle timeout */
-    lws_http_mark_sse(wsi);
+    /* from here the connection is the stream's, without a timeout (lws'
+     * lws_http_mark_sse() is for HTTP/2 streams; listeners speak 1.1) */
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     return 0;
 }
 

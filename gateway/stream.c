@@ -72,6 +72,8 @@ void stream_store(const struct mb_event *ev, uint64_t seq, bool retained)
     m.topic_len = ev->topic_len;
     m.payload = ev->payload;
     m.len = ev->payload_len;
+    m.meta = ev->props;
+    m.meta_len = ev->props_len;
     m.seq = seq;
     m.ts_ms = ev->ts_ms;
     m.qos = ev->qos;

@@ -19,23 +19,27 @@
 #include "log.h"
 #include "mailbox.h"
 #include "errors.h"
+#include "props.h"
+#include "utf8.h"
 #include "upstream.h"
 
 /* A QoS 1/2 publish waiting for room in the broker's receive window. */
 struct held_pub {
     struct held_pub *next;
     void *ctx;
-    size_t len;
+    size_t len, props_len;
     int qos;
     bool retain;
     char *payload;             /* points into data, after the topic */
-    char data[];               /* topic, NUL, payload */
+    uint8_t *props;            /* points into data, after the payload */
+    char data[];               /* topic, NUL, payload, properties */
 };
 
 struct upstream {
     MQTTAsync client;
     struct mailbox *mb;
     int version;               /* 4 or 5 */
+    char *client_id;           /* expanded */
     char **uris;               /* copies: a reload keeps the connection */
     /* uri_idx is the service thread's; the connect callbacks read it on
      * Paho's thread between the MQTTAsync_connect() of the attempt and
@@ -85,13 +89,78 @@ static void on_conn_lost(void *context, char *cause)
     push_simple(context, MB_CONN_LOST, 0, NULL);
 }
 
+/* The message property p as a record of ours (props.h): false for the
+ * properties msg does not carry, and for strings a browser or a broker
+ * could not take (the broker checks them; a record is never invalid
+ * JSON). */
+static bool prop_item(const MQTTProperty *p, struct props_item *it)
+{
+    memset(it, 0, sizeof(*it));
+    switch (p->identifier) {
+    case MQTTPROPERTY_CODE_USER_PROPERTY:
+        it->kind = PROPS_USER;
+        it->b = p->value.value.data;
+        it->b_len = p->value.value.len > 0 ? (size_t)p->value.value.len : 0;
+        break;
+    case MQTTPROPERTY_CODE_CONTENT_TYPE:
+        it->kind = PROPS_CONTENT_TYPE;
+        break;
+    case MQTTPROPERTY_CODE_RESPONSE_TOPIC:
+        it->kind = PROPS_RESPONSE_TOPIC;
+        break;
+    case MQTTPROPERTY_CODE_CORRELATION_DATA:
+        it->kind = PROPS_CORRELATION;
+        break;
+    case MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL:
+        it->kind = PROPS_EXPIRY;
+        it->n = p->value.integer4;
+        return true;
+    default:
+        return false;
+    }
+    it->a = p->value.data.data;
+    it->a_len = p->value.data.len > 0 ? (size_t)p->value.data.len : 0;
+    if (it->a_len > PROPS_STR_MAX || it->b_len > PROPS_STR_MAX)
+        return false;
+    return it->kind == PROPS_CORRELATION ||
+           (utf8_mqtt_valid(it->a, it->a_len) &&
+            utf8_mqtt_valid(it->b, it->b_len));
+}
+
+/* Bytes of m's properties as records: 0 when it has none msg carries
+ * (the common case costs one pass over its few properties). */
+static size_t props_size(const MQTTProperties *mp)
+{
+    struct props_item it;
+    size_t n = 0;
+
+    for (int i = 0; i < mp->count; i++)
+        if (mp->array[i].identifier !=
+                MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER &&
+            prop_item(&mp->array[i], &it))
+            n += props_record_len(&it);
+    return n;
+}
+
+static void props_copy(const MQTTProperties *mp, uint8_t *out)
+{
+    struct props_item it;
+
+    for (int i = 0; i < mp->count; i++)
+        if (mp->array[i].identifier !=
+                MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER &&
+            prop_item(&mp->array[i], &it))
+            out += props_put(out, &it);
+}
+
 static int on_message(void *context, char *topic, int topic_len,
                       MQTTAsync_message *m)
 {
     struct upstream *up = context;
     size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
     size_t plen = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
-    struct mb_event *ev = mb_event_new(MB_MESSAGE, tlen + 1 + plen);
+    size_t mlen = up->version == 5 ? props_size(&m->properties) : 0;
+    struct mb_event *ev = mb_event_new(MB_MESSAGE, tlen + 1 + plen + mlen);
 
     if (!ev) {
         /* "redeliver": Paho keeps the message and calls again */
@@ -105,6 +174,11 @@ static int on_message(void *context, char *topic, int topic_len,
     if (plen)
         memcpy(ev->payload, m->payload, plen);
     ev->payload_len = plen;
+    if (mlen) {
+        ev->props = ev->payload + plen;
+        ev->props_len = mlen;
+        props_copy(&m->properties, ev->props);
+    }
     ev->qos = (uint8_t)m->qos;
     ev->retained = m->retained != 0;
     ev->t_us = clock_now_us();
@@ -354,7 +428,7 @@ struct upstream *upstream_new(const struct config *cfg, struct mailbox *mb)
         goto fail;
     log_info("broker client id %s, MQTT %s", client_id,
              up->version == 5 ? "5" : "3.1.1");
-    free(client_id);
+    up->client_id = client_id;
     current = up;
     return up;
 fail:
@@ -430,8 +504,7 @@ uint32_t upstream_retry_delay(struct upstream *up, bool was_connected)
 }
 
 static int send_now(struct upstream *up, const char *topic,
-                    const void *payload, size_t len, int qos, bool retain,
-                    void *ctx);
+                    const struct upstream_msg *msg, void *ctx);
 static void release_held(struct upstream *up);
 
 void upstream_connected(struct upstream *up, int receive_maximum)
@@ -446,6 +519,16 @@ void upstream_connected(struct upstream *up, int receive_maximum)
 bool upstream_is_connected(const struct upstream *up)
 {
     return up && up->connected;
+}
+
+int upstream_version(const struct upstream *up)
+{
+    return up ? up->version : 0;
+}
+
+const char *upstream_client_id(const struct upstream *up)
+{
+    return up->client_id;
 }
 
 static struct req_box *box_new(struct upstream *up, void *ctx,
@@ -475,9 +558,11 @@ int upstream_subscribe(struct upstream *up, const char *filter,
         return MQG_ENOMEM;
     ro.context = b;
     if (up->version == 5) {
-        prop.identifier = MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER;
-        prop.value.integer4 = subid;
-        MQTTProperties_add(&ro.properties, &prop);
+        if (subid) {
+            prop.identifier = MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER;
+            prop.value.integer4 = subid;
+            MQTTProperties_add(&ro.properties, &prop);
+        }
         ro.onSuccess5 = on_sub_ok5;
         ro.onFailure5 = on_sub_fail5;
     } else {
@@ -506,19 +591,68 @@ void upstream_unsubscribe(struct upstream *up, const char *filter)
         log_warn("unsubscribe %s: %s", filter, MQTTAsync_strerror(rc));
 }
 
+/* Our property records as Paho's properties of m (copied by Paho). */
+static int props_to_paho(const uint8_t *meta, size_t len,
+                         MQTTProperties *mp)
+{
+    struct props_item it;
+    size_t off = 0;
+    int rc;
+
+    while ((rc = props_next(meta, len, &off, &it)) > 0) {
+        MQTTProperty p;
+
+        memset(&p, 0, sizeof(p));
+        switch (it.kind) {
+        case PROPS_USER:
+            p.identifier = MQTTPROPERTY_CODE_USER_PROPERTY;
+            p.value.value.data = (char *)it.b;
+            p.value.value.len = (int)it.b_len;
+            break;
+        case PROPS_CONTENT_TYPE:
+            p.identifier = MQTTPROPERTY_CODE_CONTENT_TYPE;
+            break;
+        case PROPS_RESPONSE_TOPIC:
+            p.identifier = MQTTPROPERTY_CODE_RESPONSE_TOPIC;
+            break;
+        case PROPS_CORRELATION:
+            p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
+            break;
+        case PROPS_EXPIRY:
+            p.identifier = MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL;
+            p.value.integer4 = it.n;
+            break;
+        }
+        if (it.kind != PROPS_EXPIRY) {
+            p.value.data.data = (char *)it.a;
+            p.value.data.len = (int)it.a_len;
+        }
+        if (MQTTProperties_add(mp, &p) != 0)
+            return -1;
+    }
+    return rc;
+}
+
 static int send_now(struct upstream *up, const char *topic,
-                    const void *payload, size_t len, int qos, bool retain,
-                    void *ctx)
+                    const struct upstream_msg *msg, void *ctx)
 {
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     MQTTAsync_message m = MQTTAsync_message_initializer;
     struct req_box *b = NULL;
+    int qos = msg->qos;
     int rc;
 
-    m.payload = (void *)payload;
-    m.payloadlen = (int)len;
+    m.payload = (void *)msg->payload;
+    m.payloadlen = (int)msg->len;
     m.qos = qos;
-    m.retained = retain;
+    m.retained = msg->retain;
+    if (msg->props_len && (up->version != 5 ||
+                           props_to_paho(msg->props, msg->props_len,
+                                         &m.properties) < 0)) {
+        MQTTProperties_free(&m.properties);
+        log_warn("publish to %s: its properties could not be set", topic);
+        return MQG_EFAIL;
+    }
     if (qos > 0) {
         if (!(b = box_new(up, ctx, 0)))
             return MQG_ENOMEM;
@@ -532,6 +666,7 @@ static int send_now(struct upstream *up, const char *topic,
         }
     }
     rc = MQTTAsync_sendMessage(up->client, topic, &m, &ro);
+    MQTTProperties_free(&m.properties);
     if (rc != MQTTASYNC_SUCCESS) {
         free(b);
         if (rc == MQTTASYNC_MAX_BUFFERED_MESSAGES)
@@ -554,8 +689,12 @@ static void release_held(struct upstream *up)
         if (!(up->held_head = h->next))
             up->held_tail = NULL;
         up->n_held--;
-        if (send_now(up, h->data, h->payload, h->len, h->qos, h->retain,
-                     h->ctx) < 0) {
+        struct upstream_msg msg = {
+            .payload = h->payload, .len = h->len, .qos = h->qos,
+            .retain = h->retain, .props = h->props,
+            .props_len = h->props_len};
+
+        if (send_now(up, h->data, &msg, h->ctx) < 0) {
             /* in flight until its answer, like the others: the answer
              * gives the room back */
             up->inflight++;
@@ -566,30 +705,33 @@ static void release_held(struct upstream *up)
 }
 
 int upstream_publish(struct upstream *up, const char *topic,
-                     const void *payload, size_t len, int qos, bool retain,
-                     void *ctx)
+                     const struct upstream_msg *msg, void *ctx)
 {
-    size_t tlen;
+    size_t tlen, len = msg->len;
     struct held_pub *h;
 
     if (!up)
         return MQG_ENOTCONN;
-    if (qos == 0 || (!up->held_head && up->inflight < up->recv_max))
-        return send_now(up, topic, payload, len, qos, retain, ctx);
+    if (msg->qos == 0 || (!up->held_head && up->inflight < up->recv_max))
+        return send_now(up, topic, msg, ctx);
     if (up->n_held + up->inflight >= up->buffer_messages)
         return MQG_EFULL;
     tlen = strlen(topic);
-    if (!(h = malloc(sizeof(*h) + tlen + 1 + len)))
+    if (!(h = malloc(sizeof(*h) + tlen + 1 + len + msg->props_len)))
         return MQG_ENOMEM;
     h->next = NULL;
     h->ctx = ctx;
     h->len = len;
-    h->qos = qos;
-    h->retain = retain;
+    h->qos = msg->qos;
+    h->retain = msg->retain;
     memcpy(h->data, topic, tlen + 1);
     h->payload = h->data + tlen + 1;
     if (len)
-        memcpy(h->payload, payload, len);
+        memcpy(h->payload, msg->payload, len);
+    h->props = (uint8_t *)h->payload + len;
+    h->props_len = msg->props_len;
+    if (msg->props_len)
+        memcpy(h->props, msg->props, msg->props_len);
     if (up->held_tail)
         up->held_tail->next = h;
     else
@@ -641,6 +783,7 @@ void upstream_free(struct upstream *up, int timeout_ms)
     for (size_t i = 0; i < up->n_uris; i++)
         free(up->uris[i]);
     free(up->uris);
+    free(up->client_id);
     free(up->username);
     free(up->password);
     free(up->ca_file);

@@ -41,7 +41,14 @@ void upstream_pub_done(struct upstream *up);
 /* True between MB_CONNECTED and the next loss. */
 bool upstream_is_connected(const struct upstream *up);
 
-/* SUBSCRIBE at qos with subscription identifier subid (MQTT 5). The
+/* The MQTT version of the connection, 4 or 5 (0 when up is NULL). */
+int upstream_version(const struct upstream *up);
+
+/* The broker client id, expanded (broker.client_id). */
+const char *upstream_client_id(const struct upstream *up);
+
+/* SUBSCRIBE at qos with subscription identifier subid (MQTT 5; 0:
+ * none). The
  * outcome comes as MB_SUBACK with tag (ctx NULL). Returns 0, or
  * MQG_ENOTCONN, MQG_ENOMEM or MQG_EFAIL (errors.h) when the request could
  * not be made: then no MB_SUBACK comes. */
@@ -50,7 +57,19 @@ int upstream_subscribe(struct upstream *up, const char *filter,
 
 void upstream_unsubscribe(struct upstream *up, const char *filter);
 
-/* Publishes; the outcome comes as MB_PUBDONE with ctx, its code MQG_OK
+/* What a publish sends: payload[0..len), and MQTT 5 properties as
+ * records (props.h; props_len 0: none). */
+struct upstream_msg {
+    const void *payload;
+    size_t len;
+    int qos;
+    bool retain;
+    const uint8_t *props;
+    size_t props_len;
+};
+
+/* Publishes msg to topic (everything copied); the outcome comes as
+ * MB_PUBDONE with ctx, its code MQG_OK
  * when the broker has it (QoS 1: PUBACK, QoS 2: PUBCOMP), MQG_EREFUSED
  * when it refused it (MQTT 5), MQG_ELOST when the connection went first.
  * For QoS 0 no event comes. QoS 1/2 publishes beyond the broker's receive
@@ -58,8 +77,7 @@ void upstream_unsubscribe(struct upstream *up, const char *filter);
  * broker.buffer_messages publishes already wait, or MQG_ENOTCONN,
  * MQG_ENOMEM, MQG_EFAIL: then no event comes. */
 int upstream_publish(struct upstream *up, const char *topic,
-                     const void *payload, size_t len, int qos, bool retain,
-                     void *ctx);
+                     const struct upstream_msg *msg, void *ctx);
 
 /* Sends DISCONNECT at once, without waiting for acknowledgements still
  * due (the caller has waited for them as long as it would), waits at most

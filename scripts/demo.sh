@@ -92,7 +92,8 @@ cat <<TXT
     user:       $user
     password:   $password
                 (made for this run; role $role: sees sensor/# and
-                device/+/status, may publish to device/+/cmd. Or continue
+                device/+/status, may publish to device/+/cmd and ask
+                device/+/rpc, e.g. {"get": "firmware"}. Or continue
                 without signing in: guests see sensor/#.)
     WebSocket:  ws://127.0.0.1:$port/ws   (subprotocol mqgate.v1)
     watch it:   python3 scripts/mqgate-watch.py ws://127.0.0.1:$port/ws 'sensor/#'

@@ -9,6 +9,13 @@ device/<n>/cmd   listened to: {"on": true|false} switches device n, anything
                  else toggles it
 device/<n>/status  retained JSON {"on": bool, "changed": ISO 8601 time}:
                  once at start, then after every command
+device/<n>/rpc   MQTT 5 requests (mqgate's "request"), answered on their
+                 response topic with their correlation data:
+                 {"get": "firmware"} -> {"firmware": "1.4.2"},
+                 {"get": "state"} -> {"on": bool},
+                 {"set": {"on": bool}} -> {"done": true, "on": bool},
+                 anything else -> {"error": "unknown request"};
+                 each answer carries the user property device=<n>
 """
 import argparse
 import json
@@ -17,18 +24,39 @@ import random
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 
 def now_iso():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def device_number(topic):
-    """n of device/<n>/cmd, or None."""
+def device_number(topic, kind="cmd"):
+    """n of device/<n>/<kind>, or None."""
     parts = topic.split("/")
-    if len(parts) == 3 and parts[0] == "device" and parts[2] == "cmd" and parts[1]:
+    if len(parts) == 3 and parts[0] == "device" and parts[2] == kind and parts[1]:
         return parts[1]
     return None
+
+
+def answer(devices, n, payload):
+    """The answer of device n to the request payload (bytes)."""
+    try:
+        req = json.loads(payload.decode("utf-8"))
+    except ValueError:
+        req = None
+    if not isinstance(req, dict):
+        return {"error": "unknown request"}
+    if req.get("get") == "firmware":
+        return {"firmware": "1.4.2"}
+    if req.get("get") == "state":
+        return {"on": devices[n]}
+    s = req.get("set")
+    if isinstance(s, dict) and isinstance(s.get("on"), bool):
+        devices[n] = s["on"]
+        return {"done": True, "on": devices[n]}
+    return {"error": "unknown request"}
 
 
 def main():
@@ -47,10 +75,31 @@ def main():
                   json.dumps({"on": devices[n], "changed": now_iso()}),
                   qos=1, retain=True)
 
-    def on_connect(c, userdata, flags, rc):
+    def on_connect(c, userdata, flags, rc, properties=None):
         c.subscribe("device/+/cmd", qos=1)
+        c.subscribe("device/+/rpc", qos=1)
+
+    def on_request(c, msg):
+        n = device_number(msg.topic, "rpc")
+        props = getattr(msg, "properties", None)
+        rt = getattr(props, "ResponseTopic", None)
+        if n is None or n not in devices or not rt:
+            return
+        out = Properties(PacketTypes.PUBLISH)
+        corr = getattr(props, "CorrelationData", None)
+        if corr is not None:
+            out.CorrelationData = corr
+        out.UserProperty = ("device", n)
+        out.ContentType = "application/json"
+        was = devices[n]
+        c.publish(rt, json.dumps(answer(devices, n, msg.payload)), qos=1, properties=out)
+        if devices[n] != was:
+            report(c, n)
 
     def on_message(c, userdata, msg):
+        if msg.topic.endswith("/rpc"):
+            on_request(c, msg)
+            return
         n = device_number(msg.topic)
         if n is None or n not in devices:
             return
@@ -64,7 +113,7 @@ def main():
             devices[n] = not devices[n]
         report(c, n)
 
-    c = mqtt.Client(client_id="mqgate-demo-sensors", protocol=mqtt.MQTTv311)
+    c = mqtt.Client(client_id="mqgate-demo-sensors", protocol=mqtt.MQTTv5)
     c.on_connect = on_connect
     c.on_message = on_message
     c.connect(args.host, args.port, keepalive=30)

@@ -27,7 +27,7 @@ show_failures tests
 # --- libFuzzer targets, 10 s each (make fuzz runs them longer) -------------
 echo "==== fuzz smoke"
 : > tests/fuzz/smoke.trs
-for target in request topic acl users config payload session trie history; do
+for target in request topic acl users config payload session trie history evquery; do
     if make -s -f tests/fuzz/fuzz.mk top_srcdir="$PWD" \
             FUZZ_BUILD="$PWD/_fuzz" FUZZ_SECONDS=10 "run-$target"; then
         echo ":test-result: PASS fuzz_$target" >> tests/fuzz/smoke.trs

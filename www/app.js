@@ -645,6 +645,7 @@ function enterDashboard() {
 function showAllowed(allow) {
   const pub = allow ? allow.publish : null;
   $("publish-panel").hidden = !!pub && pub.length === 0;
+  $("request-panel").hidden = !!pub && pub.length === 0;
   const box = $("pub-patterns");
   const list = $("pub-pattern-list");
   list.textContent = "";
@@ -1124,6 +1125,59 @@ function logPublish(n, topic, result, code) {
 }
 
 // ---------------------------------------------------------------------------
+// requests: a device's answer, or the timeout
+
+let reqCount = 0;
+
+function onRequest(ev) {
+  ev.preventDefault();
+  const out = $("req-result");
+  const pre = $("req-answer");
+  const topic = $("req-topic").value.trim();
+  const raw = $("req-body").value;
+  const timeoutMs = Math.round(+$("req-timeout").value || 5000);
+  const say = (result, code, text) => {
+    out.dataset.result = result;
+    out.dataset.code = code;
+    out.textContent = text;
+  };
+  pre.hidden = true;
+  pre.textContent = "";
+  if (!topic) return say("error", "bad_topic", "Enter a topic.");
+  if (!(timeoutMs >= 1 && timeoutMs <= 60000)) return say("error", "bad_request", "The timeout is 1 to 60000 ms.");
+  let body;
+  if (raw.trim() !== "") {
+    try {
+      body = JSON.parse(raw);
+    } catch (e) {
+      body = raw;      // not JSON: sent as text
+    }
+  }
+  const n = ++reqCount;
+  const t0 = performance.now();
+  say("pending", "", `Request #${n} to ${topic}: waiting up to ${timeoutMs} ms…`);
+  gw.request(topic, body, { timeoutMs, text: typeof body === "string" }).then(
+    (r) => {
+      const ms = Math.round(performance.now() - t0);
+      say("ok", "", `#${n} answered in ${ms} ms.`);
+      pre.textContent = answerText(r);
+      pre.hidden = false;
+    },
+    (e) => {
+      if (e.code === "timeout") say("error", "timeout", `#${n}: no answer within ${timeoutMs} ms.`);
+      else say("error", e.code || "error", `#${n} failed: ${errorText(e)}`);
+    }
+  );
+}
+
+function answerText(r) {
+  const value = r.format === "json" ? JSON.stringify(r.value, null, 2)
+    : r.format === "text" ? r.value : `(${r.value.length} bytes of binary data)`;
+  const props = r.props && r.props.user ? "\n" + r.props.user.map(([k, v]) => `${k}: ${v}`).join("\n") : "";
+  return value + props;
+}
+
+// ---------------------------------------------------------------------------
 // wiring
 
 function init() {
@@ -1163,6 +1217,7 @@ function init() {
     for (const e of topics.values()) if (e.row) e.row.hidden = !matchesFilter(e.topic);
   });
   $("pub-form").addEventListener("submit", onPublish);
+  $("req-form").addEventListener("submit", onRequest);
   setMethod("password");
   start();
   requestAnimationFrame(frame);

@@ -11,7 +11,7 @@ export type QoS = 0 | 1 | 2;
 export type ErrorCode =
   | "bad_json" | "bad_request" | "unknown_op" | "unauthenticated" | "auth_failed"
   | "token_expired" | "forbidden" | "bad_topic" | "limit_exceeded" | "rate_limited"
-  | "broker_unavailable" | "broker_rejected" | "internal"
+  | "broker_unavailable" | "broker_rejected" | "internal" | "timeout"
   // client side
   | "auth_required" | "disconnected" | "not_connected" | "closed" | "timeout"
   | "queue_full" | "unsubscribed" | "bad_base64" | "bad_credentials" | "credentials"
@@ -50,7 +50,42 @@ export interface MessageBase {
   ts?: number;
   /** True when replayed from the gateway's history, false when live. */
   history?: boolean;
+  /** The MQTT 5 properties the broker message had (protocol extension "MQTT 5 properties"). */
+  props?: Props;
 }
+
+/**
+ * MQTT 5 message properties, only those present: user properties in
+ * their order (names may repeat), content type, response topic (relative
+ * to the session's mount), correlation data, expiry interval left (s).
+ */
+export interface Props {
+  user?: [string, string][];
+  contentType?: string;
+  responseTopic?: string;
+  correlation?: Uint8Array;
+  expiry?: number;
+}
+
+/**
+ * Properties of a publish or request. correlation: bytes or a base64
+ * string; expiry: seconds, 1 to 4294967295; responseTopic: a topic the
+ * session may subscribe to. A request's responseTopic and correlation are
+ * the gateway's (refused).
+ */
+export interface PublishProps {
+  user?: [string, string][] | Map<string, string>;
+  contentType?: string;
+  responseTopic?: string;
+  correlation?: Uint8Array | ArrayBuffer | ArrayBufferView | string;
+  expiry?: number;
+}
+
+/** The body of a message or of a request's response. */
+export type Body =
+  | { format: "json"; value: Json; props?: Props }
+  | { format: "text"; value: string; props?: Props }
+  | { format: "binary"; value: Uint8Array; props?: Props };
 
 export type Message =
   | (MessageBase & { format: "json"; value: Json })
@@ -247,6 +282,19 @@ export interface PublishOptions {
   /** The body is a base64 string, or bytes to encode ("base64"). */
   base64?: boolean;
   timeout?: number;
+  /** MQTT 5 properties (an MQTT 3.1.1 gateway refuses them: bad_request). */
+  props?: PublishProps;
+}
+
+export interface RequestOptions {
+  /** How long the gateway waits for the device's answer, 1 to 60000 ms [the gateway's 10000]. */
+  timeoutMs?: number;
+  qos?: QoS;
+  text?: boolean;
+  base64?: boolean;
+  props?: Omit<PublishProps, "responseTopic" | "correlation">;
+  /** ms the client itself waits [max(timeoutMs + 5000, options.requestTimeout)]. */
+  timeout?: number;
 }
 
 export declare class MqGate {
@@ -296,6 +344,13 @@ export declare class MqGate {
 
   /** body: a JSON value → "payload"; Uint8Array/ArrayBuffer → "base64"; undefined → empty. */
   publish(topic: string, body?: Json | Uint8Array | ArrayBuffer | ArrayBufferView, options?: PublishOptions): Promise<void>;
+  /**
+   * MQTT 5 request/response: publishes body to topic with the gateway's
+   * response topic and correlation data, resolves the device's answer.
+   * Rejects "timeout", "limit_exceeded", "broker_unavailable", "bad_request"
+   * (MQTT 3.1.1) and the publish's errors.
+   */
+  request(topic: string, body?: Json | Uint8Array | ArrayBuffer | ArrayBufferView, options?: RequestOptions): Promise<Body>;
   ping(options?: { timeout?: number }): Promise<number>;
 }
 
@@ -313,8 +368,18 @@ export declare function base64ToBytes(s: string): Uint8Array;
 export declare function bytesToBase64(bytes: Uint8Array | ArrayBuffer | ArrayBufferView): string;
 export declare function decodeMessage(frame: {
   topic: string; qos?: number; retain?: boolean; payload?: Json; text?: string; base64?: string;
-  seq?: number; ts?: number; history?: boolean;
+  seq?: number; ts?: number; history?: boolean; props?: unknown;
 }): Message;
+export declare function decodeBody(frame: {
+  payload?: Json; text?: string; base64?: string; props?: unknown;
+}): Body;
+/** A frame's "props", cleaned and camelCased; null when absent or empty. */
+export declare function readProps(props: unknown): Props | null;
+/** The wire form of PublishProps; throws TypeError on a malformed member. */
+export declare function encodeProps(props: PublishProps): {
+  user?: [string, string][]; content_type?: string; response_topic?: string;
+  correlation?: string; expiry?: number;
+};
 export declare function encodeBody(
   body: unknown,
   options?: { text?: boolean; base64?: boolean },

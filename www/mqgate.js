@@ -139,6 +139,26 @@ function toBytes(v) {
  * retained replay and older gateways have none of them.
  */
 export function decodeMessage(frame) {
+  const msg = {
+    topic: frame.topic,
+    qos: frame.qos | 0,
+    retain: frame.retain === true,
+    ...decodeBody(frame),
+  };
+  if (isSeq(frame.seq)) {
+    msg.seq = frame.seq;
+    if (Number.isFinite(frame.ts)) msg.ts = frame.ts;
+    msg.history = frame.history === true;
+  }
+  return msg;
+}
+
+/**
+ * The body of a msg or of a request's response: { format, value } (see
+ * decodeMessage), with props when the frame carries MQTT 5 properties
+ * (readProps()).
+ */
+export function decodeBody(frame) {
   let format, value;
   if (Object.prototype.hasOwnProperty.call(frame, "payload")) {
     format = "json";
@@ -150,19 +170,78 @@ export function decodeMessage(frame) {
     format = "text";
     value = typeof frame.text === "string" ? frame.text : "";
   }
-  const msg = {
-    topic: frame.topic,
-    qos: frame.qos | 0,
-    retain: frame.retain === true,
-    format,
-    value,
-  };
-  if (isSeq(frame.seq)) {
-    msg.seq = frame.seq;
-    if (Number.isFinite(frame.ts)) msg.ts = frame.ts;
-    msg.history = frame.history === true;
+  const out = { format, value };
+  const props = readProps(frame.props);
+  if (props) out.props = props;
+  return out;
+}
+
+/**
+ * A msg's "props" (protocol extension "MQTT 5 properties") as
+ *   { user: [[name, value], ...], contentType, responseTopic,
+ *     correlation: Uint8Array, expiry }
+ * with only the members the frame had (malformed ones left out); null
+ * when it has none.
+ */
+export function readProps(p) {
+  if (!p || typeof p !== "object" || Array.isArray(p)) return null;
+  const out = {};
+  if (Array.isArray(p.user)) {
+    const user = p.user.filter((u) => Array.isArray(u) && u.length === 2 &&
+      typeof u[0] === "string" && typeof u[1] === "string").map((u) => [u[0], u[1]]);
+    if (user.length) out.user = user;
   }
-  return msg;
+  if (typeof p.content_type === "string") out.contentType = p.content_type;
+  if (typeof p.response_topic === "string") out.responseTopic = p.response_topic;
+  if (typeof p.correlation === "string") {
+    try {
+      out.correlation = base64ToBytes(p.correlation);
+    } catch (e) {
+      // malformed: left out
+    }
+  }
+  if (Number.isSafeInteger(p.expiry) && p.expiry >= 0) out.expiry = p.expiry;
+  return Object.keys(out).length ? out : null;
+}
+
+/**
+ * The wire form of publish/request props (see readProps for the members;
+ * correlation: bytes or a base64 string; expiry: seconds, an integer >= 1).
+ * Throws TypeError on a malformed member; the gateway checks the rest.
+ */
+export function encodeProps(props) {
+  if (props === null || typeof props !== "object" || Array.isArray(props)) {
+    throw new TypeError("props must be an object");
+  }
+  const out = {};
+  if (props.user !== undefined) {
+    const pairs = props.user instanceof Map ? [...props.user] : props.user;
+    if (!Array.isArray(pairs) || !pairs.every((u) => Array.isArray(u) && u.length === 2 &&
+        typeof u[0] === "string" && typeof u[1] === "string")) {
+      throw new TypeError("props.user must be [name, value] pairs of strings");
+    }
+    out.user = pairs.map((u) => [u[0], u[1]]);
+  }
+  if (props.contentType !== undefined) {
+    if (typeof props.contentType !== "string") throw new TypeError("props.contentType must be a string");
+    out.content_type = props.contentType;
+  }
+  if (props.responseTopic !== undefined) {
+    if (typeof props.responseTopic !== "string") throw new TypeError("props.responseTopic must be a string");
+    out.response_topic = props.responseTopic;
+  }
+  if (props.correlation !== undefined) {
+    out.correlation = typeof props.correlation === "string"
+      ? props.correlation
+      : bytesToBase64(toBytes(props.correlation));
+  }
+  if (props.expiry !== undefined) {
+    if (!Number.isSafeInteger(props.expiry) || props.expiry < 1 || props.expiry > 4294967295) {
+      throw new TypeError("props.expiry must be an integer from 1 to 4294967295");
+    }
+    out.expiry = props.expiry;
+  }
+  return out;
 }
 
 function isSeq(x) {
@@ -1068,19 +1147,46 @@ export class MqGate {
    * them); if the connection drops with it in flight it rejects
    * "disconnected": the outcome is unknown.
    */
-  publish(topic, body, { qos = 0, retain = false, text, base64, timeout } = {}) {
-    if (typeof topic !== "string" || topic === "") return Promise.reject(new TypeError("publish: topic must be a non-empty string"));
-    if (qos !== 0 && qos !== 1 && qos !== 2) return Promise.reject(new TypeError("publish: qos must be 0, 1 or 2"));
-    let fields;
+  publish(topic, body, { qos = 0, retain = false, text, base64, timeout, props } = {}) {
+    let frame;
     try {
-      fields = encodeBody(body, { text, base64 });
+      frame = bodyFrame("pub", topic, body, { qos, text, base64, props });
     } catch (e) {
       return Promise.reject(e);
     }
-    const frame = { op: "pub", topic, ...fields };
-    if (qos) frame.qos = qos;
     if (retain) frame.retain = true;
     return this._request(frame, { timeout }).then(() => undefined);
+  }
+
+  /**
+   * MQTT 5 request/response (protocol extension "request"): publishes body
+   * to topic (as publish: qos, text, base64, props other than
+   * responseTopic and correlation, which the gateway sets) and resolves the
+   * device's answer { format, value, props? } (as a message's body).
+   * Rejects MqGateError "timeout" when no answer came within timeoutMs
+   * (1 to 60000 ms, the gateway's default 10000), "limit_exceeded" with
+   * too many requests waiting, "broker_unavailable" when the broker
+   * connection went down meanwhile, and the publish's errors. The client
+   * itself gives up options.requestTimeout (if set) or 5 s after
+   * timeoutMs, whichever is later.
+   */
+  request(topic, body, { timeoutMs, qos = 0, text, base64, props, timeout } = {}) {
+    let frame;
+    try {
+      frame = bodyFrame("request", topic, body, { qos, text, base64, props });
+      if (timeoutMs !== undefined) {
+        if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 60000) {
+          throw new TypeError("request: timeoutMs must be an integer from 1 to 60000");
+        }
+        frame.timeout_ms = timeoutMs;
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const wait = (timeoutMs === undefined ? 10000 : timeoutMs) + 5000;
+    if (timeout === undefined) timeout = Math.max(wait, this.options.requestTimeout || 0);
+    return this._request(frame, { timeout }).then((ok) =>
+      decodeBody(ok.response && typeof ok.response === "object" ? ok.response : {}));
   }
 
   /** Round trip to the gateway; resolves the time in ms. */
@@ -1148,6 +1254,17 @@ export class MqGate {
     }
     return true;
   }
+}
+
+// The frame of a pub or request: topic, body fields, qos, props.
+function bodyFrame(op, topic, body, { qos, text, base64, props }) {
+  const what = op === "pub" ? "publish" : op;
+  if (typeof topic !== "string" || topic === "") throw new TypeError(`${what}: topic must be a non-empty string`);
+  if (qos !== 0 && qos !== 1 && qos !== 2) throw new TypeError(`${what}: qos must be 0, 1 or 2`);
+  const frame = { op, topic, ...encodeBody(body, { text, base64 }) };
+  if (qos) frame.qos = qos;
+  if (props !== undefined) frame.props = encodeProps(props);
+  return frame;
 }
 
 function checkRate(r, what) {

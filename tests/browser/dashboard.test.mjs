@@ -301,6 +301,30 @@ function scenarios(drv) {
       await shot(page, "05-publish-forbidden");
     });
 
+    it("sends a request and shows the device's answer, then a timeout", STEP, async () => {
+      const dev = await h.startResponder(broker.port, "device/+/cmd");
+      try {
+        await page.fill("#req-topic", "device/7/cmd");
+        await page.fill("#req-body", '{"get": "firmware"}');
+        await page.fill("#req-timeout", "5000");
+        await page.click("#req-send");
+        await page.waitForSelector('#req-result[data-result="ok"]');
+        assert.match(await page.textContent("#req-result"), /answered/);
+        const answer = await page.textContent("#req-answer");
+        assert.match(answer, /"echo": "\{\\"get\\":\\"firmware\\"\}"/);
+        assert.match(answer, /handled: yes/);
+        await shot(page, "05b-request-answer");
+      } finally {
+        dev.close();
+      }
+      await page.fill("#req-topic", "device/8/cmd");
+      await page.fill("#req-timeout", "300");
+      await page.click("#req-send");
+      await page.waitForSelector('#req-result[data-code="timeout"]');
+      assert.match(await page.textContent("#req-result"), /no answer within 300 ms/);
+      assert.equal(await page.isHidden("#req-answer"), true);
+    });
+
     it("shows the broker-down banner when mosquitto stops", STEP, async () => {
       await broker.stop();
       await page.waitForSelector("#broker-banner:not([hidden])", { timeout: 20000 });
@@ -798,6 +822,19 @@ function scenarios(drv) {
       await page.waitForFunction(() => /"on":true/.test(
         document.querySelector('#topic-rows tr[data-topic="device/1/status"] td.value')?.textContent || ""), null, { timeout: 10000 });
       await shot(page, "23-demo-published");
+    });
+
+    it("asks device 1 for its firmware and shows the simulator's answer", STEP, async (t) => {
+      await needsAllow(t);
+      await page.waitForSelector("#request-panel:not([hidden])");
+      await page.fill("#req-topic", "device/1/rpc");
+      await page.fill("#req-body", '{"get": "firmware"}');
+      await page.click("#req-send");
+      await page.waitForSelector('#req-result[data-result="ok"]', { timeout: 10000 });
+      const answer = await page.textContent("#req-answer");
+      assert.match(answer, /"firmware": "1\.4\.2"/);
+      assert.match(answer, /device: 1/);
+      await shot(page, "23b-demo-request");
     });
 
     it("raised no script errors", () => {

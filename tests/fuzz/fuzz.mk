@@ -1,7 +1,8 @@
 # libFuzzer targets for the I/O-free code in common/ (fuzz_session: the
 # request path of a session, decode to reply, over common/; fuzz_trie:
 # insert/remove/match sequences against a brute-force model; fuzz_history:
-# the history store against the model in history_model.h).
+# the history store against the model in history_model.h; fuzz_evquery:
+# the /api/events query to its sub requests, and the SSE framing).
 #
 #   make -f tests/fuzz/fuzz.mk top_srcdir=ABS [FUZZ_SECONDS=N] GOAL
 #
@@ -32,7 +33,7 @@ PKG_CONFIG ?= pkg-config
 # Extra libFuzzer options for every run, e.g. FUZZ_OPTS=-jobs=2.
 FUZZ_OPTS ?=
 
-TARGETS = request topic acl users config payload session trie history
+TARGETS = request topic acl users config payload session trie history evquery
 
 # Longest input per target: a request frame well past the usual sizes, a
 # users file past the 4096-byte line limit, a JSON text deep enough to leave
@@ -46,6 +47,7 @@ MAX_LEN_payload = 4096
 MAX_LEN_session = 8192
 MAX_LEN_trie = 4096
 MAX_LEN_history = 4096
+MAX_LEN_evquery = 4096
 
 DICT_request = json.dict
 DICT_topic = topic.dict
@@ -56,6 +58,7 @@ DICT_payload = json.dict
 DICT_session = json.dict
 DICT_trie = topic.dict
 DICT_history = history.dict
+DICT_evquery = evquery.dict
 
 override top_srcdir := $(abspath $(top_srcdir))
 override FUZZ_BUILD := $(abspath $(FUZZ_BUILD))

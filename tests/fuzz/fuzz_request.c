@@ -20,9 +20,54 @@
 
 #include "fuzz.h"
 #include "payload.h"
+#include "props.h"
 #include "request.h"
 #include "topic.h"
 #include "utf8.h"
+
+/* A pub's or request's props: well-formed records, every string one a
+ * broker takes, JSON that jansson reads back; no correlation or response
+ * topic set by a request. */
+static void check_props(const struct request *r)
+{
+    struct props_item it;
+    size_t off = 0, n;
+    char *json;
+    json_t *j;
+    int rc;
+
+    FUZZ_CHECK(r->has_props || (!r->props && !r->response_topic));
+    FUZZ_CHECK(!r->props == !r->props_len);
+    if (r->response_topic)
+        FUZZ_CHECK(topic_name_check(r->response_topic,
+                                    r->response_topic_len) == 0 &&
+                   utf8_mqtt_valid(r->response_topic,
+                                   r->response_topic_len));
+    while ((rc = props_next(r->props, r->props_len, &off, &it)) > 0) {
+        FUZZ_CHECK(it.kind != PROPS_RESPONSE_TOPIC);
+        FUZZ_CHECK(r->op != OP_REQUEST || it.kind != PROPS_CORRELATION);
+        if (it.kind == PROPS_EXPIRY)
+            FUZZ_CHECK(it.n >= 1);
+        else if (it.kind != PROPS_CORRELATION)
+            FUZZ_CHECK(utf8_mqtt_valid(it.a, it.a_len) &&
+                       utf8_mqtt_valid(it.b, it.b_len));
+    }
+    FUZZ_CHECK(rc == 0);
+    n = props_json(r->props, r->props_len, NULL, 0, 0, NULL);
+    json = malloc(n + 2);
+    FUZZ_CHECK(json != NULL);
+    json[0] = '{';
+    FUZZ_CHECK(props_json(r->props, r->props_len, NULL, 0, 0, json + 1) ==
+               n);
+    if (n) {
+        json[1] = ' ';
+        json[n + 1] = '}';
+        j = json_loadb(json, n + 2, JSON_REJECT_DUPLICATES, NULL);
+        FUZZ_CHECK(j != NULL);
+        json_decref(j);
+    }
+    free(json);
+}
 
 static void check_ok(const struct request *r, size_t len)
 {
@@ -32,9 +77,15 @@ static void check_ok(const struct request *r, size_t len)
         FUZZ_CHECK(r->topic != NULL);
         FUZZ_CHECK(topic_filter_check(r->topic, r->topic_len) == 0);
         break;
+    case OP_REQUEST:
+        FUZZ_CHECK(r->id_len > 0);
+        FUZZ_CHECK(r->timeout_ms >= 1 && r->timeout_ms <= REQ_TIMEOUT_MAX);
+        FUZZ_CHECK(!r->response_topic);
+        /* fall through */
     case OP_PUB:
         FUZZ_CHECK(r->topic != NULL);
         FUZZ_CHECK(topic_name_check(r->topic, r->topic_len) == 0);
+        check_props(r);
         break;
     case OP_AUTH:
     case OP_PING:
@@ -48,16 +99,19 @@ static void check_ok(const struct request *r, size_t len)
         FUZZ_CHECK(r->payload == NULL && r->payload_len == 0);
         break;
     case BODY_JSON:
-        FUZZ_CHECK(r->op == OP_PUB && r->payload != NULL);
+        FUZZ_CHECK((r->op == OP_PUB || r->op == OP_REQUEST) &&
+                   r->payload != NULL);
         FUZZ_CHECK(r->payload_len <= len);
         FUZZ_CHECK(json_text_valid(r->payload, r->payload_len));
         break;
     case BODY_TEXT:
-        FUZZ_CHECK(r->op == OP_PUB && r->payload != NULL);
+        FUZZ_CHECK((r->op == OP_PUB || r->op == OP_REQUEST) &&
+                   r->payload != NULL);
         FUZZ_CHECK(r->payload_len <= len);
         break;
     case BODY_BASE64:
-        FUZZ_CHECK(r->op == OP_PUB && r->payload != NULL);
+        FUZZ_CHECK((r->op == OP_PUB || r->op == OP_REQUEST) &&
+                   r->payload != NULL);
         FUZZ_CHECK(r->payload_len <= len / 4 * 3);
         break;
     }

@@ -244,6 +244,92 @@ def http_request(port, path, method="GET", headers=None, host="127.0.0.1",
         conn.close()
 
 
+class EventStream(object):
+    """A raw GET /api/events?query (protocol.md, HTTP API) to port: the
+    status line and headers, then Server-Sent Events read as they come.
+    tls: a client context; source: the local address to bind."""
+
+    def __init__(self, port, query, headers=None, rcvbuf=None, tls=None, source=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.settimeout(scaled(5))
+        self.sock.connect(("127.0.0.1", port))
+        if tls:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
+        h = {"Host": "127.0.0.1:%d" % port, "Accept": "text/event-stream"}
+        h.update(headers or {})
+        req = "GET /api/events?%s HTTP/1.1\r\n%s\r\n" % (
+            query, "".join("%s: %s\r\n" % kv for kv in h.items()))
+        self.sock.sendall(req.encode())
+        self.buf = b""
+        self.closed = False
+        while b"\r\n\r\n" not in self.buf:
+            self._more()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.headers = {}
+        for l in lines[1:]:
+            k, v = l.split(":", 1)
+            self.headers[k.strip().lower()] = v.strip()
+        self.comments = []
+
+    def _more(self, timeout=5):
+        self.sock.settimeout(scaled(timeout))
+        data = self.sock.recv(65536)
+        if not data:
+            self.closed = True
+            raise EOFError()
+        self.buf += data
+
+    def body(self):
+        """The rest of a refusal's body (Content-Length)."""
+        n = int(self.headers.get("content-length", "0"))
+        while len(self.buf) < n:
+            self._more()
+        return json.loads(self.buf[:n])
+
+    def event(self, timeout=5):
+        """The next event: (name, id or None, parsed data)."""
+        deadline = time.monotonic() + scaled(timeout)
+        while True:
+            while b"\n\n" in self.buf:
+                block, self.buf = self.buf.split(b"\n\n", 1)
+                name, eid, data = "message", None, None
+                for line in block.decode().split("\n"):
+                    if line.startswith(":"):
+                        self.comments.append(line)
+                    elif line.startswith("event: "):
+                        name = line[7:]
+                    elif line.startswith("id: "):
+                        eid = line[4:]
+                    elif line.startswith("data: "):
+                        data = json.loads(line[6:])
+                if data is not None:
+                    return name, eid, data
+            left = deadline - time.monotonic()
+            if left <= 0:
+                fail("no event within %.1f s" % scaled(timeout))
+            try:
+                self._more(left / TIME_SCALE)
+            except socket.timeout:
+                pass
+
+    def events_until(self, pred, timeout=5):
+        out = []
+        while True:
+            ev = self.event(timeout)
+            out.append(ev)
+            if pred(ev):
+                return out
+
+    def close(self):
+        self.sock.close()
+
+
 def insecure_tls_context(alpn=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -1025,10 +1111,11 @@ class WS(object):
 # MQTT side (paho 1.6.1)
 
 class MqttMsg(object):
-    __slots__ = ("topic", "payload", "qos", "retain")
+    __slots__ = ("topic", "payload", "qos", "retain", "props")
 
-    def __init__(self, topic, payload, qos, retain):
+    def __init__(self, topic, payload, qos, retain, props=None):
         self.topic, self.payload, self.qos, self.retain = topic, payload, qos, retain
+        self.props = props   # MQTT 5: paho's Properties, or None
 
     def __repr__(self):
         return "MqttMsg(%r, %r, qos=%d, retain=%d)" % (self.topic, self.payload[:80],
@@ -1068,7 +1155,8 @@ class Mqtt(object):
 
     def _on_message(self, c, u, m):
         with self.cond:
-            self.msgs.append(MqttMsg(m.topic, bytes(m.payload), m.qos, bool(m.retain)))
+            self.msgs.append(MqttMsg(m.topic, bytes(m.payload), m.qos, bool(m.retain),
+                                     getattr(m, "properties", None)))
             self.cond.notify_all()
 
     def _on_subscribe(self, c, u, mid, granted, props=None):
@@ -1084,10 +1172,12 @@ class Mqtt(object):
                 fail("no SUBACK for %s" % topic)
             return self.subacks.pop(mid)
 
-    def publish(self, topic, payload=b"", qos=0, retain=False, wait=True, timeout=5.0):
+    def publish(self, topic, payload=b"", qos=0, retain=False, wait=True, timeout=5.0,
+                properties=None):
+        """properties: paho's Properties(PacketTypes.PUBLISH), MQTT 5 only."""
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
-        info = self.c.publish(topic, payload, qos, retain)
+        info = self.c.publish(topic, payload, qos, retain, properties=properties)
         if info.rc != 0:
             fail("paho publish to %r failed: rc %d" % (topic, info.rc))
         if wait:

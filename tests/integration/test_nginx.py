@@ -627,6 +627,58 @@ def _():
               "no Strict-Transport-Security on %s" % path)
 
 
+@ntest("the HTTP API through nginx's /api/ location: the event stream is not buffered and "
+       "outlives proxy_read_timeout on its keepalive comments; a publish goes through",
+       timeout=30)
+def _():
+    gw, ngx = setup("api", dict(GW, listeners=[{"http_api": True}]))
+    raw = socket.create_connection(("127.0.0.1", ngx.port), timeout=T.scaled(5))
+    sock = client_tls().wrap_socket(raw, server_hostname="localhost")
+    sock.sendall(("GET /api/events?topic=ngx%%2F%%23 HTTP/1.1\r\nHost: localhost:%d\r\n"
+                  "Accept: text/event-stream\r\n\r\n" % ngx.port).encode())
+    buf = b""
+
+    def until(pred, timeout):
+        nonlocal buf
+        deadline = time.monotonic() + T.scaled(timeout)
+        while not pred(buf):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                fail("through nginx, not within %.1f s: got %r" % (T.scaled(timeout), buf[-600:]))
+            sock.settimeout(left)
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                fail("nginx closed the stream: %r" % buf[-600:])
+            buf += data
+
+    until(lambda b: b'"op":"ok"' in b, 5)
+    head = buf.split(b"\r\n\r\n", 1)[0].decode().lower()
+    check(" 200 " in head.split("\r\n")[0], "status through nginx: %s" % head)
+    check("content-type: text/event-stream" in head, "content type through nginx: %s" % head)
+    m = t.mosquitto.client()
+    t0 = time.monotonic()
+    m.publish("ngx/1", b"through", qos=1)
+    until(lambda b: b'"text":"through"' in b, 2)
+    T.diag("an event through nginx %.0f ms after the publish" % ((time.monotonic() - t0) * 1e3))
+    # past the test copy's proxy_read_timeout: kept open by ": ping"
+    time.sleep(READ_TIMEOUT_S + 1)
+    m.publish("ngx/1", b"later", qos=1)
+    until(lambda b: b'"text":"later"' in b, 3)
+    check(b": ping" in buf, "no keepalive comment came through nginx")
+    sock.close()
+    conn = T.http.client.HTTPSConnection("127.0.0.1", ngx.port, timeout=T.scaled(5),
+                                         context=client_tls())
+    conn.request("POST", "/api/publish", body=b'{"topic":"ngx/2","text":"posted","qos":1}',
+                 headers={"Host": "localhost:%d" % ngx.port,
+                          "Content-Type": "application/json"})
+    r = conn.getresponse()
+    eq((r.status, json.loads(r.read())), (200, {"op": "ok"}), "publish through nginx")
+    conn.close()
+
+
 @ntest("nginx: exits 0 on SIGTERM, no [emerg]/[alert]/[crit] in its log")
 def _():
     for ngx in _state.get("all_nginx", []):

@@ -380,6 +380,39 @@ describe("mqgate.js against mqgated + mosquitto", opts, () => {
     s.close();
   });
 
+  it("props: a device's MQTT 5 properties reach the handler; a publish's reach the broker", async () => {
+    const s = await open(ALICE());
+    const box = inbox();
+    await s.subscribe("sensor/props/#", box);
+    await h.mqttPublish(broker.port, "sensor/props/1", "{}", { qos: 1, props: [
+      ["user-property", "unit", "C"], ["content-type", "application/json"],
+      ["response-topic", "device/1/cmd"], ["correlation-data", "abc"], ["message-expiry-interval", "60"]] });
+    const m = await box.next();
+    assert.deepEqual(m.props.user, [["unit", "C"]]);
+    assert.equal(m.props.contentType, "application/json");
+    assert.equal(m.props.responseTopic, "device/1/cmd");
+    assert.deepEqual([...m.props.correlation], [..."abc"].map((c) => c.charCodeAt(0)));
+    assert.ok(m.props.expiry > 50 && m.props.expiry <= 60, `expiry ${m.props.expiry}`);
+    await h.mqttPublish(broker.port, "sensor/props/2", "x", { qos: 1 });
+    assert.equal("props" in (await box.next()), false);
+    await assert.rejects(s.publish("device/1/cmd", 1, { props: { user: [["a", "\n"]] } }),
+      (e) => e.code === "bad_request");
+  });
+
+  it("request: a device answers, the promise resolves its body and props; no answer → timeout", async () => {
+    const dev = await h.startResponder(broker.port, "device/+/cmd");
+    try {
+      const s = await open(ALICE());
+      const r = await s.request("device/5/cmd", { get: "firmware" }, { timeoutMs: 5000 });
+      assert.deepEqual(r, { format: "json", value: { echo: '{"get":"firmware"}' },
+        props: { user: [["handled", "yes"]] } });
+    } finally {
+      dev.close();
+    }
+    const s = await open(ALICE());
+    await assert.rejects(s.request("device/6/cmd", 1, { timeoutMs: 200 }), (e) => e.code === "timeout");
+  });
+
   it("connect() helper", async () => {
     const s = await connect(gw.url, VICTOR(), FAST);
     sessions.push(s);

@@ -190,10 +190,16 @@ export async function startMosquitto({ port, dir } = {}) {
  * Publishes with mosquitto_pub. message: string, or a Buffer/Uint8Array
  * (sent byte for byte through stdin). Resolves when mosquitto_pub is done.
  */
-export function mqttPublish(port, topic, message, { qos = 0, retain = false } = {}) {
+export function mqttPublish(port, topic, message, { qos = 0, retain = false, props } = {}) {
   return new Promise((resolve, reject) => {
     const args = ["-h", "127.0.0.1", "-p", String(port), "-t", topic, "-q", String(qos)];
     if (retain) args.push("-r");
+    // props: MQTT 5 properties as mosquitto_pub -D publish NAME VALUE...
+    // ([["user-property", "k", "v"], ["content-type", "c"], ...])
+    if (props) {
+      args.push("-V", "mqttv5");
+      for (const p of props) args.push("-D", "publish", ...p);
+    }
     const binary = typeof message !== "string";
     if (binary) args.push("-s");
     else if (message === "") args.push("-n");
@@ -591,3 +597,37 @@ export async function noStreamPositions() {
 
 /** The history section tests give a gateway (config.md, "Keys added to version 1"). */
 export const HISTORY = { filters: ["sensor/#"], qos: 1, messages: 100, max_age_s: 3600 };
+
+/**
+ * An MQTT 5 device (python3-paho-mqtt) answering every request on filter:
+ * to its response topic, with its correlation data, the payload
+ * {"echo": <the request's payload as text>} and the user property
+ * ["handled", "yes"]. Resolves { close() } once subscribed.
+ */
+export async function startResponder(port, filter) {
+  const script = `
+import json, sys, paho.mqtt.client as m
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+def on_message(c, u, msg):
+    p = Properties(PacketTypes.PUBLISH)
+    p.CorrelationData = msg.properties.CorrelationData
+    p.UserProperty = ("handled", "yes")
+    c.publish(msg.properties.ResponseTopic,
+              json.dumps({"echo": msg.payload.decode("utf-8", "replace")}), 1, properties=p)
+c = m.Client("responder", protocol=m.MQTTv5)
+c.on_message = on_message
+c.on_subscribe = lambda *a: print("ready", flush=True)
+c.connect("127.0.0.1", int(sys.argv[1]))
+c.subscribe(sys.argv[2], 1)
+c.loop_forever()
+`;
+  const p = spawn(process.env.PYTHON3 || "/usr/bin/python3", ["-c", script, String(port), filter],
+    { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("the responder did not subscribe")), 10000);
+    p.stdout.on("data", (d) => { if (String(d).includes("ready")) { clearTimeout(t); resolve(); } });
+    p.on("exit", (code) => { clearTimeout(t); reject(new Error(`responder exited ${code}`)); });
+  });
+  return { close: () => p.kill("SIGTERM") };
+}

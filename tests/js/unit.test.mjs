@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   MqGate, MqGateError, topicMatches, compileFilter, base64ToBytes, bytesToBase64,
   decodeMessage, encodeBody, backoffDelay, readAllow, readEpoch, SUBPROTOCOL,
+  readProps, encodeProps, decodeBody,
 } from "../../www/mqgate.js";
 import { FakeWebSocket, tick } from "./fake-ws.mjs";
 
@@ -954,4 +955,97 @@ test("harness: TOTP matches RFC 6238 (SHA-1) vectors, JWT is well formed", async
   const [head, body] = parts.slice(0, 2).map((p) => JSON.parse(Buffer.from(p, "base64url").toString()));
   assert.deepEqual(head, { alg: "HS256", typ: "JWT" });
   assert.deepEqual(body, { sub: "a", exp: 1 });
+});
+
+// ---------------------------------------------------------------------------
+// MQTT 5 properties and request
+
+test("props: a msg's props decoded (camelCase, correlation as bytes); malformed members left out", () => {
+  const m = decodeMessage({
+    op: "msg", topic: "a", payload: 1, qos: 0, retain: false,
+    props: { user: [["k", "v"], ["k", "w"], ["bad"], [1, 2]], content_type: "c",
+      response_topic: "r/1", correlation: "AQID", expiry: 30, other: 1 },
+  });
+  assert.deepEqual(m.props, { user: [["k", "v"], ["k", "w"]], contentType: "c", responseTopic: "r/1",
+    correlation: new Uint8Array([1, 2, 3]), expiry: 30 });
+  assert.equal("props" in decodeMessage({ op: "msg", topic: "a", text: "x", qos: 0, retain: false }), false);
+  assert.equal(readProps({ user: [], expiry: -1, content_type: 5 }), null);
+  assert.equal(readProps([]), null);
+  assert.equal(readProps(null), null);
+});
+
+test("props: encodeProps gives the wire form and refuses malformed members", () => {
+  assert.deepEqual(encodeProps({ user: [["a", "1"]], contentType: "t", responseTopic: "r",
+    correlation: new Uint8Array([255]), expiry: 5 }),
+  { user: [["a", "1"]], content_type: "t", response_topic: "r", correlation: "/w==", expiry: 5 });
+  assert.deepEqual(encodeProps({ user: new Map([["m", "n"]]), correlation: "AA==" }),
+    { user: [["m", "n"]], correlation: "AA==" });
+  assert.deepEqual(encodeProps({}), {});
+  for (const bad of [null, [], { user: [["a"]] }, { user: "a" }, { contentType: 1 },
+    { responseTopic: [] }, { expiry: 0 }, { expiry: 1.5 }, { expiry: 2 ** 32 }]) {
+    assert.throws(() => encodeProps(bad), TypeError, JSON.stringify(bad));
+  }
+});
+
+test("publish with props sends them; a malformed one rejects before anything is sent", async () => {
+  const gw = mk({ token: "x" });
+  gw.connect();
+  const { ws } = await authed(gw);
+  const p = gw.publish("d/1", { on: 1 }, { qos: 1, props: { contentType: "application/json", user: [["a", "b"]] } });
+  const f = await ws.next("pub");
+  assert.deepEqual(f, { op: "pub", id: f.id, topic: "d/1", payload: { on: 1 }, qos: 1,
+    props: { content_type: "application/json", user: [["a", "b"]] } });
+  ws.push({ op: "ok", id: f.id });
+  await p;
+  await assert.rejects(gw.publish("d/1", 1, { props: { expiry: 0 } }), TypeError);
+  gw.close();
+});
+
+test("request: sends op request with timeout_ms and resolves the response's body and props", async () => {
+  const gw = mk({ token: "x" });
+  gw.connect();
+  const { ws } = await authed(gw);
+  const p = gw.request("device/7/rpc", { get: "firmware" }, { timeoutMs: 2000, props: { user: [["t", "1"]] } });
+  const f = await ws.next("request");
+  assert.deepEqual(f, { op: "request", id: f.id, topic: "device/7/rpc", payload: { get: "firmware" },
+    props: { user: [["t", "1"]] }, timeout_ms: 2000 });
+  ws.push({ op: "ok", id: f.id, response: { payload: { firmware: "1.4.2" }, props: { content_type: "j" } } });
+  assert.deepEqual(await p, { format: "json", value: { firmware: "1.4.2" }, props: { contentType: "j" } });
+
+  const t = gw.request("device/7/rpc", "x", { text: true });
+  const f2 = await ws.next("request");
+  assert.deepEqual(f2, { op: "request", id: f2.id, topic: "device/7/rpc", text: "x" });
+  ws.push({ op: "ok", id: f2.id, response: { base64: "/w==" } });
+  assert.deepEqual(await t, { format: "binary", value: new Uint8Array([255]) });
+  gw.close();
+});
+
+test("request: the gateway's timeout and limit errors reject with their code; bad options reject at once", async () => {
+  const gw = mk({ token: "x" });
+  gw.connect();
+  const { ws } = await authed(gw);
+  const p = gw.request("d/rpc", 1, { timeoutMs: 10 });
+  const f = await ws.next("request");
+  ws.push({ op: "error", id: f.id, code: "timeout", message: "no response in time" });
+  await assert.rejects(p, (e) => e instanceof MqGateError && e.code === "timeout");
+  const q = gw.request("d/rpc", 1);
+  const g = await ws.next("request");
+  ws.push({ op: "error", id: g.id, code: "limit_exceeded", message: "too many" });
+  await assert.rejects(q, (e) => e.code === "limit_exceeded");
+  for (const o of [{ timeoutMs: 0 }, { timeoutMs: 60001 }, { timeoutMs: 1.5 }, { qos: 3 },
+    { props: { expiry: "1" } }]) {
+    await assert.rejects(gw.request("d/rpc", 1, o), TypeError, JSON.stringify(o));
+  }
+  await assert.rejects(gw.request("", 1), TypeError);
+  gw.close();
+});
+
+test("request: a client-side timeout beyond timeoutMs when the gateway never answers", async () => {
+  const gw = mk({ token: "x" });
+  gw.connect();
+  const { ws } = await authed(gw);
+  const p = gw.request("d/rpc", 1, { timeoutMs: 5, timeout: 30 });
+  await ws.next("request");
+  await assert.rejects(p, (e) => e.code === "timeout");
+  gw.close();
 });

@@ -136,6 +136,7 @@ static void check_default_limits(const struct cfg_limits *lim)
     ck_assert_int_eq(lim->publish_burst, 200);
     ck_assert_int_eq(lim->max_errors, 20);
     ck_assert_int_eq(lim->ping_interval_s, 30);
+    ck_assert_int_eq(lim->max_requests, 16);
 }
 
 /* Every default of config.md. */
@@ -158,6 +159,7 @@ static void check_defaults(const struct config *cfg)
     ck_assert_int_eq(cfg->broker.reconnect_min_s, 1);
     ck_assert_int_eq(cfg->broker.reconnect_max_s, 30);
     ck_assert_int_eq(cfg->broker.buffer_messages, 10000);
+    ck_assert_str_eq(cfg->broker.reply_prefix, "mqgate/reply/%c/");
 
     ck_assert_ptr_null(cfg->auth.users_file);
     ck_assert_ptr_null(cfg->auth.jwt);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "props.h"
 
 /* The payload length the header of f announces, checking its form. */
 static uint64_t header_len(const struct frame *f)
@@ -69,14 +70,29 @@ static json_t *payload_json(const struct frame *f)
     return j;
 }
 
+/* frame_new_msg() for a message without properties or mount. */
+static struct frame *msg_frame(const char *topic, size_t tlen,
+                               const uint8_t *p, size_t plen,
+                               enum payload_kind kind, int qos, bool retain,
+                               const struct frame_pos *pos)
+{
+    return frame_new_msg(&(struct frame_msg){.topic = topic,
+                                             .topic_len = tlen,
+                                             .payload = p,
+                                             .payload_len = plen,
+                                             .kind = kind,
+                                             .qos = qos,
+                                             .retain = retain},
+                         pos);
+}
+
 START_TEST(test_frame_msg_kinds)
 {
     static const uint8_t bin[] = { 0xff, 0x00, 0x80 };
     struct frame *f;
     json_t *j;
 
-    f = frame_new_msg("a/\"b\"", 5, (const uint8_t *)" 21.50 ", 7,
-                      PAYLOAD_JSON, 1, false, NULL);
+    f = msg_frame("a/\"b\"", 5, (const uint8_t *)" 21.50 ", 7, PAYLOAD_JSON, 1, false, NULL);
     ck_assert_ptr_nonnull(f);
     /* the JSON payload is spliced verbatim */
     ck_assert_ptr_nonnull(memmem(f->payload, f->payload_len,
@@ -90,8 +106,7 @@ START_TEST(test_frame_msg_kinds)
     json_decref(j);
     frame_unref(f);
 
-    f = frame_new_msg("t", 1, (const uint8_t *)"line\n\"q\"", 8,
-                      PAYLOAD_TEXT, 0, true, NULL);
+    f = msg_frame("t", 1, (const uint8_t *)"line\n\"q\"", 8, PAYLOAD_TEXT, 0, true, NULL);
     j = payload_json(f);
     ck_assert_str_eq(json_string_value(json_object_get(j, "text")),
                      "line\n\"q\"");
@@ -99,7 +114,7 @@ START_TEST(test_frame_msg_kinds)
     json_decref(j);
     frame_unref(f);
 
-    f = frame_new_msg("t", 1, bin, sizeof(bin), PAYLOAD_BASE64, 2, false, NULL);
+    f = msg_frame("t", 1, bin, sizeof(bin), PAYLOAD_BASE64, 2, false, NULL);
     j = payload_json(f);
     ck_assert_str_eq(json_string_value(json_object_get(j, "base64")),
                      "/wCA");
@@ -113,8 +128,7 @@ START_TEST(test_frame_msg_kinds)
         struct frame_pos pos = { 9007199254740991ULL, 1764547200123ULL,
                                  true };
 
-        f = frame_new_msg("t", 1, (const uint8_t *)"1", 1, PAYLOAD_JSON, 0,
-                          false, &pos);
+        f = msg_frame("t", 1, (const uint8_t *)"1", 1, PAYLOAD_JSON, 0, false, &pos);
         j = payload_json(f);
         ck_assert(json_is_true(json_object_get(j, "history")));
         static const char want[] = "\"seq\":9007199254740991,"
@@ -128,6 +142,75 @@ START_TEST(test_frame_msg_kinds)
 }
 END_TEST
 
+/* A frame as a Server-Sent Event: built at the first call, the same
+ * bytes (and buffer) at every later one; the id only with a seq. */
+START_TEST(test_frame_sse)
+{
+    struct frame_pos pos = {42, 1700000000000ULL, false};
+    struct frame *m = msg_frame("a/b", 3, (const uint8_t *)"hi", 2,
+                                PAYLOAD_TEXT, 1, false, &pos);
+    struct frame *st = frame_new_text("{\"op\":\"status\",\"broker\":\"up\"}",
+                                      29);
+    size_t n1, n2, n3;
+    const char *e1 = frame_sse(m, "EPOCH", &n1);
+    const char *e2 = frame_sse(m, "EPOCH", &n2);
+    const char *e3 = frame_sse(st, "EPOCH", &n3);
+    static const char want_m[] =
+        "event: msg\nid: EPOCH:42\ndata: {\"op\":\"msg\",\"topic\":\"a/b\","
+        "\"text\":\"hi\",\"qos\":1,\"retain\":false,\"seq\":42,"
+        "\"ts\":1700000000000}\n\n";
+    static const char want_st[] =
+        "event: status\ndata: {\"op\":\"status\",\"broker\":\"up\"}\n\n";
+
+    ck_assert_ptr_nonnull(e1);
+    ck_assert_ptr_eq(e1, e2);
+    ck_assert_uint_eq(n1, n2);
+    ck_assert_uint_eq(n1, sizeof(want_m) - 1);
+    ck_assert_int_eq(memcmp(e1, want_m, n1), 0);
+    ck_assert_uint_eq(n3, sizeof(want_st) - 1);
+    ck_assert_int_eq(memcmp(e3, want_st, n3), 0);
+    ck_assert_uint_eq(m->seq, 42);
+    ck_assert_uint_eq(st->seq, 0);
+    frame_unref(m);
+    frame_unref(st);
+}
+END_TEST
+
+/* props between the body and qos, written once with the mount's view. */
+START_TEST(test_frame_msg_props)
+{
+    uint8_t *m = NULL;
+    size_t len = 0;
+    struct props_item ct = {.kind = PROPS_CONTENT_TYPE, .a = "c", .a_len = 1};
+    struct props_item rt = {.kind = PROPS_RESPONSE_TOPIC, .a = "m/r",
+                            .a_len = 3};
+    struct frame *f;
+    json_t *j;
+
+    ck_assert_int_eq(props_append(&m, &len, &ct), 0);
+    ck_assert_int_eq(props_append(&m, &len, &rt), 0);
+    f = frame_new_msg(&(struct frame_msg){.topic = "t", .topic_len = 1,
+                                          .payload = (const uint8_t *)"1",
+                                          .payload_len = 1,
+                                          .kind = PAYLOAD_JSON,
+                                          .props = m, .props_len = len,
+                                          .mount = "m/", .mount_len = 2,
+                                          .qos = 1},
+                      NULL);
+    ck_assert_ptr_nonnull(f);
+    static const char want[] = "{\"op\":\"msg\",\"topic\":\"t\",\"payload\":1,"
+                               "\"props\":{\"content_type\":\"c\","
+                               "\"response_topic\":\"r\"},\"qos\":1,"
+                               "\"retain\":false}";
+    ck_assert_uint_eq(f->payload_len, sizeof(want) - 1);
+    ck_assert_mem_eq(f->payload, want, sizeof(want) - 1);
+    j = payload_json(f);
+    json_decref(j);
+    frame_unref(f);
+    free(m);
+}
+END_TEST
+
 static Suite *frame_suite(void)
 {
     Suite *s = suite_create("frame");
@@ -135,6 +218,8 @@ static Suite *frame_suite(void)
 
     tcase_add_loop_test(tc, test_frame_sizes, 0, 8);
     tcase_add_test(tc, test_frame_msg_kinds);
+    tcase_add_test(tc, test_frame_sse);
+    tcase_add_test(tc, test_frame_msg_props);
     suite_add_tcase(s, tc);
     return s;
 }

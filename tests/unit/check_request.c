@@ -99,6 +99,33 @@ static const struct {
      "4"},
     {S("{\"op\":\"pub\",\"id\":4,\"topic\":\"d\",\"extra\":[1,2]}"), RQ_OK,
      "4"},
+    /* pub's props (their members: check_props.c) */
+    {S("{\"op\":\"pub\",\"id\":4,\"topic\":\"d\",\"props\":{}}"), RQ_OK,
+     "4"},
+    {S("{\"op\":\"pub\",\"id\":4,\"topic\":\"d\",\"props\":[]}"),
+     RQ_BAD_REQUEST, "4"},
+    {S("{\"op\":\"pub\",\"id\":4,\"topic\":\"d\","
+       "\"props\":{\"expiry\":0}}"), RQ_BAD_REQUEST, "4"},
+    /* request */
+    {S("{\"op\":\"request\",\"id\":9,\"topic\":\"d/rpc\","
+       "\"payload\":{\"get\":1},\"timeout_ms\":5000}"), RQ_OK, "9"},
+    {S("{\"op\":\"request\",\"topic\":\"d/rpc\"}"), RQ_BAD_REQUEST, NULL},
+    {S("{\"op\":\"request\",\"id\":9,\"topic\":\"d/+\"}"), RQ_BAD_TOPIC,
+     "9"},
+    {S("{\"op\":\"request\",\"id\":9,\"topic\":\"d\",\"timeout_ms\":0}"),
+     RQ_BAD_REQUEST, "9"},
+    {S("{\"op\":\"request\",\"id\":9,\"topic\":\"d\","
+       "\"timeout_ms\":60000}"), RQ_OK, "9"},
+    {S("{\"op\":\"request\",\"id\":9,\"topic\":\"d\","
+       "\"timeout_ms\":60001}"), RQ_BAD_REQUEST, "9"},
+    {S("{\"op\":\"request\",\"id\":9,\"topic\":\"d\","
+       "\"timeout_ms\":\"1\"}"), RQ_BAD_REQUEST, "9"},
+    {S("{\"op\":\"request\",\"id\":9,\"topic\":\"d\","
+       "\"props\":{\"response_topic\":\"r\"}}"), RQ_BAD_REQUEST, "9"},
+    {S("{\"op\":\"request\",\"id\":9,\"topic\":\"d\","
+       "\"props\":{\"correlation\":\"AAAA\"}}"), RQ_BAD_REQUEST, "9"},
+    {S("{\"op\":\"request\",\"id\":9,\"topic\":\"d\",\"text\":\"a\","
+       "\"base64\":\"AA==\"}"), RQ_BAD_REQUEST, "9"},
     /* auth */
     {S("{\"op\":\"auth\",\"id\":1,\"token\":\"x.y.z\"}"), RQ_OK, "1"},
     {S("{\"op\":\"auth\",\"id\":1,\"token\":5}"), RQ_BAD_REQUEST, "1"},
@@ -266,6 +293,39 @@ START_TEST(test_stream_fields)
 }
 END_TEST
 
+/* request's fields, and pub's props as records with the response topic
+ * aside. */
+START_TEST(test_request_fields)
+{
+    static const char f1[] =
+        "{\"op\":\"request\",\"id\":\"r\",\"topic\":\"d/7/rpc\",\"qos\":1,"
+        "\"text\":\"hi\",\"props\":{\"content_type\":\"c\"}}";
+    static const char f2[] =
+        "{\"op\":\"pub\",\"topic\":\"t\",\"props\":{\"response_topic\":"
+        "\"a/b\",\"expiry\":9}}";
+    struct request r;
+    char msg[256];
+
+    ck_assert_int_eq(request_decode(f1, sizeof(f1) - 1, &r, msg, sizeof(msg)),
+                     RQ_OK);
+    ck_assert_int_eq(r.op, OP_REQUEST);
+    ck_assert_int_eq(r.timeout_ms, REQ_TIMEOUT_DEFAULT);
+    ck_assert_int_eq(r.qos, 1);
+    ck_assert(r.has_props);
+    ck_assert_uint_eq(r.props_len, 1 + 2 + 1);
+    ck_assert_ptr_null(r.response_topic);
+    ck_assert_uint_eq(r.payload_len, 2);
+    request_clear(&r);
+    ck_assert_int_eq(request_decode(f2, sizeof(f2) - 1, &r, msg, sizeof(msg)),
+                     RQ_OK);
+    ck_assert(r.has_props);
+    ck_assert_uint_eq(r.props_len, 5);
+    ck_assert_uint_eq(r.response_topic_len, 3);
+    ck_assert_mem_eq(r.response_topic, "a/b", 3);
+    request_clear(&r);
+}
+END_TEST
+
 START_TEST(test_codes)
 {
     ck_assert_str_eq(request_err_code(RQ_BAD_JSON), "bad_json");
@@ -286,6 +346,7 @@ int main(void)
     tcase_add_loop_test(tc, test_bodies, 0,
                         sizeof(bodies) / sizeof(bodies[0]));
     tcase_add_test(tc, test_fields);
+    tcase_add_test(tc, test_request_fields);
     tcase_add_loop_test(tc, test_stream_fields, 0,
                         sizeof(stream_rows) / sizeof(stream_rows[0]));
     tcase_add_test(tc, test_codes);
