@@ -1,14 +1,15 @@
 # Debian 12 packages mqgate needs to build, run its demo and run its tests
 # (prometheus for its promtool, which checks /metrics; gcc-multilib for the
-# 32-bit compile check, tests/build/ilp32.sh).
+# 32-bit compile check, tests/build/ilp32.sh; chromium and firefox-esr for
+# the dashboard's browser tests).
 # Sourced by demo.sh and test.sh.
 MQG_BUILD_DEPS="build-essential autoconf automake libtool pkg-config \
 libwebsockets-dev libpaho-mqtt-dev libjansson-dev check libjwt-dev \
 liboath-dev libcrypt-dev libsystemd-dev libssl-dev libcurl4-openssl-dev"
 MQG_RUN_DEPS="mosquitto mosquitto-clients python3 python3-paho-mqtt openssl \
 python3-cryptography"
-MQG_TEST_DEPS="valgrind curl chromium nginx haproxy prometheus clang-14 libclang-rt-14-dev \
-gcc-multilib"
+MQG_TEST_DEPS="valgrind curl chromium firefox-esr nginx haproxy prometheus \
+clang-14 libclang-rt-14-dev gcc-multilib"
 # node 20 or later runs the client and browser tests; Debian's nodejs is
 # installed only where no node is on the machine.
 command -v node >/dev/null 2>&1 || MQG_TEST_DEPS="$MQG_TEST_DEPS nodejs npm"

@@ -13,6 +13,9 @@ const FILTERS_KEY = "mqgate.filters";
 const RATES_KEY = "mqgate.rates";
 // Stored messages asked for per topic when subscribing (?history=N; 0: none).
 const HISTORY = historyParam(params.get("history"));
+// ?transport=sse or websocket: only that one; else a WebSocket, and the
+// HTTP API (SSE + POST) where one cannot be opened.
+const TRANSPORT = ["sse", "websocket"].includes(params.get("transport")) ? params.get("transport") : "auto";
 
 const MAX_ROWS = 500;          // topics shown in the table
 const MAX_CHARTS = 24;         // numeric series charted
@@ -501,6 +504,7 @@ function ask(message, isError, otpOnly = false) {
 function start() {
   const session = new MqGate(WS_URL, credentialSource, {
     backoff: { min: 500, max: 15000 },
+    transport: TRANSPORT,
   });
   gw = session;
   window.mqgateApp.gw = session;
@@ -510,6 +514,7 @@ function start() {
   session.on("hello", (h) => session === gw && onHello(h));
   session.on("error", (e) => session === gw && console.warn("mqgate:", e.code || "", e.message));
   session.on("recovery", (r) => session === gw && onRecovery(r));
+  session.on("transport", (t) => session === gw && showTransport(t));
   connectSession(session);
 }
 
@@ -572,6 +577,18 @@ function onState(state, d) {
     onBroker(null);
     $("stream-status").hidden = true; // about the last reconnect: shown again by the next one
   }
+}
+
+// Which transport the session uses; the HTTP one says why when it was not
+// asked for.
+function showTransport(t) {
+  const el = $("transport");
+  el.hidden = false;
+  el.dataset.transport = t;
+  document.body.dataset.transport = t;
+  el.textContent = t === "sse"
+    ? (TRANSPORT === "sse" ? "over HTTP (Server-Sent Events)" : "over HTTP (Server-Sent Events): no WebSocket could be opened")
+    : "over WebSocket";
 }
 
 function connectedText() {

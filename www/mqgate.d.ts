@@ -16,6 +16,8 @@ export type ErrorCode =
   | "auth_required" | "disconnected" | "not_connected" | "closed" | "timeout"
   | "queue_full" | "unsubscribed" | "bad_base64" | "bad_credentials" | "credentials"
   | "no_websocket" | "bad_url" | "protocol"
+  // HTTP API: a body over limits.max_message_bytes (413), another status
+  | "too_big" | `http_${number}`
   | (string & {});
 
 export declare class MqGateError extends Error {
@@ -163,6 +165,22 @@ export interface Options {
   protocols?: string[];
   /** WebSocket constructor [globalThis.WebSocket]. */
   WebSocket?: new (url: string, protocols?: string | string[]) => WebSocket;
+  /**
+   * "auto": a WebSocket, and the gateway's HTTP API (an SSE stream from GET
+   * /api/events, publishes over POST /api/publish; a listener with
+   * "http_api": true) when one cannot be opened; after that the HTTP API
+   * is tried first. "websocket" or "sse": only that one ["auto"]. The API
+   * is the same over both; over HTTP, changing the filters opens a new
+   * stream (nothing missed or twice), max_rate applies to the stream as a
+   * whole (the least restrictive of the filters' rates), a password is
+   * sent as Basic (a user with a one-time code cannot use HTTP), and
+   * without credentials the browser's cookies are sent.
+   */
+  transport?: "auto" | "websocket" | "sse";
+  /** The HTTP API's base URL [the WebSocket URL's origin, as http(s)]. */
+  apiUrl?: string;
+  /** fetch implementation for the HTTP API [globalThis.fetch]. */
+  fetch?: typeof fetch;
 }
 
 export interface Identity {
@@ -227,7 +245,11 @@ export interface EventMap {
   message: [msg: Message];
   close: [detail: CloseDetail];
   recovery: [event: RecoveryEvent];
+  /** The transport of the session, when a connection opens with another one than before. */
+  transport: [transport: Transport];
 }
+
+export type Transport = "websocket" | "sse";
 
 /**
  * history, retained and maxRate belong to the filter, and are taken from
@@ -296,6 +318,10 @@ export declare class MqGate {
   readonly epoch: string | null;
   readonly authMethods: string[];
   readonly lastClose: { code: number; reason: string; wasClean: boolean } | null;
+  /** The transport of the last connection that opened; null before one did. */
+  readonly transport: Transport | null;
+  /** The HTTP API's base URL. */
+  readonly apiUrl: string;
   readonly stats: { received: number; sent: number; messages: number; reconnects: number };
 
   on<K extends keyof EventMap>(type: K, fn: (...args: EventMap[K]) => void): () => void;

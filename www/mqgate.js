@@ -1,5 +1,7 @@
 // mqgate.js: browser (and Node >= 20) client for the mqgate JSON-over-WebSocket
-// protocol, version 1. An ES module with no dependencies and no build step.
+// protocol, version 1. An ES module with no dependencies and no build step;
+// where no WebSocket can be opened it speaks the gateway's HTTP API
+// (mqgate-http.js, served beside it) with the same API.
 //
 //   import { MqGate } from "./mqgate.js";
 //   const gw = new MqGate("wss://gw.example.com/ws", { user: "alice", password: "…" });
@@ -9,6 +11,8 @@
 //   await gw.publish("device/7/cmd", { on: true }, { qos: 1 });
 //
 // The wire contract is docs/protocol.md; this file only speaks it.
+
+import { HttpSocket } from "./mqgate-http.js";
 
 export const SUBPROTOCOL = "mqgate.v1";
 
@@ -300,7 +304,19 @@ const DEFAULTS = {
   connectTimeout: 15000,   // ms from opening the socket to the gateway's hello; 0: none
   protocols: [SUBPROTOCOL],
   WebSocket: undefined,    // a WebSocket constructor; default globalThis.WebSocket
+  // "auto": a WebSocket, or the HTTP API (SSE + POST) when one cannot be
+  // opened; "websocket" or "sse": only that one.
+  transport: "auto",
+  apiUrl: undefined,       // the HTTP API's base [the WebSocket URL's origin, http(s):]
+  fetch: undefined,        // a fetch implementation; default globalThis.fetch
 };
+
+// The HTTP API's base for a WebSocket URL: its origin, as http(s).
+function apiBase(wsUrl) {
+  const m = /^(wss?):\/\/([^/?#]+)/i.exec(wsUrl);
+  if (!m) return wsUrl;
+  return `${m[1].toLowerCase() === "wss" ? "https" : "http"}://${m[2]}`;
+}
 
 function resolveUrl(url) {
   const g = globalThis;
@@ -344,6 +360,10 @@ export class MqGate {
   constructor(url, credentials = null, options = {}) {
     this.url = resolveUrl(url);
     this.options = { ...DEFAULTS, ...options, backoff: { ...DEFAULTS.backoff, ...(options.backoff || {}) } };
+    if (!["auto", "websocket", "sse"].includes(this.options.transport)) {
+      throw new TypeError('MqGate: transport must be "auto", "websocket" or "sse"');
+    }
+    this.apiUrl = this.options.apiUrl ? String(this.options.apiUrl).replace(/\/+$/, "") : apiBase(this.url);
     this._credSource = typeof credentials === "function" ? credentials : null;
     this._creds = typeof credentials === "function" ? null : credentials;
     this._resumeToken = null;    // a token the gateway may hand out in auth's ok
@@ -358,6 +378,7 @@ export class MqGate {
     this.epoch = null;           // the gateway's stream epoch (hello), null: none
     this.authMethods = [];       // from hello
     this.lastClose = null;       // {code, reason, wasClean}
+    this.transport = null;       // "websocket" | "sse": the one of the session, null before one opened
     this.stats = { received: 0, sent: 0, messages: 0, reconnects: 0 };
 
     this._ws = null;
@@ -377,6 +398,7 @@ export class MqGate {
     this._authVia = null;        // "resume" | "creds" while an auth is in flight
     this._authRequired = false;
     this._connectWaiters = [];
+    this._preferHttp = false;    // the HTTP API worked last: tried first
   }
 
   // --- events -----------------------------------------------------------------
@@ -387,8 +409,11 @@ export class MqGate {
    * anonymous}: also when the identity changes; gw.allow is set by then),
    * "message" (msg) for every msg frame, "close" ({code, reason, reconnectIn,
    * authReason}), "recovery" ({filter, recovered, replayed, reason}) once
-   * per filter re-subscribed after a reconnect (see subscribe). Returns a
-   * function that removes the listener.
+   * per filter re-subscribed after a reconnect (see subscribe), "transport"
+   * ("websocket"|"sse") when a connection opens with another transport
+   * than before (gw.transport). Over HTTP, "close" carries the code of the
+   * stream's close event (the WebSocket close code: 4401, 4408, 1001, …),
+   * 1006 for a stream cut. Returns a function that removes the listener.
    */
   on(type, fn) {
     let set = this._listeners.get(type);
@@ -532,31 +557,59 @@ export class MqGate {
         this._resumeToken = null;
       }
     }
-    const WS = this.options.WebSocket || globalThis.WebSocket;
-    if (typeof WS !== "function") {
-      this._final(new MqGateError("no_websocket", "no WebSocket implementation available"));
-      return;
-    }
-    let ws;
-    try {
-      ws = new WS(this.url, this.options.protocols);
-    } catch (e) {
-      this._final(new MqGateError("bad_url", String((e && e.message) || e)));
-      return;
-    }
-    this._ws = ws;
     this._errorCode = null;
     this._authVia = null;
     this.hello = null;
     this._pos = 0;
+    // The transport: the one asked for, or the one that worked last, the
+    // other one following at once when it cannot be opened ("auto").
+    const mode = this.options.transport;
+    const WS = this.options.WebSocket || globalThis.WebSocket;
+    const canHttp = typeof (this.options.fetch || globalThis.fetch) === "function";
+    let order = mode === "sse" ? ["sse"] : mode === "websocket" ? ["websocket"]
+      : this._preferHttp ? ["sse", "websocket"] : ["websocket", "sse"];
+    order = order.filter((t) => (t === "sse" ? canHttp : typeof WS === "function"));
+    if (order.length === 0) {
+      this._final(new MqGateError("no_websocket", "no WebSocket implementation available"));
+      return;
+    }
+    this._attach(gen, order);
+  }
+
+  // Opens the first transport of order on socket gen; when it closes
+  // before it opened, the next one is tried at once.
+  _attach(gen, order) {
+    const kind = order[0];
+    let ws;
+    try {
+      ws = kind === "sse"
+        ? new HttpSocket(this.apiUrl, {
+          creds: this._resumeToken ? { token: this._resumeToken } : this._creds,
+          epoch: this.epoch,
+          filters: () => [...this._subs],
+          fetch: this.options.fetch,
+        })
+        : new (this.options.WebSocket || globalThis.WebSocket)(this.url, this.options.protocols);
+    } catch (e) {
+      if (order.length > 1) return this._attach(gen, order.slice(1));
+      this._final(new MqGateError("bad_url", String((e && e.message) || e)));
+      return;
+    }
+    this._ws = ws;
     let closed = false;
+    let opened = false;
     let errorTimer = null;
     const done = (code, reason, wasClean) => {
       if (closed) return;
       closed = true;
       clearTimeout(errorTimer);
+      if (gen !== this._gen) return;
+      if (!opened && order.length > 1 && !this._stopped) {
+        this._attach(gen, order.slice(1));
+        return;
+      }
       clearTimeout(this._connectTimer);
-      if (gen === this._gen) this._onClose(code, reason, wasClean);
+      this._onClose(code, reason, wasClean);
     };
     const abandon = () => {
       try { ws.close(); } catch { /* not open yet */ }
@@ -571,7 +624,13 @@ export class MqGate {
         try { ws.close(1000, "unexpected subprotocol"); } catch { /* closing */ }
         return;
       }
-      this._setState("open", {});
+      opened = true;
+      this._preferHttp = kind === "sse";
+      if (this.transport !== kind) {
+        this.transport = kind;
+        this._emit("transport", kind);
+      }
+      this._setState("open", { transport: kind });
     };
     ws.onmessage = (ev) => {
       if (gen !== this._gen) return;
@@ -631,7 +690,14 @@ export class MqGate {
 
   _onHello(f) {
     this.hello = f;
-    this.epoch = readEpoch(f.epoch);
+    const epoch = readEpoch(f.epoch);
+    if (this.ready && this.epoch === null && epoch !== null) {
+      // A session that learns its stream's epoch after it became usable
+      // (over HTTP, with the first stream): what its filters received so
+      // far is of that epoch.
+      for (const s of this._subs.values()) if (s.posEpoch === null) s.posEpoch = epoch;
+    }
+    this.epoch = epoch;
     this.authMethods = Array.isArray(f.auth) ? f.auth.slice() : [];
     this._emit("hello", f);
     if (typeof f.user === "string") {

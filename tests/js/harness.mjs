@@ -30,7 +30,7 @@ process.on("exit", () => {
   }
 });
 
-function executable(p) {
+export function executable(p) {
   try {
     accessSync(p, constants.X_OK);
     return true;
@@ -367,7 +367,8 @@ export const USERS = [
 
 /**
  * Starts mqgated against the broker on brokerPort. opts: {anonymousRole,
- * staticDir, roles, users, port, limits, extra (merged into the config)}.
+ * staticDir, httpApi (the listener serves the HTTP API), roles, users,
+ * port, limits, extra (merged into the config)}.
  * Returns {port, url, httpUrl, config, stop(), start(), log()}; start()
  * runs it again with the same config and port.
  */
@@ -376,6 +377,7 @@ export async function startGateway(brokerPort, opts = {}) {
   const port = opts.port || (await freePort());
   const listener = { bind: "127.0.0.1", port, path: "/ws" };
   if (opts.staticDir) listener.static_dir = opts.staticDir;
+  if (opts.httpApi) listener.http_api = true;
   const config = {
     listeners: [listener],
     broker: {

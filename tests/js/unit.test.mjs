@@ -143,6 +143,7 @@ function mk(creds, opts = {}) {
   FakeWebSocket.reset();
   const gw = new MqGate("ws://gw.test/ws", creds, {
     WebSocket: FakeWebSocket,
+    transport: "websocket", // the HTTP fallback has tests of its own
     backoff: { min: 5, max: 20, jitter: 0 },
     anonymousWait: 50,
     ...opts,
