@@ -102,7 +102,7 @@ int http_api_respond(struct lws *wsi, const char *origin, unsigned status,
         add_header(wsi, "cache-control:", "no-store", &p, end) ||
         http_api_cors(wsi, origin, &p, end) ||
         (status == 401 &&
-         add_header(wsi, "www-authenticate:", http_auth_challenge(), &p,
+         add_header(wsi, "www-authenticate:", http_auth_challenge(wsi), &p,
                     end)) ||
         (status == 405 && add_header(wsi, "allow:", "GET, POST, OPTIONS", &p,
                                      end)))

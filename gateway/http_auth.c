@@ -1,3 +1,4 @@
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,14 +18,28 @@
 
 #define AUTHZ_MAX 8192
 
-const char *http_auth_challenge(void)
+/* Whether the request is a page's fetch() or XMLHttpRequest
+ * (Sec-Fetch-Mode other than navigate): a Basic challenge would make the
+ * browser open its own sign-in dialog over the page (and hang a headless
+ * one), so such a request is not offered Basic. */
+static bool from_script(struct lws *wsi)
+{
+    char mode[32];
+    int n = lws_hdr_custom_copy(wsi, mode, sizeof(mode), "sec-fetch-mode:",
+                                15);
+
+    return n > 0 && strcmp(mode, "navigate") != 0;
+}
+
+const char *http_auth_challenge(struct lws *wsi)
 {
     const struct config *cfg = conf();
+    bool basic = cfg->auth.users_file && !from_script(wsi);
 
-    if (cfg->auth.jwt && cfg->auth.users_file)
+    if (cfg->auth.jwt && basic)
         return "Bearer realm=\"mqgate\", Basic realm=\"mqgate\", "
                "charset=\"UTF-8\"";
-    if (cfg->auth.users_file)
+    if (basic)
         return "Basic realm=\"mqgate\", charset=\"UTF-8\"";
     return "Bearer realm=\"mqgate\"";
 }

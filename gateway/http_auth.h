@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include <libwebsockets.h>
+
 struct session;
 
 enum http_auth_rc {
@@ -21,7 +23,9 @@ enum http_auth_rc {
 enum http_auth_rc http_auth(struct session *s, const char **code, char *msg,
                             size_t len);
 
-/* The WWW-Authenticate challenge of a 401: the schemes configured. */
-const char *http_auth_challenge(void);
+/* The WWW-Authenticate challenge of a 401 to the request on wsi: the
+ * schemes configured, but Basic only for a request that is not a page's
+ * fetch() (Sec-Fetch-Mode), where a browser would show its own dialog. */
+const char *http_auth_challenge(struct lws *wsi);
 
 #endif

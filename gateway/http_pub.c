@@ -12,6 +12,7 @@
 #include "http_pub.h"
 #include "http_status.h"
 #include "jbuf.h"
+#include "jscan.h"
 #include "ratetab.h"
 #include "reply.h"
 #include "request.h"
@@ -65,25 +66,43 @@ static void answer_error(struct http_conn *h, size_t i, const char *code,
     jbuf_free(&b);
 }
 
-/* Item i of the body: published through the pub handler with id i. */
-static void publish_one(struct session *s, json_t *item, size_t i)
+/* Item i of the body, the object whose '{' is at body[at]: published
+ * through the pub handler as the request {"op":"pub","id":I,...} with
+ * the item's members as written (a payload's numbers stay as the client
+ * wrote them), an op and id of the item's own left out. */
+static void publish_one(struct session *s, const char *body, size_t n,
+                        size_t at, size_t i)
 {
-    char msg[256], *text;
+    char msg[256];
     struct request r;
+    struct jscan j;
+    struct jscan_item it;
+    struct jbuf b;
     enum req_err e;
 
-    if (!json_is_object(item)) {
+    if (!jscan_open(&j, body, n, at) || !j.object) {
         answer_error(s->http, i, "bad_request", "expected a pub object");
         return;
     }
-    if (json_object_set_new(item, "op", json_string("pub")) < 0 ||
-        json_object_set_new(item, "id", json_integer((json_int_t)i)) < 0 ||
-        !(text = json_dumps(item, JSON_COMPACT))) {
+    jbuf_init(&b);
+    jbuf_lit(&b, "{\"op\":\"pub\",\"id\":");
+    jbuf_int(&b, (int64_t)i);
+    while (jscan_next(&j, &it)) {
+        if (!it.has_value || jscan_key_eq(body + it.key, it.key_len, "op", 2) ||
+            jscan_key_eq(body + it.key, it.key_len, "id", 2))
+            continue;
+        jbuf_lit(&b, ",");
+        /* from the key's opening quote to the end of its value */
+        jbuf_raw(&b, body + it.key - 1, it.val_end - (it.key - 1));
+    }
+    jbuf_lit(&b, "}");
+    if (b.failed) {
+        jbuf_free(&b);
         answer_error(s->http, i, "internal", "out of memory");
         return;
     }
-    e = request_decode(text, strlen(text), &r, msg, sizeof(msg));
-    free(text);
+    e = request_decode(b.p, b.len, &r, msg, sizeof(msg));
+    jbuf_free(&b);
     if (e != RQ_OK)
         answer_error(s->http, i, request_err_code(e), msg);
     else
@@ -125,8 +144,18 @@ int http_pub_run(struct lws *wsi, struct session *s)
                      cfg->limits.publish_burst, clock_now_ms());
     if (tb)
         s->bucket = *tb;
-    for (size_t i = 0; i < n && !s->close_code; i++)
-        publish_one(s, h->array ? json_array_get(root, i) : root, i);
+    /* jansson checked the text (and refused duplicate keys); the items
+     * are taken from it as written */
+    if (h->array) {
+        struct jscan j;
+        struct jscan_item it;
+
+        jscan_open(&j, h->body, h->body_len, 0);
+        while (!s->close_code && jscan_next(&j, &it) && it.index < n)
+            publish_one(s, h->body, h->body_len, it.val, it.index);
+    } else {
+        publish_one(s, h->body, h->body_len, 0, 0);
+    }
     if ((tb = ratetab_get(rates, key, strlen(key), cfg->limits.publish_rate,
                           cfg->limits.publish_burst, clock_now_ms())))
         *tb = s->bucket;

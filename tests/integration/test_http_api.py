@@ -234,6 +234,12 @@ def _():
         check("Basic" in s.headers.get("www-authenticate", ""),
               "%s: WWW-Authenticate %s" % (what, s.headers))
         s.close()
+    # a page's fetch() is not offered Basic (the browser would open its
+    # own dialog over the page)
+    s = Stream(g, q(topic="sensor/#"), headers={"Sec-Fetch-Mode": "cors"})
+    eq(s.status, 401, "a fetch without credentials")
+    eq(s.headers.get("www-authenticate"), 'Bearer realm="mqgate"', "challenge to a fetch")
+    s.close()
     g2 = gw(anonymous=None, auth={"allow_query_token": True}, name="qtok")
     s = Stream(g2, q(topic="sensor/#", token=tok))
     eq(opened(s, 1)[0][2].get("user"), "tina", "?token= when allowed")
@@ -420,6 +426,12 @@ def _():
     eq((st, body.get("code")), (400, "bad_json"), "cut JSON")
     st, _, body = post(g, None, raw=b"x" * 300000)
     eq(st, 413, "a body over max_message_bytes")
+    # a payload as written: its numbers are not re-formatted
+    st, _, body = post(g, None, raw=b'[{"topic":"device/4/cmd","payload":6.24,"op":"x","id":9},'
+                                    b'{"topic":"device/4/cmd","payload":{"v":1e-7, "w":[0.1]}}]')
+    eq((st, body), (200, [{"op": "ok"}, {"op": "ok"}]), "payloads with numbers")
+    eq([m.get().payload for _ in range(2)], [b"6.24", b'{"v":1e-7,"w":[0.1]}'],
+       "the payloads at the broker")
     tok = t.token("acme", ["tenant"])
     st, _, body = post(g, {"topic": "a/b", "text": "mounted"},
                        headers={"Authorization": "Bearer " + tok})
