@@ -96,6 +96,13 @@ def _():
     users = t.write_file("users-sig", "alice:%s:all\n" % T.crypt_hash("pw"))
     g = t.gateway({"auth": {"anonymous_role": "all", "users_file": users}, "roles": ROLES},
                   fresh=True, name="sigmask")
+    if os.environ.get("MQGATED_REAL"):
+        # valgrind runs every thread with the signals blocked outside its
+        # own scheduler: the masks in /proc are valgrind's, not ours
+        T.diag("under valgrind: the masks are not checked, the signals are")
+        check("configuration reloaded" in g.reload("sigmask"), "reload refused")
+        g.stop()
+        return
     pid = g.proc.pid
     masks = thread_masks(pid)
     diag("threads: %s" % ", ".join("%d %s %016x" % (tid, n, m) for tid, (n, m) in sorted(masks.items())))
