@@ -26,7 +26,9 @@ enum mode {
     M_FANOUT, M_LATENCY, M_TOPICS, M_PUBLISH, M_STORM, M_IDLE,
     M_REPLAY, M_RATE
 };
-enum proto { PR_MQG, PR_MQTTWS };
+/* mqgate JSON over WebSocket, MQTT 3.1.1 over WebSocket, or mqgate's
+ * Server-Sent Events stream (GET /api/events: the same JSON objects) */
+enum proto { PR_MQG, PR_MQTTWS, PR_SSE };
 enum cstate { CS_TCP, CS_TLS, CS_HTTP, CS_OPEN, CS_DEAD };
 enum ckind { CK_SESSION, CK_PUBLISHER };
 
@@ -54,6 +56,9 @@ struct conn {
 struct lg_app {
     /* the WebSocket is open: send the subscriptions, set c->want_oks */
     void (*ws_open)(struct conn *c);
+    /* PR_SSE: write the request's path and query (the subscriptions) to
+     * buf[0..len), set c->want_oks */
+    void (*sse_path)(struct conn *c, char *buf, size_t len);
     /* one mqgate JSON message (call lg_json_control() for the rest) */
     void (*json)(struct conn *c, const uint8_t *p, size_t len, uint64_t now);
     /* MQTT: a PUBLISH's payload (mqttws sessions), a PUBACK */
@@ -193,6 +198,9 @@ void report_failed(void); /* ready=, failed=, why= */
 char *http_get(int port, const char *path);
 int free_port(void);
 int wait_port(int port, double secs);
+
+/* filter[0..) URL-encoded into out[0..len) (NUL-terminated) */
+void url_encode(const char *filter, char *out, size_t len);
 
 /* bench/lg_stream.c */
 int stream_run(void);

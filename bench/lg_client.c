@@ -517,10 +517,54 @@ void mqtt_put_connect(struct conn *c, const char *client_id)
     }
 }
 
+void url_encode(const char *f, char *out, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+
+    for (; *f && o + 4 < len; f++) {
+        unsigned char ch = (unsigned char)*f;
+
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+            (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.') {
+            out[o++] = (char)ch;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+/* PR_SSE: the stream's GET instead of the upgrade. */
+static void send_sse_get(struct conn *c)
+{
+    char path[1024], req[1400];
+    int n;
+
+    path[0] = '\0';
+    if (G.app->sse_path)
+        G.app->sse_path(c, path, sizeof(path));
+    n = snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: %s:%d\r\n"
+                 "Accept: text/event-stream\r\n\r\n",
+                 path, G.host, G.port);
+    c->state = CS_HTTP;
+    out_put(c, req, (size_t)n);
+    conn_flush(c);
+}
+
 static void send_upgrade(struct conn *c)
 {
     char req[512];
-    int n = snprintf(req, sizeof(req),
+    int n;
+
+    if (G.proto == PR_SSE) {
+        send_sse_get(c);
+        return;
+    }
+    n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\n"
                      "Host: %s:%d\r\n"
                      "Upgrade: websocket\r\n"
@@ -600,7 +644,7 @@ void check_ready(struct conn *c)
 {
     if (c->ready)
         return;
-    if (G.proto == PR_MQG) {
+    if (G.proto == PR_MQG || G.proto == PR_SSE) {
         if (c->got_hello && c->got_status && c->oks >= c->want_oks)
             session_became_ready(c);
     } else if (c->got_hello && c->oks >= c->want_oks) {
@@ -723,7 +767,7 @@ static size_t mqtt_parse(struct conn *c, const uint8_t *p, size_t len,
 /* One application message (a whole WebSocket message). */
 static void on_app(struct conn *c, const uint8_t *p, size_t len, uint64_t now)
 {
-    if (G.proto == PR_MQG) {
+    if (G.proto == PR_MQG || G.proto == PR_SSE) {
         if (G.app->json)
             G.app->json(c, p, len, now);
         else
@@ -830,8 +874,56 @@ static size_t ws_parse(struct conn *c, const uint8_t *p, size_t len,
     return off;
 }
 
-/* The HTTP answer to the upgrade. Returns the bytes consumed, 0 when
- * incomplete. */
+/* PR_SSE: the events in p[0..len), each "event: OP\n[id: ..\n]data:
+ * JSON\n\n" (or a ": ping" comment), their JSON handed on as a WebSocket
+ * message's. Returns the bytes consumed (whole events). */
+static size_t sse_parse(struct conn *c, const uint8_t *p, size_t len,
+                        uint64_t now)
+{
+    size_t off = 0;
+
+    for (;;) {
+        const uint8_t *end = memmem(p + off, len - off, "\n\n", 2);
+        const uint8_t *d;
+
+        if (!end)
+            return off;
+        d = memmem(p + off, (size_t)(end - (p + off)), "data: ", 6);
+        if (d) {
+            const uint8_t *j = d + 6;
+            size_t jl = (size_t)(end - j);
+
+            if (jl > 13 && memcmp(j, "{\"op\":\"close\"", 13) == 0) {
+                const uint8_t *k = memmem(j, jl, "\"code\":", 7);
+                int code = k ? atoi((const char *)k + 7) : 0;
+                char why[64];
+
+                if (code == 4408)
+                    G.close_4408++;
+                snprintf(why, sizeof(why), "stream closed by server %d", code);
+                if (c->ready || G.first_err_print++ < 5)
+                    note("session %u %s", c->idx, why);
+                conn_kill(c, why);
+                return len;
+            }
+            on_app(c, j, jl, now);
+            if (c->state == CS_DEAD)
+                return len;
+        }
+        off = (size_t)(end - p) + 2;
+    }
+}
+
+/* The body after the headers: WebSocket frames, or the SSE events. */
+static size_t body_parse(struct conn *c, const uint8_t *p, size_t len,
+                         uint64_t now)
+{
+    return G.proto == PR_SSE ? sse_parse(c, p, len, now)
+                             : ws_parse(c, p, len, now);
+}
+
+/* The HTTP answer to the upgrade (PR_SSE: to the stream's GET). Returns
+ * the bytes consumed, 0 when incomplete. */
 static size_t http_parse(struct conn *c, const uint8_t *p, size_t len)
 {
     const uint8_t *end = memmem(p, len, "\r\n\r\n", 4);
@@ -841,6 +933,16 @@ static size_t http_parse(struct conn *c, const uint8_t *p, size_t len)
         if (len > 8192)
             conn_kill(c, "HTTP answer too long");
         return 0;
+    }
+    if (G.proto == PR_SSE) {
+        if (len < 12 || memcmp(p, "HTTP/1.1 200", 12) != 0) {
+            snprintf(why, sizeof(why), "stream refused: %.12s",
+                     len >= 12 ? (const char *)p : "?");
+            conn_kill(c, why);
+            return len;
+        }
+        c->state = CS_OPEN;
+        return (size_t)(end + 4 - p);
     }
     if (len < 12 || memcmp(p, "HTTP/1.1 101", 12) != 0) {
         snprintf(why, sizeof(why), "upgrade refused: %.12s",
@@ -909,11 +1011,11 @@ static void on_readable(struct conn *c)
         if (c->state == CS_HTTP) {
             used = http_parse(c, buf, have);
             if (c->state == CS_OPEN && used < have)
-                used += ws_parse(c, buf + used, have - used, now);
+                used += body_parse(c, buf + used, have - used, now);
         } else if (c->kind == CK_PUBLISHER) {
             used = mqtt_parse(c, buf, have, now);
         } else {
-            used = ws_parse(c, buf, have, now);
+            used = body_parse(c, buf, have, now);
         }
         if (c->state == CS_DEAD)
             return;

@@ -71,6 +71,23 @@ static void session_filters(struct conn *c, const char **f, int *nf)
         f[i] = T.filters[c->idx][i];
 }
 
+/* PR_SSE: the stream's path, its topics the session's filters. */
+static void on_sse_path(struct conn *c, char *buf, size_t len)
+{
+    const char *f[MAX_FILTERS];
+    char enc[256];
+    int nf;
+    size_t o;
+
+    session_filters(c, f, &nf);
+    o = (size_t)snprintf(buf, len, "/api/events?qos=0");
+    for (int i = 0; i < nf && o < len; i++) {
+        url_encode(f[i], enc, sizeof(enc));
+        o += (size_t)snprintf(buf + o, len - o, "&topic=%s", enc);
+    }
+    c->want_oks = (uint8_t)nf;
+}
+
 static void on_ws_open(struct conn *c)
 {
     const char *f[MAX_FILTERS];
@@ -379,6 +396,7 @@ static void on_pub_ack(struct conn *c, uint64_t t_sent, uint64_t now, bool ok)
 
 static const struct lg_app app = {
     .ws_open = on_ws_open,
+    .sse_path = on_sse_path,
     .json = on_json,
     .publish = on_mqtt_publish,
     .puback = on_mqtt_puback,
@@ -618,7 +636,8 @@ static void usage(void)
           "  --port P            WebSocket port of the target (127.0.0.1)\n"
           "  --path /ws          WebSocket path\n"
           "  --tls               wss (TLS; the certificate is not verified)\n"
-          "  --proto mqg|mqttws  mqgate JSON or MQTT 3.1.1 over WebSocket\n"
+          "  --proto mqg|mqttws|sse  mqgate JSON or MQTT 3.1.1 over WebSocket,\n"
+          "                   or mqgate's Server-Sent Events (GET /api/events)\n"
           "  --broker-port Q     MQTT port the publisher sends to\n"
           "  -n N                sessions\n"
           "  --concurrency C     sessions connecting at once [256]\n"
@@ -719,6 +738,8 @@ int main(int argc, char **argv)
                 G.proto = PR_MQG;
             else if (strcmp(optarg, "mqttws") == 0)
                 G.proto = PR_MQTTWS;
+            else if (strcmp(optarg, "sse") == 0)
+                G.proto = PR_SSE;
             else
                 usage();
             break;
@@ -865,7 +886,9 @@ int main(int argc, char **argv)
         rss0[i] = rss_kb(G.pids[i]);
 
     res("RESULT mode=%s label=%s n=%d proto=%s tls=%d load1=%.2f", m, G.label,
-        G.n, G.proto == PR_MQG ? "mqg" : "mqttws", G.tls, loadavg1());
+        G.n,
+        G.proto == PR_MQG ? "mqg" : G.proto == PR_SSE ? "sse" : "mqttws",
+        G.tls, loadavg1());
     if (G.mode == M_FANOUT || G.mode == M_TOPICS)
         res(" window=%d batch=%d", G.window, G.batch);
     if (G.mode == M_LATENCY)

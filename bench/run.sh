@@ -48,6 +48,7 @@ for s in $SCENARIOS; do
     case $s in
     fanout | latency | topics | publish | storm | idle | profile) ;;
     history | replay | rate | replay_profile) ;;
+    sse | httppub) ;;
     *) echo "unknown scenario: $s" >&2; exit 2 ;;
     esac
 done
@@ -109,7 +110,8 @@ trap 'exit 130' INT TERM
 # ---- dependencies --------------------------------------------------------------
 DEPS="build-essential autoconf automake libtool pkg-config libwebsockets-dev
 libpaho-mqtt-dev libjansson-dev check libjwt-dev liboath-dev libcrypt-dev
-libsystemd-dev libssl-dev mosquitto openssl procps util-linux valgrind"
+libsystemd-dev libssl-dev mosquitto mosquitto-clients openssl procps util-linux
+valgrind wrk"
 # perf samples the kernel's share of the profile; without it that part is
 # skipped
 OPT_DEPS="linux-perf"
@@ -225,7 +227,7 @@ gw_conf() {
     cat >"$1" <<EOF
 {
   "listeners": [
-    {"bind": "127.0.0.1", "port": $P_GW, "path": "/ws"},
+    {"bind": "127.0.0.1", "port": $P_GW, "path": "/ws", "http_api": true},
     {"bind": "127.0.0.1", "port": $P_GWS, "path": "/ws",
      "tls": {"cert_file": "$WORK/conf/cert.pem", "key_file": "$WORK/conf/key.pem"}}
   ],
@@ -280,6 +282,12 @@ start_ceiling() {
 start_target() {
     local target=$1 tls=$2
     case $target in
+    mqgate-sse)
+        # the same gateway, its sessions Server-Sent Events streams
+        start_mosquitto
+        start_gateway "$CONF/mqgate.json"
+        T_ARGS="--proto sse --broker-port $P_MQTT --pid gw=$GW_PID --pid broker=$MOSQ_PID --port $P_GW"
+        ;;
     mqgate | mqgate-*)
         start_mosquitto
         start_gateway "$CONF/$target.json"
@@ -444,6 +452,59 @@ sc_history() {
         for t in mqgate-nohist mqgate-hist-all mqgate-hist-topic; do
             run_case history "N=1000" $t 0 "$rep" -- fanout -n 1000 \
                 --window 100 --duration "$DUR" --warmup "$WARM" --drain 3
+        done
+    done
+}
+
+# issue 13: fanout N=1000 over Server-Sent Events streams against the same
+# over WebSocket, interleaved (target: at least 0.8 of WebSocket).
+sc_sse() {
+    local rep t
+    for rep in $(seq "$REPS"); do
+        for t in mqgate mqgate-sse; do
+            run_case sse "N=1000" $t 0 "$rep" -- fanout -n 1000 \
+                --window 100 --duration "$DUR" --warmup "$WARM" --drain 3
+        done
+    done
+}
+
+# issue 13: POST /api/publish with HTTP/1.1 keep-alive, driven by wrk (64
+# connections, one object a request), QoS 0 and QoS 1: requests answered
+# per second by wrk, and the publishes that reached the broker counted by
+# a subscriber there (mosquitto_sub); wrk's latency percentiles.
+sc_httppub() {
+    local rep qos out lua cnt sub n rate secs=$((DUR + 2))
+    for rep in $(seq "$REPS"); do
+        for qos in 0 1; do
+            lua=$WORK/post-$qos.lua
+            {
+                echo 'wrk.method = "POST"'
+                echo 'wrk.headers["Content-Type"] = "application/json"'
+                echo "wrk.body = '{\"topic\":\"bench/httppub\",\"payload\":{\"v\":1},\"qos\":$qos}'"
+                echo 'done = function(summary, latency, requests)'
+                echo '  local e = summary.errors'
+                echo '  io.write(string.format("WRK requests=%d errors=%d p50_us=%d p99_us=%d max_us=%d secs=%.3f\n",'
+                echo '    summary.requests, e.status + e.connect + e.read + e.write + e.timeout,'
+                echo '    latency:percentile(50), latency:percentile(99), latency.max, summary.duration / 1e6))'
+                echo 'end'
+            } >"$lua"
+            start_target mqgate 0
+            cnt=$WORK/httppub-count
+            taskset -c 1 mosquitto_sub -p "$P_MQTT" -t bench/httppub -q 1 >"$cnt" &
+            sub=$!
+            sleep 0.5
+            out=$(taskset -c 1 wrk -t1 -c64 -d"${secs}s" -s "$lua" \
+                "http://127.0.0.1:$P_GW/api/publish" 2>>"$WORK/loadgen.log" | grep '^WRK' || true)
+            sleep 1
+            kill "$sub" 2>/dev/null || true
+            wait "$sub" 2>/dev/null || true
+            n=$(wc -l <"$cnt")
+            rate=$(printf '%s\n' "$out" | awk -v n="$n" '{ for (i = 2; i <= NF; i++) { split($i, a, "="); v[a[1]] = a[2] } }
+                END { if (v["secs"] > 0) printf "%.0f", n / v["secs"]; else print 0 }')
+            stop_all
+            out="RESULT mode=httppub ${out#WRK } at_broker=$n broker_rate=$rate sc=httppub var=qos$qos target=mqgate rep=$rep load1=$(cut -d' ' -f1 /proc/loadavg)"
+            echo "$out" >>"$RESULTS"
+            say "httppub  qos$qos rep $rep | $out"
         done
     done
 }
@@ -722,7 +783,12 @@ summarize() {
         } else if (sc == "idle") {
             add(key SUBSEP "per", f["per_session_" main]); add(key SUBSEP "failed", f["failed"])
             add(key SUBSEP "rss1", f["rss1_" main])
-        } else if (sc == "history" || sc == "rate") {
+        } else if (sc == "httppub") {
+            add(key SUBSEP "req", (f["secs"] > 0) ? f["requests"] / f["secs"] : "")
+            add(key SUBSEP "brate", f["broker_rate"]); add(key SUBSEP "errs", f["errors"])
+            add(key SUBSEP "p50", f["p50_us"]); add(key SUBSEP "p99", f["p99_us"])
+            add(key SUBSEP "max", f["max_us"])
+        } else if (sc == "history" || sc == "rate" || sc == "sse") {
             add(key SUBSEP "deliv", f["deliv_rate"]); add(key SUBSEP "tcpu", tcpu)
             if (tcpu > 0) add(key SUBSEP "eff", f["deliv_rate"] / tcpu)
             add(key SUBSEP "gw", f["cpu_gw"])
@@ -889,6 +955,39 @@ summarize() {
                     pairs("history", v, t, "mqgate-nohist", "deliv"),
                     ratio(med("history", v, t, "eff"), med("history", v, "mqgate-nohist", "eff")),
                     pairs("history", v, t, "mqgate-nohist", "eff")
+            }
+        }
+        if (has("sse")) {
+            v = vorder["sse", 1]
+            print "\n### sse: fanout N=1000, Server-Sent Events streams against WebSocket sessions\n"
+            print "| target | deliveries/s | per CPU-second (gateway + broker) | gateway CPU | lost | late | p50 ms | p99 ms | loadgen waited |"
+            print "|---|---|---|---|---|---|---|---|---|"
+            for (j = 1; j <= nt["sse"]; j++) {
+                t = torder["sse", j]
+                printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", t,
+                    stat(K("sse", v, t, "deliv"), "rate"), stat(K("sse", v, t, "eff"), "rate"),
+                    stat(K("sse", v, t, "gw"), "cpu"), stat(K("sse", v, t, "lost"), "n"),
+                    stat(K("sse", v, t, "undel"), "n"), stat(K("sse", v, t, "p50"), "ms"),
+                    stat(K("sse", v, t, "p99"), "ms"), stat(K("sse", v, t, "lgw"), "cpu")
+            }
+            print "\n| SSE / WebSocket | deliveries/s: ratio of medians | per round (min–max) | per CPU-second: ratio of medians | per round (min–max) |"
+            print "|---|---|---|---|---|"
+            printf "| mqgate-sse | %s | %s | %s | %s |\n",
+                ratio(med("sse", v, "mqgate-sse", "deliv"), med("sse", v, "mqgate", "deliv")),
+                pairs("sse", v, "mqgate-sse", "mqgate", "deliv"),
+                ratio(med("sse", v, "mqgate-sse", "eff"), med("sse", v, "mqgate", "eff")),
+                pairs("sse", v, "mqgate-sse", "mqgate", "eff")
+        }
+        if (has("httppub")) {
+            print "\n### httppub: POST /api/publish over 64 keep-alive connections (wrk)\n"
+            print "| QoS | answered/s | reached the broker /s | errors | p50 ms | p99 ms | max ms |"
+            print "|---|---|---|---|---|---|---|"
+            for (j = 1; j <= nv["httppub"]; j++) {
+                v = vorder["httppub", j]; t = "mqgate"
+                printf "| %s | %s | %s | %s | %s | %s | %s |\n", substr(v, 4),
+                    stat(K("httppub", v, t, "req"), "rate"), stat(K("httppub", v, t, "brate"), "rate"),
+                    stat(K("httppub", v, t, "errs"), "n"), stat(K("httppub", v, t, "p50"), "ms"),
+                    stat(K("httppub", v, t, "p99"), "ms"), stat(K("httppub", v, t, "max"), "ms")
             }
         }
         if (has("replay")) {
