@@ -88,6 +88,52 @@ uint64_t frame_topic_key(const char *topic, size_t len)
     return h ? h : 1;
 }
 
+/* Appends the decimal digits of v at w; returns how many. */
+static size_t put_u64(char *w, uint64_t v)
+{
+    char d[20];
+    size_t n = 0;
+
+    do {
+        d[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        w[i] = d[n - 1 - i];
+    return n;
+}
+
+static size_t put_lit(char *w, const char *s)
+{
+    size_t n = strlen(s);
+
+    memcpy(w, s, n);
+    return n;
+}
+
+/* The msg frame's tail: ,"qos":Q,"retain":R[,"seq":S,"ts":T
+ * [,"history":true]]} into out (96 bytes). Built without snprintf: a
+ * replay builds one per message per session. */
+static size_t msg_tail(char *out, const struct frame_msg *m,
+                       const struct frame_pos *pos)
+{
+    char *w = out;
+
+    w += put_lit(w, ",\"qos\":");
+    *w++ = (char)('0' + (m->qos & 3));
+    w += put_lit(w, m->retain ? ",\"retain\":true" : ",\"retain\":false");
+    if (pos && pos->seq) {
+        w += put_lit(w, ",\"seq\":");
+        w += put_u64(w, pos->seq);
+        w += put_lit(w, ",\"ts\":");
+        w += put_u64(w, pos->ts_ms);
+        if (pos->history)
+            w += put_lit(w, ",\"history\":true");
+    }
+    *w++ = '}';
+    return (size_t)(w - out);
+}
+
 struct frame *frame_new_msg(const struct frame_msg *m,
                             const struct frame_pos *pos)
 {
@@ -102,17 +148,7 @@ struct frame *frame_new_msg(const struct frame_msg *m,
     if (m->props_len)
         props = props_json(m->props, m->props_len, m->mount, m->mount_len,
                            0, NULL);
-    if (pos && pos->seq)
-        tail_len = (size_t)snprintf(
-            tail, sizeof(tail),
-            ",\"qos\":%d,\"retain\":%s,\"seq\":%llu,\"ts\":%llu%s}", m->qos,
-            m->retain ? "true" : "false", (unsigned long long)pos->seq,
-            (unsigned long long)pos->ts_ms,
-            pos->history ? ",\"history\":true" : "");
-    else
-        tail_len = (size_t)snprintf(tail, sizeof(tail),
-                                    ",\"qos\":%d,\"retain\":%s}", m->qos,
-                                    m->retain ? "true" : "false");
+    tail_len = msg_tail(tail, m, pos);
     f = frame_new(sizeof(head) - 1 + esc_t + 2 + body + props + tail_len);
     if (!f)
         return NULL;
