@@ -217,6 +217,42 @@ def _():
     eq([(f["topic"], f["text"]) for f in got], [("x", "mine")], "carol's replay, mount-relative")
 
 
+@t.test("history bounds by age (max_age_s) and by size (max_bytes, oldest first across "
+        "topics): what went is not replayed, counted, and a since before it is not recovered",
+        timeout=40)
+def _():
+    g = gw({"filters": ["hb/#"], "messages": 1000, "max_age_s": 2, "max_bytes": 65536},
+           fresh=True, name="hist-bounds")
+    m = t.mosquitto.client()
+    ws = session(g)
+    epoch = ws.hello["epoch"]
+    m.publish("hb/old", b"aged", qos=1)
+    T.wait_for(lambda: g.metric("mqgate_history_messages") == 1, what="the first message stored")
+    T.wait_for(lambda: g.metric("mqgate_history_dropped_total", reason="age") >= 1, timeout=10,
+               what="the message dropped by age")
+    eq(g.metric("mqgate_history_messages"), 0.0, "messages held after max_age_s")
+    r = sub(ws, {"topic": "hb/#", "history": 10})
+    eq(r.get("replayed"), 0, "replayed after the age bound")
+    # size: 100 messages of 1000 bytes over two topics cannot all stay in
+    # 64 KiB; the oldest go first, whichever topic they are on
+    for i in range(100):
+        m.publish("hb/%s" % ("a" if i % 2 else "b"), (b"%03d" % i) + b"x" * 997, qos=1)
+    T.wait_for(lambda: g.metric("mqgate_history_dropped_total", reason="size") > 0,
+               what="messages dropped by size")
+    held = g.metric("mqgate_history_messages")
+    check(0 < held < 100, "messages held under max_bytes: %s" % held)
+    check(g.metric("mqgate_history_bytes") <= 65536, "bytes held over max_bytes")
+    c = session(g)
+    r = sub(c, {"topic": "hb/#", "history": 1000})
+    got = msgs(c, r["replayed"])
+    nums = sorted(int(body(f)[:3]) for f in got)
+    eq(nums, list(range(100 - len(nums), 100)), "the newest kept, across both topics")
+    # a since from before what was dropped: not recovered
+    d = session(g)
+    r = d.request({"op": "sub", "id": 5, "topic": "hb/#", "since": {"epoch": epoch, "seq": 1}})
+    eq((r.get("op"), r.get("recovered")), ("ok", False), "since before dropped messages")
+
+
 @t.test("a gateway without history: history up to 100000 gives replayed 0, since recovered false")
 def _():
     g = t.gateway({"auth": {"anonymous_role": "all"}, "roles": ROLES})
