@@ -1,14 +1,16 @@
 /* A session's replays of stored messages (protocol.md, History): started
  * at the ok of a sub, fed into the send queue as it drains (never more than
- * REPLAY_BATCH messages, nor past REPLAY_LOW queued bytes, at a time), so
- * that a replay never closes a session for its own size nor holds the loop
- * for long. While any replay runs, the session's live frames wait in a
+ * REPLAY_BATCH messages, nor past REPLAY_LOW queued bytes, at a time, and
+ * at most REPLAY_PER_MS messages a millisecond for all sessions), so that a
+ * replay never closes a session for its own size nor holds the loop for
+ * long. While any replay runs, the session's live frames wait in a
  * second queue and follow the replay: none replayed twice, none missed.
  * Part of the session module. Service thread only. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "frame.h"
 #include "history.h"
 #include "log.h"
@@ -22,6 +24,30 @@
 
 #define REPLAY_BATCH 256           /* messages per feeding */
 #define REPLAY_LOW (64 * 1024)     /* queued bytes below which it feeds */
+/* Messages fed in one millisecond, all sessions together: a hundred
+ * sessions opening at once with replays must not hold the loop (and the
+ * live messages of the others) for more than a millisecond or two. */
+#define REPLAY_PER_MS 1024
+
+static struct {
+    uint64_t ms;
+    unsigned fed;
+} budget;
+
+/* Takes one message from this millisecond's budget. */
+static bool budget_take(void)
+{
+    uint64_t now = clock_now_ms();
+
+    if (now != budget.ms) {
+        budget.ms = now;
+        budget.fed = 0;
+    }
+    if (budget.fed >= REPLAY_PER_MS)
+        return false;
+    budget.fed++;
+    return true;
+}
 
 struct replay {
     struct replay *next;
@@ -121,6 +147,12 @@ static void feed(struct session *s, unsigned max, size_t low)
     while (s->replays && !s->close_code && n < max && s->q.bytes < low) {
         struct replay *r = s->replays;
 
+        if (max != UINT32_MAX && !budget_take()) {
+            /* out of budget: fed again at the next writable callback */
+            if (!s->q.count)
+                s->tp->want_write(s);
+            return;
+        }
         if (feed_one(s, r)) {
             n++;
             continue;

@@ -159,6 +159,8 @@ int sse_writable(struct lws *wsi, struct session *s)
 
     if (s->http->close_sent)
         return -1; /* the close event is out: the stream ends */
+    if (!s->q.count && s->replays)
+        session_replay_feed(s); /* its budget ran out last time */
     if (s->ping_due) {
         s->ping_due = false;
         memcpy(out, ": ping\n\n", 8);

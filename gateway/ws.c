@@ -276,6 +276,8 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                 lws_callback_on_writable(wsi);
             return 0;
         }
+        if (!s->q.count && s->replays)
+            session_replay_feed(s); /* its budget ran out last time */
         if (s->q.count)
             return flush(s);
         /* the extension drained what it had of the fragment buffer */
