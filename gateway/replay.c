@@ -1,9 +1,9 @@
 /* A session's replays of stored messages (protocol.md, History): started
  * at the ok of a sub, fed into the send queue as it drains (never more than
  * REPLAY_BATCH messages, nor past REPLAY_LOW queued bytes, at a time, and
- * at most REPLAY_PER_MS messages a millisecond for all sessions), so that a
- * replay never closes a session for its own size nor holds the loop for
- * long. While any replay runs, the session's live frames wait in a
+ * for all sessions together at most half of the loop's time: BUDGET_US of
+ * every WINDOW_US), so that a replay never closes a session for its own
+ * size nor holds the loop for long. While any replay runs, the session's live frames wait in a
  * second queue and follow the replay: none replayed twice, none missed.
  * Part of the session module. Service thread only. */
 #include <stdint.h>
@@ -24,29 +24,27 @@
 
 #define REPLAY_BATCH 256           /* messages per feeding */
 #define REPLAY_LOW (64 * 1024)     /* queued bytes below which it feeds */
-/* Messages fed in one millisecond, all sessions together: a hundred
- * sessions opening at once with replays must not hold the loop (and the
- * live messages of the others) for more than a millisecond or two. */
-#define REPLAY_PER_MS 1024
+/* Feeding, all sessions together, may take at most BUDGET_US of every
+ * WINDOW_US: a hundred sessions opening at once with replays must not
+ * hold the loop (and the live messages of the others) for long. */
+#define WINDOW_US 4000
+#define BUDGET_US 2000
 
 static struct {
-    uint64_t ms;
-    unsigned fed;
+    uint64_t start_us;             /* of the window */
+    uint64_t spent_us;             /* feeding, in it */
 } budget;
 
-/* Takes one message from this millisecond's budget. */
-static bool budget_take(void)
+/* Whether feeding begun at fed_since may go on at now: the window's
+ * budget not spent. */
+static bool budget_left(uint64_t now, uint64_t fed_since)
 {
-    uint64_t now = clock_now_ms();
-
-    if (now != budget.ms) {
-        budget.ms = now;
-        budget.fed = 0;
+    if (now - budget.start_us >= WINDOW_US) {
+        budget.start_us = now;
+        budget.spent_us = 0;
+        return true;
     }
-    if (budget.fed >= REPLAY_PER_MS)
-        return false;
-    budget.fed++;
-    return true;
+    return budget.spent_us + (now - fed_since) < BUDGET_US;
 }
 
 struct replay {
@@ -142,17 +140,21 @@ static bool feed_one(struct session *s, struct replay *r)
 /* Feeds at most max messages while fewer than low bytes are queued. */
 static void feed(struct session *s, unsigned max, size_t low)
 {
+    bool bounded = max != UINT32_MAX;
+    uint64_t t0 = bounded ? clock_now_us() : 0;
     unsigned n = 0;
 
+    if (bounded && !budget_left(t0, t0)) {
+        /* out of budget: fed again at the next writable callback */
+        if (!s->q.count)
+            s->tp->want_write(s);
+        return;
+    }
     while (s->replays && !s->close_code && n < max && s->q.bytes < low) {
         struct replay *r = s->replays;
 
-        if (max != UINT32_MAX && !budget_take()) {
-            /* out of budget: fed again at the next writable callback */
-            if (!s->q.count)
-                s->tp->want_write(s);
-            return;
-        }
+        if (bounded && n % 32 == 31 && !budget_left(clock_now_us(), t0))
+            break;
         if (feed_one(s, r)) {
             n++;
             continue;
@@ -160,6 +162,12 @@ static void feed(struct session *s, unsigned max, size_t low)
         s->replays = r->next;
         history_cursor_free(r->c);
         free(r);
+    }
+    if (bounded) {
+        uint64_t now = clock_now_us();
+
+        if (now - budget.start_us < WINDOW_US)
+            budget.spent_us += now - t0;
     }
     if (!s->replays) {
         /* the live frames that waited follow */
