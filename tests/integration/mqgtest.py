@@ -1447,7 +1447,7 @@ class RabbitMQ(Broker):
         self.proc = None
         self.epmd = None
 
-    def start(self, timeout=60.0):
+    def start(self, timeout=120.0):
         if self.epmd is None or self.epmd.poll() is not None:
             self.epmd = _spawn([EPMD, "-port", str(self.epmd_port), "-address", "127.0.0.1"],
                                os.path.join(self.dir, "epmd.out"), env=self.env)
