@@ -240,6 +240,21 @@ def per_broker(kind):
         g.assert_serving()
     t.add("[%s] $SYS/#: sub ok, only $SYS messages (none from RabbitMQ)" % kind, sys_tree)
 
+    def mqtt5_only():
+        # what needs MQTT 5 is refused with a reason, not silently dropped
+        if broker(kind).mqtt_version == 5:
+            t.skip("%s speaks MQTT 5" % kind)
+        ws = gw(kind).session()
+        r = ws.request({"op": "request", "id": "rq", "topic": "%s/rpc" % p,
+                        "text": "x", "timeout_ms": 1000})
+        T.expect_error(r, "bad_request", "rq", "request over MQTT 3.1.1")
+        r = ws.request({"op": "pub", "id": "pp", "topic": "%s/pp" % p, "text": "x",
+                        "props": {"content_type": "text/plain"}})
+        T.expect_error(r, "bad_request", "pp", "pub with props over MQTT 3.1.1")
+        T.diag("%s: %s / %s" % (kind, r["message"], ws.request({"op": "request", "id": "rq2",
+               "topic": "%s/rpc" % p, "text": "x"})["message"]))
+    t.add("[%s] MQTT 5 only (request, props): bad_request naming MQTT 3.1.1" % kind, mqtt5_only)
+
     def restart():
         g = gw(kind, fresh=True)
         a, b = g.session(), g.session()
