@@ -1453,9 +1453,12 @@ class RabbitMQ(Broker):
                                os.path.join(self.dir, "epmd.out"), env=self.env)
             wait_for(lambda: port_open(self.epmd_port, timeout=0.2) or self.epmd.poll() is not None,
                      5, what="epmd on %d" % self.epmd_port)
+        mark = len(self.log_text().encode())
         self.proc = _spawn([RABBITMQ_SERVER], self.outpath, env=self.env)
         deadline = time.monotonic() + scaled(timeout)
-        while not port_open(self.port, timeout=0.2):
+        # the MQTT listener opens before the node has finished booting
+        while not (port_open(self.port, timeout=0.2) and
+                   "Server startup complete" in read_text(self.logpath, mark)):
             if self.proc.poll() is not None:
                 raise RuntimeError("rabbitmq-server exited with %s:\n%s\n%s" % (
                     self.proc.returncode, tail(read_text(self.outpath), 20),

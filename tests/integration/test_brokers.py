@@ -275,7 +275,7 @@ def per_broker(kind):
         eq(b.await_reply("held", timeout=15), {"op": "ok", "id": "held"}, "the held publish's reply")
         # the gateway subscribed again: a new publisher's message arrives
         pub = broker(kind).client()
-        pub.publish("%s/rc/after" % p, b"after", qos=1)
+        pub.publish("%s/rc/after" % p, b"after", qos=1, timeout=15)
         got = until_text(a, "after", timeout=10)
         extra = [x for x in texts(got) if x not in ("held", "after")]
         eq(extra, [], "frames at a besides the held publish and the one after")
