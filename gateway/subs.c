@@ -28,6 +28,7 @@ static struct {
     size_t n_filters, n_subs;
     struct rfilter *last_acked;   /* retained messages follow its SUBACK */
     size_t restoring;             /* re-SUBSCRIBEs after a reconnect */
+    uint8_t floor_qos;            /* MQTT 3.1.1: the highest QoS asked yet */
 } R;
 
 struct rfilter *subs_last_acked(void)
@@ -127,16 +128,52 @@ static uint32_t tag_gen(uint64_t tag)
 
 /* Upstream, a filter is subscribed at the highest QoS its holders asked
  * for, so that the QoS a message arrives at is the one a subscriber of
- * that QoS would see. */
+ * that QoS would see. With MQTT 3.1.1 no subscription identifier tells
+ * the copies for overlapping filters apart, and brokers differ: mosquitto
+ * and aedes send one copy at the QoS of one of the matching filters,
+ * RabbitMQ one per QoS. So every filter is subscribed at one QoS, the
+ * highest asked of any since the start (docs/deployment.md, "Which
+ * broker"): the one copy comes at the QoS every holder needs. */
+static uint8_t filter_qos(const struct rfilter *f)
+{
+    if (upstream_version(upstream_get()) != 4 || f->want_qos >= R.floor_qos)
+        return f->want_qos;
+    return R.floor_qos;
+}
+
 static int filter_send_subscribe(struct rfilter *f)
 {
     f->req_gen++;
-    f->flight_qos = f->want_qos;
-    if (upstream_subscribe(upstream_get(), f->str, f->subid, f->want_qos,
+    f->flight_qos = filter_qos(f);
+    if (upstream_subscribe(upstream_get(), f->str, f->subid, f->flight_qos,
                            sub_tag(f->subid, f->req_gen)) < 0)
         return -1;
     f->in_flight = true;
     return 0;
+}
+
+/* f's holders now want qos: with MQTT 3.1.1, a QoS higher than any
+ * asked before is the QoS of every filter, and the others (but self,
+ * which its caller subscribes) are subscribed again at it. Their holders
+ * get no new replay: no sub waits for that SUBSCRIBE's generation. */
+static void filter_want(struct rfilter *self, int qos)
+{
+    if (qos > self->want_qos)
+        self->want_qos = (uint8_t)qos;
+    if (qos <= R.floor_qos || upstream_version(upstream_get()) != 4)
+        return;
+    R.floor_qos = (uint8_t)qos;
+    if (!upstream_is_connected(upstream_get()))
+        return;
+    for (size_t b = 0; b < ID_BUCKETS; b++)
+        for (struct rfilter *f = R.by_id[b]; f; f = f->id_next) {
+            if (f == self)
+                continue;
+            if (f->in_flight)
+                f->again |= f->flight_qos < qos;
+            else if (f->ever_acked && f->flight_qos < qos)
+                filter_send_subscribe(f);
+        }
 }
 
 /* ---- subs --------------------------------------------------------------- */
@@ -241,8 +278,7 @@ int subs_pin(const char *filter, size_t len, int qos)
     if (!f && !(f = filter_create(filter, len)))
         return -1;
     f->pinned = true;
-    if (qos > f->want_qos)
-        f->want_qos = (uint8_t)qos;
+    filter_want(f, qos);
     if (upstream_is_connected(upstream_get()) && !f->in_flight)
         filter_send_subscribe(f);
     return 0;
@@ -310,8 +346,7 @@ void subs_subscribe(struct session *s, const char *full, size_t len,
         *pp = r;
     }
 
-    if (qos > f->want_qos)
-        f->want_qos = (uint8_t)qos;
+    filter_want(f, qos);
     /* One SUBSCRIBE in flight per filter: holders that join while it is
      * under way share its SUBACK and its retained replay, which reflects
      * the broker's state after they joined; one that needs a higher QoS

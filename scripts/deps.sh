@@ -1,7 +1,11 @@
 # Debian 12 packages mqgate needs to build, run its demo and run its tests
 # (prometheus for its promtool, which checks /metrics; gcc-multilib for the
 # 32-bit compile check, tests/build/ilp32.sh; chromium and firefox-esr for
-# the dashboard's browser tests).
+# the dashboard's browser tests; rabbitmq-server for the broker matrix,
+# tests/integration/test_brokers.py, which runs a private node of it with
+# its MQTT plugin; that script's aedes comes from the npm registry,
+# tests/brokers/package-lock.json, installed by npm ci as the browser
+# tests' packages are: npm reaches only that registry).
 # Sourced by demo.sh and test.sh.
 MQG_BUILD_DEPS="build-essential autoconf automake libtool pkg-config \
 libwebsockets-dev libpaho-mqtt-dev libjansson-dev check libjwt-dev \
@@ -9,7 +13,7 @@ liboath-dev libcrypt-dev libsystemd-dev libssl-dev libcurl4-openssl-dev"
 MQG_RUN_DEPS="mosquitto mosquitto-clients python3 python3-paho-mqtt openssl \
 python3-cryptography"
 MQG_TEST_DEPS="valgrind curl chromium firefox-esr nginx haproxy prometheus \
-clang-14 libclang-rt-14-dev gcc-multilib"
+clang-14 libclang-rt-14-dev gcc-multilib rabbitmq-server"
 # node 20 or later runs the client and browser tests; Debian's nodejs is
 # installed only where no node is on the machine.
 command -v node >/dev/null 2>&1 || MQG_TEST_DEPS="$MQG_TEST_DEPS nodejs npm"

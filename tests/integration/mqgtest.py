@@ -7,7 +7,9 @@ a Suite, registers test functions and calls Suite.run(), which prints TAP for
 Automake's tap-driver.sh.
 
 Environment: MQGATED (the daemon to test, default ../../mqgated),
-MOSQUITTO (default /usr/sbin/mosquitto), MQG_TIME_SCALE (multiplies every
+MOSQUITTO (default /usr/sbin/mosquitto), MQG_BROKER (the kind of the
+script's shared broker: mosquitto, the default, rabbitmq or aedes; the
+gateways then speak MQTT 3.1.1 to the last two), MQG_TIME_SCALE (multiplies every
 timeout, for slow builds such as valgrind), MQG_KEEP_TMP=1 (keep the
 temporary directories), MQG_SCRIPT_TIMEOUT (seconds, default 150).
 
@@ -1258,8 +1260,59 @@ def tail(text, n=60):
     return "\n".join(lines)
 
 
-class Mosquitto(object):
+class Broker(object):
+    """What every broker the harness runs offers the tests (the kinds:
+    BROKERS): port, start(), stop() (SIGTERM, then SIGKILL), kill9(),
+    restart() (the same port), running(), log_text(), client() (a paho
+    client connected to it); kind, mqtt_version (the highest it speaks)
+    and traits (how it differs: docs/deployment.md's broker table)."""
+
+    stop_timeout = 5.0
+    proc = None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.running():
+            self.proc.terminate()
+            try:
+                self.proc.wait(scaled(self.stop_timeout))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill9(self):
+        if self.running():
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def log_text(self):
+        return read_text(self.logpath)
+
+    def client(self, **kw):
+        return Mqtt(self.port, **kw)
+
+
+class Mosquitto(Broker):
     """A mosquitto on a free loopback port, configured by the harness."""
+
+    kind = "mosquitto"
+    mqtt_version = 5
+    traits = {
+        "qos2": True,               # QoS 2 granted, publishes get PUBREC/PUBCOMP
+        "retained_wildcard": True,  # retained replay on a wildcard SUBSCRIBE
+        "sys": True,                # a $SYS tree
+        "overlap_copies": 1,        # 3.1.1 copies of a message for overlapping filters
+    }
+
+    @staticmethod
+    def available():
+        return None if os.access(MOSQUITTO, os.X_OK) else "%s not installed" % MOSQUITTO
 
     def __init__(self, dirpath, port=None, acl=None, extra="", tls=None):
         """tls: a dict with cafile, certfile, keyfile and optional
@@ -1317,32 +1370,177 @@ class Mosquitto(object):
             time.sleep(0.02)
         return self
 
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
 
-    def stop(self):
-        if self.running():
-            self.proc.terminate()
-            try:
-                self.proc.wait(scaled(5))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
-    def kill9(self):
-        if self.running():
-            self.proc.kill()
-            self.proc.wait()
+# The brokers other than mosquitto (issue 17), with Broker's interface.
+RABBITMQ_SERVER = os.environ.get("RABBITMQ_SERVER", "/usr/lib/rabbitmq/bin/rabbitmq-server")
+EPMD = os.environ.get("EPMD", shutil.which("epmd") or "/usr/bin/epmd")
+NODE = os.environ.get("NODE", shutil.which("node") or "/usr/bin/node")
+BROKERS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "brokers")
 
-    def restart(self):
-        self.stop()
-        return self.start()
 
-    def log_text(self):
-        return read_text(self.logpath)
+class RabbitMQ(Broker):
+    """A private RabbitMQ node (Debian's rabbitmq-server) with its MQTT
+    plugin, on free loopback ports, everything (Mnesia, logs, config,
+    enabled plugins, Erlang cookie) in dirpath; AMQP closed. Its own epmd
+    runs on a port of its own as the harness' child, so that nothing is
+    left behind: the node runs with -start_epmd false."""
 
-    def client(self, **kw):
-        return Mqtt(self.port, **kw)
+    kind = "rabbitmq"
+    mqtt_version = 4
+    traits = {"qos2": False, "retained_wildcard": False, "sys": False,
+              "overlap_copies": "per QoS"}
+
+    @staticmethod
+    def available():
+        if not os.access(RABBITMQ_SERVER, os.X_OK):
+            return "%s not installed (Debian's rabbitmq-server)" % RABBITMQ_SERVER
+        if not os.access(EPMD, os.X_OK):
+            return "no epmd (Debian's erlang-base)"
+        return None
+
+    def __init__(self, dirpath, port=None):
+        self.dir = dirpath
+        os.makedirs(dirpath, exist_ok=True)
+        self.port = port or free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
+        self.tls_port = None
+        self.node = "mqgtest%d@localhost" % self.port
+        self.conf = os.path.join(dirpath, "rabbitmq.conf")
+        self.logdir = os.path.join(dirpath, "log")
+        self.logpath = os.path.join(self.logdir, self.node + ".log")
+        self.outpath = os.path.join(dirpath, "rabbitmq.out")
+        with open(self.conf, "w") as f:
+            f.write("listeners.tcp = none\n"
+                    "mqtt.listeners.tcp.default = 127.0.0.1:%d\n"
+                    "mqtt.allow_anonymous = true\n"
+                    "loopback_users = none\n"
+                    "log.console = false\n"
+                    "log.file.level = info\n" % self.port)
+        self.plugins = os.path.join(dirpath, "enabled_plugins")
+        with open(self.plugins, "w") as f:
+            f.write("[rabbitmq_mqtt].\n")
+        self.env = dict(os.environ)
+        self.env.update({
+            "HOME": dirpath,       # its .erlang.cookie
+            "RABBITMQ_MNESIA_BASE": os.path.join(dirpath, "mnesia"),
+            "RABBITMQ_LOG_BASE": self.logdir,
+            "RABBITMQ_CONFIG_FILE": self.conf,
+            "RABBITMQ_ADVANCED_CONFIG_FILE": os.path.join(dirpath, "advanced.config"),
+            "RABBITMQ_CONF_ENV_FILE": os.path.join(dirpath, "rabbitmq-env.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": self.plugins,
+            "RABBITMQ_PID_FILE": os.path.join(dirpath, "rabbitmq.pid"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(free_port()),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS":
+                "-start_epmd false -kernel inet_dist_use_interface {127,0,0,1}",
+            # the script then execs erl (one process, which dies with us)
+            # instead of waiting on it in a shell
+            "RUNNING_UNDER_SYSTEMD": "true",
+        })
+        self.env.pop("NOTIFY_SOCKET", None)
+        self.proc = None
+        self.epmd = None
+
+    def start(self, timeout=120.0):
+        if self.epmd is None or self.epmd.poll() is not None:
+            self.epmd = _spawn([EPMD, "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+                               os.path.join(self.dir, "epmd.out"), env=self.env)
+            wait_for(lambda: port_open(self.epmd_port, timeout=0.2) or self.epmd.poll() is not None,
+                     5, what="epmd on %d" % self.epmd_port)
+        mark = len(self.log_text().encode())
+        self.proc = _spawn([RABBITMQ_SERVER], self.outpath, env=self.env)
+        deadline = time.monotonic() + scaled(timeout)
+        # the MQTT listener opens before the node has finished booting
+        while not (port_open(self.port, timeout=0.2) and
+                   "Server startup complete" in read_text(self.logpath, mark)):
+            if self.proc.poll() is not None:
+                raise RuntimeError("rabbitmq-server exited with %s:\n%s\n%s" % (
+                    self.proc.returncode, tail(read_text(self.outpath), 20),
+                    tail(self.log_text(), 30)))
+            if time.monotonic() > deadline:
+                raise RuntimeError("RabbitMQ's MQTT listener did not open on %d within %.1f s:\n%s"
+                                   % (self.port, scaled(timeout), tail(self.log_text(), 30)))
+            time.sleep(0.1)
+        return self
+
+    stop_timeout = 30.0   # it stops cleanly on SIGTERM, in seconds
+
+    def stop(self, epmd=False):
+        """epmd=True: its epmd too."""
+        Broker.stop(self)
+        if epmd and self.epmd is not None and self.epmd.poll() is None:
+            self.epmd.terminate()
+            self.epmd.wait(5)
+
+
+class Aedes(Broker):
+    """aedes (npm, MQTT 3.1.1, in memory) run by node on tests/brokers/
+    aedes.mjs on a free loopback port; its node_modules are installed with
+    npm ci from tests/brokers/package-lock.json by the first start (a
+    failure of npm ci fails that start: it is no reason to skip)."""
+
+    kind = "aedes"
+    mqtt_version = 4
+    traits = {"qos2": True, "retained_wildcard": True, "sys": True, "overlap_copies": 1}
+
+    @staticmethod
+    def available():
+        return None if os.access(NODE, os.X_OK) else "no node (20 or later) to run aedes"
+
+    @staticmethod
+    def install():
+        if os.path.isdir(os.path.join(BROKERS_DIR, "node_modules", "aedes")):
+            return
+        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROKERS_DIR,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            raise RuntimeError("npm ci in tests/brokers failed:\n%s"
+                               % tail(r.stdout.decode(errors="replace"), 20))
+
+    def __init__(self, dirpath, port=None):
+        self.dir = dirpath
+        os.makedirs(dirpath, exist_ok=True)
+        self.port = port or free_port()
+        self.tls_port = None
+        self.logpath = os.path.join(dirpath, "aedes.log")
+        self.outpath = self.logpath
+        self.proc = None
+
+    def start(self, timeout=10.0):
+        self.install()
+        mark = len(self.log_text().encode())
+        self.proc = _spawn([NODE, os.path.join(BROKERS_DIR, "aedes.mjs"), str(self.port)],
+                           self.logpath)
+        deadline = time.monotonic() + scaled(timeout)
+        while "listening %d" % self.port not in read_text(self.logpath, mark):
+            if self.proc.poll() is not None:
+                raise RuntimeError("aedes exited with %s:\n%s" % (
+                    self.proc.returncode, tail(self.log_text(), 20)))
+            if time.monotonic() > deadline:
+                raise RuntimeError("aedes did not listen on %d within %.1f s:\n%s"
+                                   % (self.port, scaled(timeout), tail(self.log_text(), 20)))
+            time.sleep(0.02)
+        return self
+
+
+
+BROKERS = {"mosquitto": Mosquitto, "rabbitmq": RabbitMQ, "aedes": Aedes}
+
+
+def stop_broker(b):
+    """Stop a broker of any kind for good (RabbitMQ's epmd too)."""
+    if isinstance(b, RabbitMQ):
+        b.stop(epmd=True)
+    else:
+        b.stop()
+BROKER_KIND = os.environ.get("MQG_BROKER", "mosquitto") or "mosquitto"
 
 
 class GatewayError(Exception):
@@ -1588,8 +1786,37 @@ class Suite(object):
     # --- fixtures -----------------------------------------------------------
     @property
     def mosquitto(self):
-        """The script's shared mosquitto (started by run())."""
+        """The script's shared broker (started by run()): a mosquitto
+        unless MQG_BROKER names another kind."""
         return self._mosq
+
+    broker = mosquitto
+
+    def new_broker(self, kind=None, name=None):
+        """Another broker of kind (MQG_BROKER's by default; BROKERS), for
+        the scripts that run against several (test_brokers.py); Skip
+        when this machine cannot run it."""
+        kind = kind or BROKER_KIND
+        if kind == "mosquitto":
+            return self.new_mosquitto(name)
+        cls = BROKERS.get(kind)
+        if cls is None:
+            raise ValueError("MQG_BROKER: no broker kind %r (one of %s)" % (kind, ", ".join(BROKERS)))
+        why = cls.available()
+        if why:
+            raise Skip(why)
+        name = name or "%s%d" % (kind, len(self.mosquittos) + 1)
+        for attempt in range(3):
+            b = cls(os.path.join(self.root, name if attempt == 0 else "%s-try%d" % (name, attempt + 1)))
+            self.mosquittos.append(b)
+            try:
+                return b.start()
+            except RuntimeError:
+                stop_broker(b)
+                # another process took a free port we picked: pick again
+                if attempt == 2 or not re.search(r"eaddrinuse|address already in use|EADDRINUSE",
+                                                 b.log_text() + read_text(b.outpath), re.I):
+                    raise
 
     def new_mosquitto(self, name=None, acl=None, extra="", tls=None):
         """Another mosquitto, for tests that stop or restart it (tls: see
@@ -1616,8 +1843,10 @@ class Suite(object):
     def base_config(self, mosq):
         return {
             "listeners": [{"bind": "127.0.0.1", "port": None, "path": "/ws"}],
-            "broker": {"uris": ["tcp://127.0.0.1:%d" % mosq.port],
-                       "reconnect_min_s": 1, "reconnect_max_s": 2},
+            "broker": dict({"uris": ["tcp://127.0.0.1:%d" % mosq.port],
+                            "reconnect_min_s": 1, "reconnect_max_s": 2},
+                           # a broker without MQTT 5 (RabbitMQ, aedes)
+                           **({"mqtt_version": 4} if mosq.mqtt_version < 5 else {})),
             "log": {"level": "debug"},
         }
 
@@ -1770,8 +1999,11 @@ class Suite(object):
         os._exit(1)
 
     def run(self):
-        if self.need_broker and not os.access(MOSQUITTO, os.X_OK):
-            print("1..0 # SKIP mosquitto not installed", flush=True)
+        if self.need_broker and BROKER_KIND not in BROKERS:
+            self._bail("MQG_BROKER=%s: not one of %s" % (BROKER_KIND, ", ".join(BROKERS)))
+            return 1
+        if self.need_broker and BROKERS[BROKER_KIND].available():
+            print("1..0 # SKIP %s" % BROKERS[BROKER_KIND].available(), flush=True)
             return 0
         if self.need_broker and paho is None:
             print("1..0 # SKIP python3-paho-mqtt not installed", flush=True)
@@ -1793,9 +2025,13 @@ class Suite(object):
         try:
             if self.need_broker:
                 try:
-                    self._mosq = self.new_mosquitto("mosquitto", acl=getattr(self, "mosquitto_acl", None))
+                    if BROKER_KIND == "mosquitto":
+                        self._mosq = self.new_mosquitto("mosquitto",
+                                                        acl=getattr(self, "mosquitto_acl", None))
+                    else:
+                        self._mosq = self.new_broker(BROKER_KIND, BROKER_KIND)
                 except Exception as e:
-                    self._bail("cannot start mosquitto: %s" % str(e).splitlines()[0])
+                    self._bail("cannot start %s: %s" % (BROKER_KIND, str(e).splitlines()[0]))
                     diag(str(e))
                     return 1
             for name, fn, timeout in self.tests:
@@ -1817,7 +2053,7 @@ class Suite(object):
             wd.cancel()
             for m in self.mosquittos:
                 try:
-                    m.stop()
+                    stop_broker(m)
                 except Exception:
                     pass
             _kill_all()
