@@ -736,7 +736,7 @@ test("reconnect: resubscribes with since {epoch, last seq} and history as the fa
   ws2.push(live("sensor/1", 15));
   assert.deepEqual(log, [
     ["sensor/1", 3, true], ["sensor/1", 8, false], ["sensor/2", 11, false],
-    ["recovery", { filter: "sensor/#", recovered: true, replayed: 2, reason: null }],
+    ["recovery", { filter: "sensor/#", recovered: true, replayed: 2, reason: null, url: "ws://gw.test/ws", epoch: EPOCH }],
     ["sensor/1", 12, true], ["sensor/2", 14, true], ["sensor/1", 15, false],
   ]);
   // and again: the position moved on with what came after the reconnect
@@ -802,7 +802,7 @@ test("reconnect: the gateway could not recover (gap) → recovered false, the hi
   ws2.push({ op: "ok", id: f.id, qos: 0, replayed: 2, recovered: false });
   ws2.push(replayed("s/1", 29)); // the fallback: newest stored, some already seen
   ws2.push(replayed("s/1", 31));
-  assert.deepEqual(events, [{ filter: "s/#", recovered: false, replayed: 2, reason: "gap" }]);
+  assert.deepEqual(events, [{ filter: "s/#", recovered: false, replayed: 2, reason: "gap", url: "ws://gw.test/ws", epoch: EPOCH }]);
   assert.deepEqual(got, [30, 31]);
   gw.close();
 });
@@ -815,7 +815,7 @@ test("reconnect: a new epoch (gateway restarted) → no since, history only, 're
   ws2.push({ op: "ok", id: f.id, qos: 0, replayed: 1 });
   ws2.push(replayed("s/1", 2)); // a small seq of the new epoch is new
   ws2.push(live("s/1", 3));
-  assert.deepEqual(events, [{ filter: "s/#", recovered: false, replayed: 1, reason: "restarted" }]);
+  assert.deepEqual(events, [{ filter: "s/#", recovered: false, replayed: 1, reason: "restarted", url: "ws://gw.test/ws", epoch: "other" }]);
   assert.deepEqual(got, [500, 2, 3]);
   ws2.serverClose(1006);
   const ws3 = await openWith(HELLO_E("other"));
@@ -832,7 +832,7 @@ test("reconnect: nothing received yet → no since ('no_position')", async () =>
   const ws2 = await openWith(HELLO_E());
   const f = await ackSub(ws2);
   assert.equal(f.since, undefined);
-  assert.deepEqual(events, [{ filter: "quiet/#", recovered: false, replayed: 0, reason: "no_position" }]);
+  assert.deepEqual(events, [{ filter: "quiet/#", recovered: false, replayed: 0, reason: "no_position", url: "ws://gw.test/ws", epoch: EPOCH }]);
   gw.close();
 });
 
@@ -851,7 +851,7 @@ test("a gateway without epoch: frames as before, messages routed as before, reco
   ws2.push({ op: "ok", id: f.id, qos: 1 });
   await tick();
   ws2.push({ op: "msg", topic: "sensor/1", payload: 2, qos: 1, retain: false });
-  assert.deepEqual(events, [{ filter: "sensor/#", recovered: false, replayed: 0, reason: "unsupported" }]);
+  assert.deepEqual(events, [{ filter: "sensor/#", recovered: false, replayed: 0, reason: "unsupported", url: "ws://gw.test/ws", epoch: null }]);
   assert.deepEqual(got, [1, 2]);
   // a gateway with epoch but an ok without "recovered" for a since: not recovered
   gw.close();
@@ -863,7 +863,7 @@ test("a gateway without epoch: frames as before, messages routed as before, reco
   s2.ws.serverClose(1006);
   const w2 = await openWith(HELLO_E());
   assert.ok((await ackSub(w2)).since);
-  assert.deepEqual(ev2, [{ filter: "a", recovered: false, replayed: 0, reason: "unsupported" }]);
+  assert.deepEqual(ev2, [{ filter: "a", recovered: false, replayed: 0, reason: "unsupported", url: "ws://gw.test/ws", epoch: EPOCH }]);
   s2.gw.close();
 });
 
