@@ -788,10 +788,12 @@ export class MqGate {
       return;
     }
     this._authVia = via;
+    const gen = this._gen;
     this._request({ op: "auth", ...fields }, { direct: true, kind: "auth" }).then(
       (ok) => {
-        this._authVia = null;
         if (typeof ok.token === "string") this._resumeToken = ok.token;
+        if (gen !== this._gen || !this._ws) return; // the socket closed since the ok
+        this._authVia = null;
         this._becomeReady(ok.user, ok.roles, false, ok.allow);
       },
       (err) => {
