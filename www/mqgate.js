@@ -376,6 +376,16 @@ export function readAllow(a) {
  * A gateway session that survives disconnects.
  *
  * new MqGate(url, credentials?, options?)
+ *   url: a gateway URL, or a list of them (options.urls adds more; url may
+ *   then be null). With several, the session fails over: an attempt that
+ *   fails, or a close 1001 (the gateway shutting down), moves to the next
+ *   URL; a connection that drops after it was usable tries the same
+ *   gateway first; the backoff grows per round over all URLs; connect()
+ *   starts with the gateway that worked last. Filters start over from
+ *   their history on a gateway of another epoch ("recovery" reason
+ *   "failover"); a publish in flight at a close rejects "disconnected"
+ *   and is never resent, one made while reconnecting goes to the next
+ *   gateway once.
  *   credentials: {token} | {user, password, otp?} | null (anonymous, or a
  *   token the handshake carries as a cookie) | a function
  *   (ctx) => credentials | Promise<credentials> called before every
@@ -447,7 +457,11 @@ export class MqGate {
    * authReason}), "recovery" ({filter, recovered, replayed, reason}) once
    * per filter re-subscribed after a reconnect (see subscribe), "transport"
    * ("websocket"|"sse") when a connection opens with another transport
-   * than before (gw.transport). Over HTTP, "close" carries the code of the
+   * than before (gw.transport), "gateway" ({url, previous, epoch}) when a
+   * session becomes usable on another gateway URL than the last one.
+   * "close" also carries url (the gateway that closed) and nextUrl (the
+   * next attempt's, null when none follows); "recovery" carries url and
+   * epoch (the gateway that answered). Over HTTP, "close" carries the code of the
    * stream's close event (the WebSocket close code: 4401, 4408, 1001, …),
    * 1006 for a stream cut. Returns a function that removes the listener.
    */
