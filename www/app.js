@@ -1029,6 +1029,7 @@ function renderSub(v) {
 const REASONS = {
   gap: "the gateway no longer held everything missed",
   restarted: "the gateway restarted",
+  failover: "another gateway took over",
   no_position: "nothing had arrived to resume from",
   unsupported: "this gateway cannot replay what was missed",
 };

@@ -634,7 +634,12 @@ export class HttpSocket {
     }
     if (r.status === 200) this._deliver({ op: "ok", id });
     else if (r.status === 401) this._refused(r.status, text, id);
-    else this._deliver({ ...httpError(r.status, text), id });
+    else if (goingAway(r.status, text)) {
+      // The gateway is shutting down: what it did not answer may or may not
+      // have reached the broker, as with a WebSocket closed 1001 with the
+      // publish in flight; the session ends as its stream's close would.
+      this._end(1001, "gateway shutting down", true);
+    } else this._deliver({ ...httpError(r.status, text), id });
   }
 
   async _ping(f) {
@@ -688,6 +693,14 @@ export class HttpSocket {
     const cb = this.onclose;
     setTimeout(() => cb && cb({ code, reason, wasClean }), 0);
   }
+}
+
+// A publish's answer that says the gateway is shutting down (503, its
+// message naming the shutdown).
+export function goingAway(status, body) {
+  if (status !== 503) return false;
+  const e = httpError(status, body);
+  return e.code === "broker_unavailable" && /shutting down/.test(e.message);
 }
 
 function readEpochOf(hello) {

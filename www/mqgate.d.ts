@@ -177,8 +177,22 @@ export interface Options {
    * without credentials the browser's cookies are sent.
    */
   transport?: "auto" | "websocket" | "sse";
-  /** The HTTP API's base URL [the WebSocket URL's origin, as http(s)]. */
-  apiUrl?: string;
+  /**
+   * The HTTP API's base URL [each gateway URL's origin, as http(s)]; with
+   * several gateway URLs, a list of one base per URL, in their order.
+   */
+  apiUrl?: string | string[];
+  /**
+   * More gateway URLs, after the constructor's url (which may also be a
+   * list, or null when these are all). The session fails over among them:
+   * an attempt that fails, or a gateway that closes with 1001 (shutting
+   * down), moves to the next URL; a connection that drops after it was
+   * usable is tried again on the same gateway first. The backoff grows per
+   * round over all the URLs (jittered, capped); the gateway that worked last
+   * is tried first by connect(). See RecoveryEvent for what a failover
+   * does to the stream positions.
+   */
+  urls?: string[];
   /** fetch implementation for the HTTP API [globalThis.fetch]. */
   fetch?: typeof fetch;
 }
@@ -191,6 +205,8 @@ export interface Identity {
 
 export interface StateDetail {
   attempt?: number;
+  /** "connecting": the gateway URL of this attempt. */
+  url?: string;
   reason?: string | null;
   code?: number;
   /** ms until the next attempt, or null when the session stays closed. */
@@ -208,16 +224,32 @@ export interface CloseDetail {
   reason: string;
   reconnectIn: number | null;
   authReason: "auth_failed" | "token_expired" | "auth_required" | null;
+  /** The gateway URL of the connection that closed. */
+  url: string;
+  /** The gateway URL the next attempt goes to; null when none follows. */
+  nextUrl: string | null;
+}
+
+/** Emitted when a session becomes usable on another gateway URL than the last one. */
+export interface GatewayEvent {
+  /** The gateway that took the session. */
+  url: string;
+  /** The gateway of the previous session. */
+  previous: string;
+  /** The new gateway's epoch; null when it has none, or (over HTTP) until its first stream. */
+  epoch: string | null;
 }
 
 /**
  * Why a re-subscription could not recover what was missed:
  * "gap": the gateway no longer holds all of it, or lost its broker meanwhile;
- * "restarted": the gateway restarted (a new epoch);
+ * "restarted": the gateway restarted (a new epoch at the same URL; behind a
+ *   load balancer also another gateway behind that URL);
+ * "failover": another gateway URL took the session (another epoch);
  * "no_position": the filter had received nothing to resume after;
  * "unsupported": the gateway has no stream positions (no epoch in hello).
  */
-export type RecoveryFailure = "gap" | "restarted" | "no_position" | "unsupported";
+export type RecoveryFailure = "gap" | "restarted" | "failover" | "no_position" | "unsupported";
 
 /**
  * Emitted once per filter re-subscribed after a reconnect, when the gateway
@@ -225,7 +257,10 @@ export type RecoveryFailure = "gap" | "restarted" | "no_position" | "unsupported
  * messages (msg.history true) are exactly the ones missed, and the filter's
  * handlers have seen every message since. false: messages may be missing;
  * what the filter shows should be reloaded from what follows (the
- * subscription's `history` replay, then live messages).
+ * subscription's `history` replay, then live messages). A position is
+ * only resumed (`since`) on the gateway of its epoch: after a failover to
+ * another gateway (another epoch) the filter starts over from its
+ * `history` (none with history 0), reason "failover".
  */
 export interface RecoveryEvent {
   filter: string;
@@ -233,6 +268,10 @@ export interface RecoveryEvent {
   /** Stored messages the gateway replays now. */
   replayed: number;
   reason: RecoveryFailure | null;
+  /** The gateway URL that answered. */
+  url: string;
+  /** Its epoch (null: a gateway without stream positions). */
+  epoch: string | null;
 }
 
 export interface EventMap {
@@ -247,6 +286,8 @@ export interface EventMap {
   recovery: [event: RecoveryEvent];
   /** The transport of the session, when a connection opens with another one than before. */
   transport: [transport: Transport];
+  /** The session failed over: usable on another gateway URL than the last one. */
+  gateway: [event: GatewayEvent];
 }
 
 export type Transport = "websocket" | "sse";
@@ -298,9 +339,13 @@ export interface RequestOptions {
 }
 
 export declare class MqGate {
-  constructor(url: string, credentials?: CredentialsSource, options?: Options);
+  /** url: one gateway URL, or several (see Options.urls); null when options.urls has them all. */
+  constructor(url: string | URL | (string | URL)[] | null, credentials?: CredentialsSource, options?: Options);
 
+  /** The gateway URL of the current (or next) connection. */
   readonly url: string;
+  /** Every gateway URL, in the order they are tried. */
+  readonly urls: readonly string[];
   readonly state: State;
   /** True when requests may be sent (authenticated, or anonymous). */
   readonly ready: boolean;
@@ -320,9 +365,10 @@ export declare class MqGate {
   readonly lastClose: { code: number; reason: string; wasClean: boolean } | null;
   /** The transport of the last connection that opened; null before one did. */
   readonly transport: Transport | null;
-  /** The HTTP API's base URL. */
+  /** The HTTP API's base URL of the current gateway. */
   readonly apiUrl: string;
-  readonly stats: { received: number; sent: number; messages: number; reconnects: number };
+  /** failovers: sessions that became usable on another gateway URL than the last one. */
+  readonly stats: { received: number; sent: number; messages: number; reconnects: number; failovers: number };
 
   on<K extends keyof EventMap>(type: K, fn: (...args: EventMap[K]) => void): () => void;
   off<K extends keyof EventMap>(type: K, fn: (...args: EventMap[K]) => void): void;
@@ -342,7 +388,14 @@ export declare class MqGate {
   setMaxRate(filter: string, maxRate: number | null): Promise<void>;
   subscriptions(): { filter: string; qos: QoS; granted: QoS | null; handlers: number }[];
 
-  /** body: a JSON value → "payload"; Uint8Array/ArrayBuffer → "base64"; undefined → empty. */
+  /**
+   * body: a JSON value → "payload"; Uint8Array/ArrayBuffer → "base64"; undefined → empty.
+   * Resolves once the gateway acked it (QoS 1/2: the broker has it). A
+   * publish made while (re)connecting waits and goes to the next gateway,
+   * once. One in flight when the connection closes (a gateway shutting
+   * down, a failover) rejects "disconnected": it may or may not have
+   * reached the broker, and is never resent by the library.
+   */
   publish(topic: string, body?: Json | Uint8Array | ArrayBuffer | ArrayBufferView, options?: PublishOptions): Promise<void>;
   /**
    * MQTT 5 request/response: publishes body to topic with the gateway's
@@ -356,7 +409,7 @@ export declare class MqGate {
 
 export default MqGate;
 
-export declare function connect(url: string, credentials?: CredentialsSource, options?: Options): Promise<MqGate>;
+export declare function connect(url: string | URL | (string | URL)[] | null, credentials?: CredentialsSource, options?: Options): Promise<MqGate>;
 
 export declare function topicMatches(filter: string, topic: string): boolean;
 /** The allow field of a hello or an auth ok, cleaned; null when absent or malformed. */

@@ -307,7 +307,8 @@ const DEFAULTS = {
   // "auto": a WebSocket, or the HTTP API (SSE + POST) when one cannot be
   // opened; "websocket" or "sse": only that one.
   transport: "auto",
-  apiUrl: undefined,       // the HTTP API's base [the WebSocket URL's origin, http(s):]
+  apiUrl: undefined,       // the HTTP API's base [the WebSocket URL's origin, http(s):]; with several URLs, one per URL
+  urls: undefined,         // more gateway URLs, after the constructor's url (see MqGate)
   fetch: undefined,        // a fetch implementation; default globalThis.fetch
 };
 
@@ -325,6 +326,35 @@ function resolveUrl(url) {
     u = new URL(u, g.location.href).href;
   }
   return u.replace(/^http(s?):/i, "ws$1:");
+}
+
+// The gateway URLs of a session: url (a string, or a list of them) then
+// options.urls, resolved, without duplicates.
+function gatewayUrls(url, more) {
+  const list = [];
+  const items = (x) => (x == null ? [] : Array.isArray(x) ? x : [x]);
+  for (const u of [...items(url), ...items(more)]) {
+    if ((typeof u !== "string" && !(u instanceof URL)) || String(u) === "") {
+      throw new TypeError("MqGate: a gateway URL must be a non-empty string");
+    }
+    const r = resolveUrl(u);
+    if (!list.includes(r)) list.push(r);
+  }
+  if (list.length === 0) throw new TypeError("MqGate: no gateway URL");
+  return list;
+}
+
+// The HTTP API's base of each gateway URL: options.apiUrl (a string with
+// one URL, a list as long as the URLs with several), else each URL's origin.
+function apiUrls(urls, apiUrl) {
+  const trim = (u) => String(u).replace(/\/+$/, "");
+  if (apiUrl == null || apiUrl === "") return urls.map(apiBase);
+  if (Array.isArray(apiUrl)) {
+    if (apiUrl.length !== urls.length) throw new TypeError("MqGate: apiUrl must list one base per gateway URL");
+    return apiUrl.map(trim);
+  }
+  if (urls.length > 1) throw new TypeError("MqGate: with several gateway URLs, apiUrl must be a list of one base per URL");
+  return [trim(apiUrl)];
 }
 
 function hasCreds(c) {
@@ -346,6 +376,16 @@ export function readAllow(a) {
  * A gateway session that survives disconnects.
  *
  * new MqGate(url, credentials?, options?)
+ *   url: a gateway URL, or a list of them (options.urls adds more; url may
+ *   then be null). With several, the session fails over: an attempt that
+ *   fails, or a close 1001 (the gateway shutting down), moves to the next
+ *   URL; a connection that drops after it was usable tries the same
+ *   gateway first; the backoff grows per round over all URLs; connect()
+ *   starts with the gateway that worked last. Filters start over from
+ *   their history on a gateway of another epoch ("recovery" reason
+ *   "failover"); a publish in flight at a close rejects "disconnected"
+ *   and is never resent, one made while reconnecting goes to the next
+ *   gateway once.
  *   credentials: {token} | {user, password, otp?} | null (anonymous, or a
  *   token the handshake carries as a cookie) | a function
  *   (ctx) => credentials | Promise<credentials> called before every
@@ -358,12 +398,17 @@ export function readAllow(a) {
  */
 export class MqGate {
   constructor(url, credentials = null, options = {}) {
-    this.url = resolveUrl(url);
     this.options = { ...DEFAULTS, ...options, backoff: { ...DEFAULTS.backoff, ...(options.backoff || {}) } };
     if (!["auto", "websocket", "sse"].includes(this.options.transport)) {
       throw new TypeError('MqGate: transport must be "auto", "websocket" or "sse"');
     }
-    this.apiUrl = this.options.apiUrl ? String(this.options.apiUrl).replace(/\/+$/, "") : apiBase(this.url);
+    this.urls = gatewayUrls(url, this.options.urls);
+    this._apiUrls = apiUrls(this.urls, this.options.apiUrl);
+    this._at = 0;                // index in urls of the gateway of this (or the next) attempt
+    this._home = 0;              // index of the last gateway a session was usable on
+    this._readyUrl = null;       // the URL of the last session that became usable
+    this.url = this.urls[0];     // the gateway of the current (or next) connection
+    this.apiUrl = this._apiUrls[0];
     this._credSource = typeof credentials === "function" ? credentials : null;
     this._creds = typeof credentials === "function" ? null : credentials;
     this._resumeToken = null;    // a token the gateway may hand out in auth's ok
@@ -376,10 +421,11 @@ export class MqGate {
     this.broker = null;          // "up" | "down" | null (unknown)
     this.hello = null;           // the last hello frame
     this.epoch = null;           // the gateway's stream epoch (hello), null: none
+    this._epochUrl = null;       // the URL whose hello told this.epoch
     this.authMethods = [];       // from hello
     this.lastClose = null;       // {code, reason, wasClean}
     this.transport = null;       // "websocket" | "sse": the one of the session, null before one opened
-    this.stats = { received: 0, sent: 0, messages: 0, reconnects: 0 };
+    this.stats = { received: 0, sent: 0, messages: 0, reconnects: 0, failovers: 0 };
 
     this._ws = null;
     this._gen = 0;               // increments per socket: stale callbacks are ignored
@@ -411,7 +457,11 @@ export class MqGate {
    * authReason}), "recovery" ({filter, recovered, replayed, reason}) once
    * per filter re-subscribed after a reconnect (see subscribe), "transport"
    * ("websocket"|"sse") when a connection opens with another transport
-   * than before (gw.transport). Over HTTP, "close" carries the code of the
+   * than before (gw.transport), "gateway" ({url, previous, epoch}) when a
+   * session becomes usable on another gateway URL than the last one.
+   * "close" also carries url (the gateway that closed) and nextUrl (the
+   * next attempt's, null when none follows); "recovery" carries url and
+   * epoch (the gateway that answered). Over HTTP, "close" carries the code of the
    * stream's close event (the WebSocket close code: 4401, 4408, 1001, …),
    * 1006 for a stream cut. Returns a function that removes the listener.
    */
@@ -476,6 +526,7 @@ export class MqGate {
     if (this._stopped) {
       this._stopped = false;
       this._attempt = 0;
+      this._at = this._home; // the gateway that worked last
       this._authRequired = false;
       clearTimeout(this._timer);
       this._open(null);
@@ -539,7 +590,9 @@ export class MqGate {
 
   async _open(reason) {
     const gen = ++this._gen;
-    this._setState("connecting", { attempt: this._attempt, reason });
+    this.url = this.urls[this._at];
+    this.apiUrl = this._apiUrls[this._at];
+    this._setState("connecting", { attempt: this._attempt, reason, url: this.url });
     if (this._credSource) {
       let c;
       try {
@@ -585,7 +638,9 @@ export class MqGate {
       ws = kind === "sse"
         ? new HttpSocket(this.apiUrl, {
           creds: this._resumeToken ? { token: this._resumeToken } : this._creds,
-          epoch: this.epoch,
+          // The stream epoch the client knows, when it is this gateway's
+          // (another gateway's is not: the first stream tells it).
+          epoch: this._epochUrl === this.url ? this.epoch : null,
           filters: () => [...this._subs],
           fetch: this.options.fetch,
         })
@@ -695,9 +750,15 @@ export class MqGate {
       // A session that learns its stream's epoch after it became usable
       // (over HTTP, with the first stream): what its filters received so
       // far is of that epoch.
-      for (const s of this._subs.values()) if (s.posEpoch === null) s.posEpoch = epoch;
+      for (const s of this._subs.values()) {
+        if (s.posEpoch === null) {
+          s.posEpoch = epoch;
+          s.posUrl = this.url;
+        }
+      }
     }
     this.epoch = epoch;
+    this._epochUrl = this.url;
     this.authMethods = Array.isArray(f.auth) ? f.auth.slice() : [];
     this._emit("hello", f);
     if (typeof f.user === "string") {
@@ -741,10 +802,12 @@ export class MqGate {
       return;
     }
     this._authVia = via;
+    const gen = this._gen;
     this._request({ op: "auth", ...fields }, { direct: true, kind: "auth" }).then(
       (ok) => {
-        this._authVia = null;
         if (typeof ok.token === "string") this._resumeToken = ok.token;
+        if (gen !== this._gen || !this._ws) return; // the socket closed since the ok
+        this._authVia = null;
         this._becomeReady(ok.user, ok.roles, false, ok.allow);
       },
       (err) => {
@@ -779,7 +842,16 @@ export class MqGate {
       return;
     }
     this._attempt = 0;
+    this._home = this._at;
+    const previous = this._readyUrl;
+    this._readyUrl = this.url;
     this._setState("authenticated", this._who());
+    if (previous !== null && previous !== this.url) {
+      // Failed over: the application hears which gateway took the session
+      // (its filters' "recovery" events follow).
+      this.stats.failovers++;
+      this._emit("gateway", { url: this.url, previous, epoch: this.epoch });
+    }
     this._emit("authenticated", this._who());
     // A filter held before this connection resumes where it stopped.
     for (const [filter, s] of this._subs) this._sendSub(filter, s, undefined, s.granted !== null ? "resume" : "new");
@@ -800,7 +872,8 @@ export class MqGate {
     this._ws = null;
     this.lastClose = { code, reason, wasClean };
     this.broker = null;
-    if (this.state === "authenticated") this.state = "open"; // no longer ready
+    const wasReady = this.state === "authenticated";
+    if (wasReady) this.state = "open"; // no longer ready
 
     let authReason = null;
     if (code === 4401 && this._authVia !== "resume") {
@@ -813,9 +886,16 @@ export class MqGate {
     // Same static credentials would fail the same way: only a credentials
     // function may retry after an authentication failure.
     let reconnectIn = null;
+    const url = this.url;
     if (!this._stopped && this.options.reconnect &&
         (!authReason || (this._credSource && authReason !== "auth_required"))) {
-      reconnectIn = backoffDelay(this._attempt, this.options.backoff);
+      // With several gateways: a gateway that failed (or is shutting down:
+      // 1001) is left for the next one; one that worked is tried again
+      // first (a dropped connection, resumed exactly there). The backoff
+      // grows per round over all of them.
+      const n = this.urls.length;
+      if (n > 1 && !authReason && (!wasReady || code === 1001)) this._at = (this._at + 1) % n;
+      reconnectIn = backoffDelay(Math.floor(this._attempt / n), this.options.backoff);
       this._attempt++;
       this.stats.reconnects++;
     } else {
@@ -830,7 +910,7 @@ export class MqGate {
       this._settleConnect(err);
     }
     this._teardown(lost);
-    const detail = { code, reason, reconnectIn, authReason };
+    const detail = { code, reason, reconnectIn, authReason, url, nextUrl: reconnectIn === null ? null : this.urls[this._at] };
     this._emit("close", detail);
     this._setState("closed", detail);
     if (reconnectIn !== null) {
@@ -883,9 +963,12 @@ export class MqGate {
   _request(frame, { timeout = this.options.requestTimeout, direct = false, kind = frame.op, onOk = null } = {}) {
     return new Promise((resolve, reject) => {
       const r = { frame, resolve, reject, timeout, kind, onOk };
-      if (direct || this.ready) {
-        if (!this._ws || this._ws.readyState !== 1) reject(new MqGateError("not_connected", "no open session"));
+      const open = !!this._ws && this._ws.readyState === 1;
+      if (direct) {
+        if (!open) reject(new MqGateError("not_connected", "no open session"));
         else this._dispatch(r);
+      } else if (this.ready && open) {
+        this._dispatch(r);
       } else if (this._stopped) {
         reject(new MqGateError("closed", "the session is closed; call connect()"));
       } else if (this._queue.length >= this.options.offlineQueue) {
@@ -973,7 +1056,7 @@ export class MqGate {
         qos, granted: null, handlers: new Set(), match: compileFilter(filter), waiters: [], batch: null, sentQos: -1,
         history: history || 0, retained: retained !== false, maxRate: rate || 0, rateDirty: false,
         // the stream position: seq received per topic and overall (in epoch posEpoch)
-        seen: new Map(), pos: 0, posEpoch: null,
+        seen: new Map(), pos: 0, posEpoch: null, posUrl: null,
         // sockets (this._gen) on which the gateway acked it, replays to it,
         // and it is in step with the stream (no replay to come)
         okGen: -1, replayGen: -1, syncGen: -1, expect: 0,
@@ -1053,6 +1136,7 @@ export class MqGate {
         s.seen.clear();
         s.pos = 0;
         s.posEpoch = this.epoch;
+        s.posUrl = this.url;
       }
     }
     s.rateDirty = false;
@@ -1062,7 +1146,7 @@ export class MqGate {
       s.granted = typeof ok.qos === "number" ? ok.qos : s.sentQos;
       if (gen === this._gen) this._subscribed(s, mode, frame, ok, gen);
       for (const x of batch) x.resolve(s.granted);
-      if (resume && gen === this._gen) this._emit("recovery", recoveryOf(filter, frame, ok, resume));
+      if (resume && gen === this._gen) this._emit("recovery", recoveryOf(filter, frame, ok, resume, this));
       if (s.rateDirty && this.ready) this.setMaxRate(filter, s.maxRate).catch((e) => this._emit("error", e));
     };
     this._request(frame, { timeout, direct: true, kind: "sub", onOk }).then(
@@ -1093,13 +1177,15 @@ export class MqGate {
     );
   }
 
-  // Where a filter held before this socket resumes: {since, reason}, since
-  // null (and why) when the gateway cannot be asked for the gap.
+  // Where a filter held before this socket resumes: {since, reason, from},
+  // since null (and why) when the gateway cannot be asked for the gap;
+  // from: where its position was taken ({epoch, url, pos}).
   _resumePoint(s) {
-    if (!this.epoch) return { since: null, reason: "unsupported" };
-    if (s.posEpoch !== this.epoch) return { since: null, reason: s.posEpoch ? "restarted" : "no_position" };
-    if (s.pos < 1) return { since: null, reason: "no_position" };
-    return { since: { epoch: this.epoch, seq: s.pos }, reason: null };
+    const from = { epoch: s.posEpoch, url: s.posUrl, pos: s.pos };
+    if (!this.epoch) return { since: null, reason: "unsupported", from };
+    if (s.posEpoch !== this.epoch) return { since: null, reason: s.posEpoch ? movedReason(from, this.url) : "no_position", from };
+    if (s.pos < 1) return { since: null, reason: "no_position", from };
+    return { since: { epoch: this.epoch, seq: s.pos }, reason: null, from };
   }
 
   // The gateway acked frame on socket gen: stream messages are routed to s
@@ -1277,12 +1363,28 @@ function replayedOf(ok) {
   return Number.isSafeInteger(ok.replayed) && ok.replayed > 0 ? ok.replayed : 0;
 }
 
-// The "recovery" event of a re-subscription answered by ok.
-function recoveryOf(filter, frame, ok, resume) {
+// Why a position of another epoch cannot be resumed on the gateway at url:
+// another gateway took the session, or the same one restarted.
+function movedReason(from, url) {
+  return from.url !== url ? "failover" : "restarted";
+}
+
+// The "recovery" event of a re-subscription answered by ok, on session gw
+// (its gateway's url and epoch as of the ok).
+function recoveryOf(filter, frame, ok, resume, gw) {
   const replayed = replayedOf(ok);
-  if (!frame.since) return { filter, recovered: false, replayed, reason: resume.reason };
+  const at = { url: gw.url, epoch: gw.epoch };
+  if (!frame.since) {
+    let reason = resume.reason;
+    if (reason === "unsupported" && at.epoch) {
+      // The gateway's epoch came after the sub went (over HTTP, with its
+      // first stream, after a failover).
+      reason = !resume.from.epoch || resume.from.pos < 1 ? "no_position" : movedReason(resume.from, at.url);
+    }
+    return { filter, recovered: false, replayed, reason, ...at };
+  }
   const recovered = ok.recovered === true;
-  return { filter, recovered, replayed, reason: recovered ? null : typeof ok.recovered === "boolean" ? "gap" : "unsupported" };
+  return { filter, recovered, replayed, reason: recovered ? null : typeof ok.recovered === "boolean" ? "gap" : "unsupported", ...at };
 }
 
 function authFields(c) {

@@ -524,7 +524,7 @@ describe("mqgate.js stream state against mqgated + mosquitto", { skip: noStream 
     await watch.done();
     proxy.release();
     const [r] = await recovery;
-    assert.deepEqual(r, { filter: "sensor/rec/#", recovered: true, replayed: 4, reason: null });
+    assert.deepEqual(r, { filter: "sensor/rec/#", recovered: true, replayed: 4, reason: null, url: proxy.url, epoch: s.epoch });
     await h.eventually(() => box.got.length >= 7, { what: "the missed messages" });
     await h.mqttPublish(broker.port, "sensor/rec/1", "8", { qos: 1 });
     await h.eventually(() => box.got.length >= 8, { what: "a live message after the replay" });
@@ -587,7 +587,7 @@ describe("mqgate.js stream state against mqgated + mosquitto", { skip: noStream 
     const [r] = await recovery;
     assert.notEqual(s.epoch, before, "a new epoch");
     assert.ok(readEpoch(s.epoch));
-    assert.deepEqual({ ...r, replayed: 0 }, { filter: "sensor/restart2/#", recovered: false, replayed: 0, reason: "restarted" });
+    assert.deepEqual({ ...r, replayed: 0 }, { filter: "sensor/restart2/#", recovered: false, replayed: 0, reason: "restarted", url: gw.url, epoch: s.epoch });
     await brokerUp(s);
     await h.mqttPublish(broker.port, "sensor/restart2/1", "2", { qos: 1 });
     await h.eventually(() => box.got.some((m) => m.value === 2), { what: "a live message after the restart" });

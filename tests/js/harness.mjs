@@ -426,6 +426,12 @@ export async function startGateway(brokerPort, opts = {}) {
       if (g.proc) g.logs += g.proc.log;
       return r;
     },
+    /** SIGKILL: no close frames, sockets reset; resolves {code, signal}. */
+    async kill() {
+      const r = await stopProc(g.proc, { signal: "SIGKILL" });
+      if (g.proc) g.logs += g.proc.log;
+      return r;
+    },
     log() {
       return g.logs + (g.proc ? g.proc.log : "");
     },

@@ -248,9 +248,8 @@ describe("mqgate.js over the HTTP API against mqgated + mosquitto", opts, () => 
   it("after a cut connection it reconnects over SSE and recovers what it missed", async () => {
     const proxy = await h.startProxy(gw.port);
     try {
-      const c = client(tok("alice", ["operator"]), { transport: "sse" });
-      c.url = proxy.url;
-      c.apiUrl = proxy.httpUrl;
+      const c = new MqGate(proxy.url, tok("alice", ["operator"]), { ...FAST, transport: "sse" });
+      clients.push(c);
       await c.connect();
       const got = inbox();
       await c.subscribe("sensor/#", got, { qos: 1 });
@@ -262,7 +261,7 @@ describe("mqgate.js over the HTTP API against mqgated + mosquitto", opts, () => 
       const rec = waitEvent(c, "recovery");
       proxy.release();
       const [r] = await rec;
-      assert.deepEqual(r, { filter: "sensor/#", recovered: true, replayed: 3, reason: null });
+      assert.deepEqual(r, { filter: "sensor/#", recovered: true, replayed: 3, reason: null, url: proxy.url, epoch: c.epoch });
       await h.eventually(() => got.got.length === 4, { what: "the missed messages" });
       assert.deepEqual(got.values(), [1, 2, 3, 4]);
       assert.equal(c.transport, "sse");

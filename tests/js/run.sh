@@ -8,4 +8,4 @@ if [ "$major" -lt 20 ]; then
     exit 0
 fi
 exec node --experimental-websocket --test --test-reporter=tap \
-    unit.test.mjs gateway.test.mjs http.test.mjs
+    unit.test.mjs gateway.test.mjs http.test.mjs failover.test.mjs

@@ -736,7 +736,7 @@ test("reconnect: resubscribes with since {epoch, last seq} and history as the fa
   ws2.push(live("sensor/1", 15));
   assert.deepEqual(log, [
     ["sensor/1", 3, true], ["sensor/1", 8, false], ["sensor/2", 11, false],
-    ["recovery", { filter: "sensor/#", recovered: true, replayed: 2, reason: null }],
+    ["recovery", { filter: "sensor/#", recovered: true, replayed: 2, reason: null, url: "ws://gw.test/ws", epoch: EPOCH }],
     ["sensor/1", 12, true], ["sensor/2", 14, true], ["sensor/1", 15, false],
   ]);
   // and again: the position moved on with what came after the reconnect
@@ -802,7 +802,7 @@ test("reconnect: the gateway could not recover (gap) → recovered false, the hi
   ws2.push({ op: "ok", id: f.id, qos: 0, replayed: 2, recovered: false });
   ws2.push(replayed("s/1", 29)); // the fallback: newest stored, some already seen
   ws2.push(replayed("s/1", 31));
-  assert.deepEqual(events, [{ filter: "s/#", recovered: false, replayed: 2, reason: "gap" }]);
+  assert.deepEqual(events, [{ filter: "s/#", recovered: false, replayed: 2, reason: "gap", url: "ws://gw.test/ws", epoch: EPOCH }]);
   assert.deepEqual(got, [30, 31]);
   gw.close();
 });
@@ -815,7 +815,7 @@ test("reconnect: a new epoch (gateway restarted) → no since, history only, 're
   ws2.push({ op: "ok", id: f.id, qos: 0, replayed: 1 });
   ws2.push(replayed("s/1", 2)); // a small seq of the new epoch is new
   ws2.push(live("s/1", 3));
-  assert.deepEqual(events, [{ filter: "s/#", recovered: false, replayed: 1, reason: "restarted" }]);
+  assert.deepEqual(events, [{ filter: "s/#", recovered: false, replayed: 1, reason: "restarted", url: "ws://gw.test/ws", epoch: "other" }]);
   assert.deepEqual(got, [500, 2, 3]);
   ws2.serverClose(1006);
   const ws3 = await openWith(HELLO_E("other"));
@@ -832,7 +832,7 @@ test("reconnect: nothing received yet → no since ('no_position')", async () =>
   const ws2 = await openWith(HELLO_E());
   const f = await ackSub(ws2);
   assert.equal(f.since, undefined);
-  assert.deepEqual(events, [{ filter: "quiet/#", recovered: false, replayed: 0, reason: "no_position" }]);
+  assert.deepEqual(events, [{ filter: "quiet/#", recovered: false, replayed: 0, reason: "no_position", url: "ws://gw.test/ws", epoch: EPOCH }]);
   gw.close();
 });
 
@@ -851,7 +851,7 @@ test("a gateway without epoch: frames as before, messages routed as before, reco
   ws2.push({ op: "ok", id: f.id, qos: 1 });
   await tick();
   ws2.push({ op: "msg", topic: "sensor/1", payload: 2, qos: 1, retain: false });
-  assert.deepEqual(events, [{ filter: "sensor/#", recovered: false, replayed: 0, reason: "unsupported" }]);
+  assert.deepEqual(events, [{ filter: "sensor/#", recovered: false, replayed: 0, reason: "unsupported", url: "ws://gw.test/ws", epoch: null }]);
   assert.deepEqual(got, [1, 2]);
   // a gateway with epoch but an ok without "recovered" for a since: not recovered
   gw.close();
@@ -863,7 +863,7 @@ test("a gateway without epoch: frames as before, messages routed as before, reco
   s2.ws.serverClose(1006);
   const w2 = await openWith(HELLO_E());
   assert.ok((await ackSub(w2)).since);
-  assert.deepEqual(ev2, [{ filter: "a", recovered: false, replayed: 0, reason: "unsupported" }]);
+  assert.deepEqual(ev2, [{ filter: "a", recovered: false, replayed: 0, reason: "unsupported", url: "ws://gw.test/ws", epoch: EPOCH }]);
   s2.gw.close();
 });
 
@@ -1047,5 +1047,164 @@ test("request: a client-side timeout beyond timeoutMs when the gateway never ans
   const p = gw.request("d/rpc", 1, { timeoutMs: 5, timeout: 30 });
   await ws.next("request");
   await assert.rejects(p, (e) => e.code === "timeout");
+  gw.close();
+});
+
+// ---------------------------------------------------------------------------
+// several gateways: failover
+
+const GW1 = "ws://gw.test/ws";
+const GW2 = "ws://gw2.test/ws";
+const GW3 = "wss://gw3.test:8443/mq";
+
+test("several URLs: url as a list or options.urls, resolved, duplicates dropped; one URL as before", () => {
+  const o = { WebSocket: FakeWebSocket };
+  assert.deepEqual(new MqGate([GW1, "http://gw2.test/ws"], null, o).urls, [GW1, GW2]);
+  assert.deepEqual(new MqGate(GW1, null, { ...o, urls: [GW2, GW1, GW3] }).urls, [GW1, GW2, GW3]);
+  assert.deepEqual(new MqGate(null, null, { ...o, urls: [GW2] }).urls, [GW2]);
+  const one = new MqGate(GW1, null, o);
+  assert.deepEqual(one.urls, [GW1]);
+  assert.equal(one.url, GW1);
+  assert.equal(one.apiUrl, "http://gw.test");
+  const two = new MqGate([GW1, GW3], null, o);
+  assert.equal(two.url, GW1, "the first URL first");
+  assert.throws(() => new MqGate([], null, o), TypeError);
+  assert.throws(() => new MqGate([GW1, ""], null, o), TypeError);
+  assert.throws(() => new MqGate([GW1, 7], null, o), TypeError);
+  // the HTTP API's base: one per URL
+  assert.throws(() => new MqGate([GW1, GW2], null, { ...o, apiUrl: "http://x" }), TypeError);
+  assert.throws(() => new MqGate([GW1, GW2], null, { ...o, apiUrl: ["http://x"] }), TypeError);
+  assert.equal(new MqGate(GW1, null, { ...o, apiUrl: "https://x/p/" }).apiUrl, "https://x/p");
+});
+
+test("failover: a failed attempt moves to the next URL; the backoff grows per round over all of them, capped", async () => {
+  const gw = mk({ token: "x" }, { urls: [GW2, GW3] });
+  const closes = [];
+  gw.on("close", (d) => closes.push(d));
+  gw.connect();
+  const tried = [];
+  for (let i = 0; i < 9; i++) {
+    const ws = await nextSocket();
+    tried.push(ws.url);
+    ws.fail();
+  }
+  assert.deepEqual(tried, [GW1, GW2, GW3, GW1, GW2, GW3, GW1, GW2, GW3]);
+  // backoff {min 5, max 20, jitter 0}: one delay per round of three URLs
+  assert.deepEqual(closes.map((c) => c.reconnectIn), [5, 5, 5, 10, 10, 10, 20, 20, 20]);
+  assert.deepEqual(closes.slice(0, 3).map((c) => [c.url, c.nextUrl]), [[GW1, GW2], [GW2, GW3], [GW3, GW1]]);
+  // the gateway that answers ends the backoff
+  const ws = await nextSocket();
+  assert.equal(ws.url, GW1);
+  ws.accept();
+  const a = await ws.next("auth");
+  ws.push({ op: "ok", id: a.id, user: "u", roles: [] });
+  await tick();
+  assert.equal(gw.state, "authenticated");
+  assert.equal(gw.url, GW1);
+  ws.serverClose(1006);
+  assert.equal(closes.at(-1).reconnectIn, 5);
+  gw.close();
+});
+
+test("failover: jittered delays stay within the round's bounds", async () => {
+  const gw = mk({ token: "x" }, { urls: [GW2], backoff: { min: 4, max: 16, jitter: 0.5 } });
+  const delays = [];
+  gw.on("close", (d) => delays.push(d.reconnectIn));
+  gw.connect();
+  for (let i = 0; i < 8; i++) (await nextSocket()).fail();
+  const bounds = [[2, 4], [2, 4], [4, 8], [4, 8], [8, 16], [8, 16], [8, 16], [8, 16]];
+  delays.forEach((d, i) => assert.ok(d >= bounds[i][0] && d <= bounds[i][1], `attempt ${i}: ${d}`));
+  gw.close();
+});
+
+test("failover: 1001 moves on at once; a dropped connection tries the same gateway first; the working one is remembered", async () => {
+  const gw = mk({ token: "x" }, { urls: [GW2, GW3] });
+  const moves = [];
+  gw.on("gateway", (g) => moves.push(g));
+  gw.connect();
+  let { ws } = await authed(gw);
+  assert.equal(ws.url, GW1);
+  ws.serverClose(1006); // a network cut: the same gateway may resume exactly
+  ({ ws } = await authed(gw));
+  assert.equal(ws.url, GW1);
+  ws.serverClose(1001, "gateway shutting down");
+  ({ ws } = await authed(gw));
+  assert.equal(ws.url, GW2, "a gateway shutting down is left for the next one");
+  assert.equal(gw.url, GW2);
+  assert.deepEqual(moves, [{ url: GW2, previous: GW1, epoch: null }]);
+  assert.equal(gw.stats.failovers, 1);
+  // GW2 drains too, GW3 is down: GW1 again
+  ws.serverClose(1001);
+  (await nextSocket()).fail();
+  ({ ws } = await authed(gw));
+  assert.equal(ws.url, GW1);
+  // close() and connect() again: the gateway that worked last first
+  gw.close();
+  gw.connect();
+  ({ ws } = await authed(gw));
+  assert.equal(ws.url, GW1);
+  gw.close();
+});
+
+test("failover to a gateway of another epoch: no since, history; 'recovery' says failover, with the gateway and its epoch", async () => {
+  const gw = mk({ token: "x" }, { urls: [GW2] });
+  gw.connect();
+  const ws = await openWith(HELLO_E("epochA"));
+  const events = [];
+  gw.on("recovery", (r) => events.push(r));
+  const told = [];
+  gw.on("gateway", (g) => told.push(g));
+  const got = [];
+  await held(gw, ws, "s/#", (m) => got.push([m.seq, m.history]), { history: 10 });
+  ws.push(live("s/1", 900));
+  ws.serverClose(1001);
+  const ws2 = await openWith(HELLO_E("epochB"));
+  assert.equal(ws2.url, GW2);
+  assert.equal(gw.epoch, "epochB");
+  const f = await ws2.next("sub");
+  assert.deepEqual(f, { op: "sub", id: f.id, topic: "s/#", qos: 0, history: 10 }, "no since: another gateway's seq means nothing here");
+  ws2.push({ op: "ok", id: f.id, qos: 0, replayed: 2 });
+  ws2.push(replayed("s/1", 5));
+  ws2.push(replayed("s/2", 6));
+  ws2.push(live("s/1", 7)); // seqs of the new epoch are new, however small
+  assert.deepEqual(told, [{ url: GW2, previous: GW1, epoch: "epochB" }]);
+  assert.deepEqual(events, [{ filter: "s/#", recovered: false, replayed: 2, reason: "failover", url: GW2, epoch: "epochB" }]);
+  assert.deepEqual(got, [[900, false], [5, true], [6, true], [7, false]]);
+  // a cut on GW2: resumes there exactly, with since of epochB
+  ws2.serverClose(1006);
+  const ws3 = await openWith(HELLO_E("epochB"));
+  assert.equal(ws3.url, GW2);
+  assert.deepEqual((await ws3.next("sub")).since, { epoch: "epochB", seq: 7 });
+  gw.close();
+});
+
+test("failover and publishes: in flight → 'disconnected' (outcome unknown, never resent); made meanwhile → sent once to the next gateway", async () => {
+  const gw = mk({ token: "x" }, { urls: [GW2] });
+  gw.connect();
+  const { ws } = await authed(gw);
+  const inFlight = gw.publish("a/1", 1, { qos: 1 });
+  await ws.next("pub");
+  const acked = gw.publish("a/2", 2, { qos: 1 });
+  const f2 = await ws.next("pub");
+  ws.push({ op: "ok", id: f2.id });
+  await acked;
+  ws.readyState = 2; // the gateway's close frame on its way: nothing more goes out on it
+  const onClosing = gw.publish("a/3", 3, { qos: 1 });
+  ws.serverClose(1001);
+  await assert.rejects(inFlight, (e) => e.code === "disconnected" && e.closeCode === 1001);
+  const meanwhile = gw.publish("a/4", 4, { qos: 1 });
+  const again = await authed(gw);
+  assert.equal(again.ws.url, GW2);
+  const sent = [];
+  for (let i = 0; i < 2; i++) {
+    const f = await again.ws.next("pub");
+    sent.push(f.topic);
+    again.ws.push({ op: "ok", id: f.id });
+  }
+  await onClosing;
+  await meanwhile;
+  assert.deepEqual(sent, ["a/3", "a/4"]);
+  assert.deepEqual(again.ws.sent.filter((f) => f.op === "pub").map((f) => f.topic), ["a/3", "a/4"], "a/1 is not resent");
+  assert.deepEqual(ws.sent.filter((f) => f.op === "pub").map((f) => f.topic), ["a/1", "a/2"]);
   gw.close();
 });
