@@ -47,7 +47,7 @@ struct cfg_broker {
     char *client_id;              /* ["mqgate-%h-%p"], not yet expanded */
     char *username;               /* NULL: none */
     char *password_file;          /* NULL: none */
-    int mqtt_version;             /* [5] 4 or 5 */
+    int mqtt_version;             /* [5] 4 or 5; 0: "auto" */
     int keepalive_s;              /* [30] */
     struct cfg_broker_tls *tls;   /* NULL: none */
     int reconnect_min_s, reconnect_max_s; /* [1] [30] */

@@ -9,7 +9,9 @@
  *   listeners[i].path             starts with '/' ["/ws"]
  *   listeners                     1 or more       [one plain listener]
  *   broker.uris                   1 or more, tcp:// or ssl://
- *   broker.mqtt_version           4..5            [5]
+ *   broker.mqtt_version           4..5 or "auto"  [5] ("auto": stored as 0;
+ *                                                  MQTT 5, then 3.1.1 when
+ *                                                  the broker refuses 5)
  *   broker.keepalive_s            0..65535        [30]  (0: no keepalive)
  *   broker.reconnect_min_s        1..3600         [1]
  *   broker.reconnect_max_s        1..86400        [30]  >= reconnect_min_s
@@ -118,7 +120,7 @@ static const struct key broker_keys[] = {
         config_value_nonempty),
     STR("password_file", struct cfg_broker, password_file, R, NULL,
         config_value_nonempty),
-    NUM("mqtt_version", struct cfg_broker, mqtt_version, R, 4, 5, 5),
+    NUM("mqtt_version", struct cfg_broker, mqtt_version, R | KF_AUTO, 4, 5, 5),
     NUM("keepalive_s", struct cfg_broker, keepalive_s, R, 0, 65535, 30),
     OBJP("tls", struct cfg_broker, tls, R, broker_tls_table),
     NUM("reconnect_min_s", struct cfg_broker, reconnect_min_s, R, 1, 3600, 1),

@@ -183,7 +183,10 @@ static void handle_event(struct mb_event *ev)
                 session_set_broker_up(true);
             break;
         case MB_CONNECT_FAILED:
-            schedule_reconnect(false);
+            if (upstream_connect_failed(G.up, ev->code))
+                upstream_connect(G.up);
+            else
+                schedule_reconnect(false);
             break;
         case MB_CONN_LOST:
             log_warn("broker connection lost");

@@ -197,6 +197,9 @@ int metrics_render(char **out, size_t *len)
            "loop.", gateway_backlog());
     metric(&b, "mqgate_broker_up", "gauge",
            "1 when the broker connection is up.", session_broker_up());
+    metric(&b, "mqgate_broker_mqtt5_refused_total", "counter",
+           "Broker connects refused because of MQTT 5 (the broker speaks "
+           "3.1.1 only).", metrics_counters[MC_MQTT5_REFUSED]);
     metric(&b, "mqgate_broker_reconnects_total", "counter",
            "Broker connections established after the first.",
            metrics_counters[MC_RECONNECTS]);

@@ -30,6 +30,7 @@ enum mcounter {
     MC_SESSIONS_OPENED,  /* sessions opened since start */
     MC_RECONNECTS,       /* broker connections after the first */
     MC_CONFLATED,        /* msg frames dropped by conflation */
+    MC_MQTT5_REFUSED,    /* broker connects refused for MQTT 5 */
     MC_REQUESTS,         /* requests published (requests.c) */
     MC_REQUEST_TIMEOUTS, /* requests answered with timeout */
     MC_RESPONSES_IGNORED, /* reply messages that answered nothing */

@@ -21,6 +21,7 @@
 #include "errors.h"
 #include "props.h"
 #include "utf8.h"
+#include "metrics.h"
 #include "upstream.h"
 
 /* A QoS 1/2 publish waiting for room in the broker's receive window. */
@@ -38,7 +39,9 @@ struct held_pub {
 struct upstream {
     MQTTAsync client;
     struct mailbox *mb;
-    int version;               /* 4 or 5 */
+    int version;               /* 4 or 5: of the connection (to be) */
+    bool auto_version;         /* mqtt_version "auto": 5, else 3.1.1 */
+    bool refusal_logged;       /* the MQTT 5 refusal, with mqtt_version 5 */
     char *client_id;           /* expanded */
     char **uris;               /* copies: a reload keeps the connection */
     /* uri_idx is the service thread's; the connect callbacks read it on
@@ -231,11 +234,14 @@ static void on_connect_fail5(void *context, MQTTAsync_failureData5 *r)
 {
     struct upstream *up = context;
 
-    log_warn("broker connect to %s failed: %s (reason %d)",
+    log_warn("broker connect to %s failed: %s (code %d, reason %d)",
              up->uris[up->uri_idx],
-             r && r->message ? r->message : "no answer",
+             r && r->message ? r->message : "no answer", r ? r->code : 0,
              r ? (int)r->reasonCode : -1);
-    push_simple(up, MB_CONNECT_FAILED, r ? r->code : -1, NULL);
+    /* a CONNACK's refusal: its return code (3.1.1) or reason (5) */
+    push_simple(up, MB_CONNECT_FAILED,
+                r && r->code > 0 ? r->code : r && r->reasonCode ? (int)r->reasonCode : -1,
+                NULL);
 }
 
 /* Subscribe and publish contexts carry the upstream in a small box, as
@@ -379,7 +385,8 @@ struct upstream *upstream_new(const struct config *cfg, struct mailbox *mb)
     if (!up)
         return NULL;
     up->mb = mb;
-    up->version = b->mqtt_version;
+    up->auto_version = b->mqtt_version == 0;
+    up->version = up->auto_version ? 5 : b->mqtt_version;
     /* MQTT 5 brokers announce their window in the CONNACK; until then, a
      * common small one */
     up->recv_max = up->version == 5 ? 20 : 65535;
@@ -427,7 +434,9 @@ struct upstream *upstream_new(const struct config *cfg, struct mailbox *mb)
     if (rc != MQTTASYNC_SUCCESS)
         goto fail;
     log_info("broker client id %s, MQTT %s", client_id,
-             up->version == 5 ? "5" : "3.1.1");
+             up->auto_version   ? "5, or 3.1.1 where the broker refuses 5"
+             : up->version == 5 ? "5"
+                                : "3.1.1");
     up->client_id = client_id;
     current = up;
     return up;
@@ -490,10 +499,46 @@ void upstream_connect(struct upstream *up)
     }
 }
 
+bool upstream_connect_failed(struct upstream *up, int code)
+{
+    if (up->auto_version && code < 0) {
+        /* no CONNACK at all: a broker away, or one that closes an MQTT 5
+         * connect without a word (RabbitMQ 3.x): the next attempt, after
+         * the usual backoff, speaks the other version */
+        up->version = up->version == 5 ? 4 : 5;
+        log_info("broker %s: no answer to an MQTT %s connect; the next "
+                 "attempt speaks MQTT %s (broker.mqtt_version \"auto\")",
+                 up->uris[up->uri_idx], up->version == 4 ? "5" : "3.1.1",
+                 up->version == 4 ? "3.1.1" : "5");
+        return false;
+    }
+    /* CONNACK 1 (3.1.1: unacceptable protocol version) or reason 0x84
+     * (5: unsupported protocol version): a broker without MQTT 5 */
+    if (up->version != 5 || (code != 1 && code != 0x84))
+        return false;
+    metrics_add(MC_MQTT5_REFUSED, 1);
+    if (up->auto_version) {
+        log_warn("broker %s refused MQTT 5 (CONNACK %d): connecting with "
+                 "MQTT 3.1.1 (broker.mqtt_version \"auto\")",
+                 up->uris[up->uri_idx], code);
+        up->version = 4;
+        return true;
+    }
+    if (!up->refusal_logged) {
+        up->refusal_logged = true;
+        log_error("broker %s refused MQTT 5 (CONNACK %d): it speaks MQTT "
+                  "3.1.1 only; set broker.mqtt_version to 4, or to \"auto\"",
+                  up->uris[up->uri_idx], code);
+    }
+    return false;
+}
+
 uint32_t upstream_retry_delay(struct upstream *up, bool was_connected)
 {
     up->connected = false;
     if (was_connected) {
+        if (up->auto_version)
+            up->version = 5;      /* each new connection tries 5 first */
         /* back to the preferred broker, quickly */
         up->uri_idx = 0;
         backoff_reset(&up->bo);

@@ -26,6 +26,15 @@ struct upstream *upstream_get(void);
 /* Starts (or restarts after a loss) connecting. */
 void upstream_connect(struct upstream *up);
 
+/* A connect failed with code (MB_CONNECT_FAILED: a CONNACK's refusal, or
+ * < 0 without one): true when the broker refused MQTT 5 and mqtt_version
+ * is "auto": the caller connects again at once, now with MQTT 3.1.1. A
+ * refusal is counted, and with mqtt_version 5 logged once with what to
+ * set. With "auto", a connect without any answer makes the next attempt
+ * speak the other version (a broker that closes an MQTT 5 connect
+ * silently). */
+bool upstream_connect_failed(struct upstream *up, int code);
+
 /* The mailbox told of MB_CONNECT_FAILED or MB_CONN_LOST: returns the delay
  * in ms before the next attempt, moving to the next URI. */
 uint32_t upstream_retry_delay(struct upstream *up, bool was_connected);

@@ -282,6 +282,42 @@ def per_broker(kind):
     t.add("[%s] broker restart: status down/up, subscriptions renewed, held publish ok" % kind,
           restart, timeout=150)
 
+    def version():
+        b = broker(kind)
+        base = t.base_config(b)["broker"]
+        auto = t.gateway(cfg(kind, broker=dict(base, mqtt_version="auto")), mosq=b,
+                         fresh=True, name="%s-auto" % kind)
+        eq(auto.metric("mqgate_broker_up"), 1.0, "mqgate_broker_up with mqtt_version auto")
+        log = auto.log_text()
+        if kind == "rabbitmq":
+            # it closes an MQTT 5 connect without a CONNACK
+            check("the next attempt speaks MQTT 3.1.1" in log,
+                  "auto: the other version tried:\n%s" % T.tail(log, 10))
+        elif b.mqtt_version < 5:
+            check('refused MQTT 5 (CONNACK' in log and "connecting with MQTT 3.1.1" in log,
+                  "auto: the fallback logged:\n%s" % T.tail(log, 10))
+            check(auto.metric("mqgate_broker_mqtt5_refused_total") >= 1, "refusal counted")
+            # mqtt_version 5 against it: one clear line with what to set
+            five = t.gateway(cfg(kind, broker=dict(base, mqtt_version=5)), mosq=b, fresh=True,
+                             name="%s-v5" % kind, healthy=False)
+            T.wait_for(lambda: (five.metric("mqgate_broker_mqtt5_refused_total") or 0) >= 2,
+                       timeout=20, what="two refused connects")
+            lines = [l for l in five.log_text().splitlines() if "refused MQTT 5" in l]
+            eq(len(lines), 1, "lines saying the broker refused MQTT 5")
+            check('set broker.mqtt_version to 4, or to "auto"' in lines[0], lines[0])
+            eq(five.metric("mqgate_broker_up"), 0.0, "mqgate_broker_up with mqtt_version 5")
+            five.stop()
+        else:
+            check("refused MQTT 5" not in log, "auto against an MQTT 5 broker fell back")
+            eq(auto.metric("mqgate_broker_mqtt5_refused_total"), 0.0, "refusals")
+        ws = auto.session()
+        sub(ws, "%s/ver/#" % p)
+        broker(kind).client().publish("%s/ver/1" % p, b"v", qos=1, timeout=15)
+        until_text(ws, "v", timeout=10)
+        auto.stop()
+    t.add("[%s] mqtt_version \"auto\": MQTT 5, or 3.1.1 when refused (logged, counted); "
+          "5 against a 3.1.1 broker says what to set" % kind, version, timeout=90)
+
     def stop():
         b = brokers.get(kind)
         if isinstance(b, T.Broker):
