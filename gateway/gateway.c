@@ -10,6 +10,7 @@
 #include "auth_users.h"
 #include "clock.h"
 #include "conf.h"
+#include "evloop.h"
 #include "gateway.h"
 #include "http_pub.h"
 #include "fanout.h"
@@ -302,11 +303,14 @@ int gateway_run(struct config *cfg, const char *config_path)
      * a linear search of its table on every event. The limit itself is
      * sized instead. */
     size_fd_limit(cfg);
+    if (evloop_init(&info, &G.ctx) < 0)
+        goto out;
     G.ctx = lws_create_context(&info);
     if (!G.ctx) {
         log_error("cannot create the libwebsockets context");
         goto out;
     }
+    log_info("event loop: %s", evloop_name());
     mailbox_set_ctx(&G.mbox, G.ctx);
     throttle_init(G.ctx);
     if (listener_start_all(cfg, G.ctx) < 0)
@@ -320,11 +324,12 @@ int gateway_run(struct config *cfg, const char *config_path)
     notify_status("broker connecting");
 
     while (!G.stop) {
-        if (lws_service(G.ctx, 0) < 0)
+        if (evloop_run_once(G.ctx) < 0)
             break;
         if (G.reload) {
             G.reload = 0;
             reload();
+            evloop_timers_changed(G.ctx);
         }
     }
 
@@ -338,12 +343,13 @@ int gateway_run(struct config *cfg, const char *config_path)
     {
         uint64_t deadline = clock_now_ms() + SHUTDOWN_WAIT_MS;
 
-        /* lws_service() sleeps until the next event or timer, which may
-         * be a reconnect many seconds away: a tick bounds each wait */
+        /* a pass of the loop sleeps until the next event or timer, which
+         * may be a reconnect many seconds away: a tick bounds each wait */
         shutdown_tick(&shutdown_timer);
+        evloop_timers_changed(G.ctx);
         while ((session_count() || handle_pub_pending() > 0) &&
                clock_now_ms() < deadline)
-            lws_service(G.ctx, 0);
+            evloop_run_once(G.ctx);
         lws_sul_cancel(&shutdown_timer);
         if (handle_pub_pending() > 0)
             log_warn("%ld publishes still unacknowledged at exit",
@@ -363,9 +369,8 @@ out:
          * is gone. */
         mailbox_set_ctx(&G.mbox, NULL);
         throttle_destroy();
-        lws_context_destroy(G.ctx);
     }
-    G.ctx = NULL;
+    evloop_destroy(&G.ctx);
     /* Paho has stopped; the sessions are gone. What the worker answered
      * is settled here; auth_users_destroy() then frees the jobs it still
      * held, and mailbox_destroy() whatever events came meanwhile. */

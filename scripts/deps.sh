@@ -1,11 +1,13 @@
 # Debian 12 packages mqgate needs to build, run its demo and run its tests
-# (prometheus for its promtool, which checks /metrics; gcc-multilib for the
-# 32-bit compile check, tests/build/ilp32.sh).
+# (libwebsockets-evlib-uv: the plugin libwebsockets loads at run time for
+# mqgated's epoll loop, gateway/evloop.c; prometheus for its promtool,
+# which checks /metrics; gcc-multilib for the 32-bit compile check,
+# tests/build/ilp32.sh).
 # Sourced by demo.sh and test.sh.
 MQG_BUILD_DEPS="build-essential autoconf automake libtool pkg-config \
-libwebsockets-dev libpaho-mqtt-dev libjansson-dev check libjwt-dev \
+libwebsockets-dev libuv1-dev libpaho-mqtt-dev libjansson-dev check libjwt-dev \
 liboath-dev libcrypt-dev libsystemd-dev libssl-dev"
-MQG_RUN_DEPS="mosquitto mosquitto-clients python3 python3-paho-mqtt openssl"
+MQG_RUN_DEPS="libwebsockets-evlib-uv mosquitto mosquitto-clients python3 python3-paho-mqtt openssl"
 MQG_TEST_DEPS="valgrind curl chromium nginx prometheus clang-14 libclang-rt-14-dev \
 gcc-multilib"
 # node 20 or later runs the client and browser tests; Debian's nodejs is
