@@ -80,6 +80,12 @@ const char *evloop_name(void)
     return "epoll (libuv)";
 }
 
+const char *evloop_needs(void)
+{
+    return " (is libwebsockets-evlib-uv installed? the epoll loop needs "
+           "libwebsockets' libuv plugin)";
+}
+
 #else
 
 int evloop_init(struct lws_context_creation_info *info,
@@ -110,6 +116,11 @@ void evloop_destroy(struct lws_context **pcontext)
 const char *evloop_name(void)
 {
     return "poll";
+}
+
+const char *evloop_needs(void)
+{
+    return "";
 }
 
 #endif

@@ -34,4 +34,8 @@ void evloop_destroy(struct lws_context **pcontext);
 /* "epoll (libuv)" or "poll", for the log. */
 const char *evloop_name(void);
 
+/* What the loop needs installed, for the error when the context cannot
+ * be created ("" when nothing). */
+const char *evloop_needs(void);
+
 #endif

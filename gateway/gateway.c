@@ -307,7 +307,8 @@ int gateway_run(struct config *cfg, const char *config_path)
         goto out;
     G.ctx = lws_create_context(&info);
     if (!G.ctx) {
-        log_error("cannot create the libwebsockets context");
+        log_error("cannot create the libwebsockets context%s",
+                  evloop_needs());
         goto out;
     }
     log_info("event loop: %s", evloop_name());
