@@ -168,8 +168,14 @@ static int load_num(struct ctx *c, const struct path *p, const struct key *k,
 {
     json_int_t iv = json_is_integer(v) ? json_integer_value(v) : 0;
 
+    if ((k->flags & KF_AUTO) && json_is_string(v) &&
+        strcmp(json_string_value(v), "auto") == 0) {
+        FIELD(base, k->off, int) = 0;
+        return 0;
+    }
     if (!json_is_integer(v) || iv < k->min || iv > k->max) {
-        config_err(c, p, true, "expected integer %lld..%lld", k->min, k->max);
+        config_err(c, p, true, "expected integer %lld..%lld%s", k->min,
+                   k->max, k->flags & KF_AUTO ? " or \"auto\"" : "");
         return set_default(c, p, k, base);
     }
     if (k->kind == K_INT)

@@ -63,9 +63,11 @@ enum kind {
 enum {
     KF_REQUIRED = 1,
     KF_NULL = 2,                  /* K_STR: null stands for absent */
-    KF_RESTART = 4                /* read at start only: a reload keeps it
+    KF_RESTART = 4,               /* read at start only: a reload keeps it
                                      (K_OBJP: its presence; K_STRV, K_OBJV:
                                      their length) */
+    KF_AUTO = 8                   /* K_INT: the string "auto" is also
+                                     accepted, stored as 0 */
 };
 
 struct table;

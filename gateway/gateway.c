@@ -26,6 +26,7 @@
 #include "throttle.h"
 #include "session.h"
 #include "upstream.h"
+#include "worker.h"
 #include "ws.h"
 
 /* The daemon's own state: what the service loop, the signals and the
@@ -63,6 +64,7 @@ static void keepalive_tick(lws_sorted_usec_list_t *sul)
         period_ms = 1000;
     session_keepalive(clock_now_ms());
     stream_tick();
+    worker_tick();
     lws_sul_schedule(G.ctx, 0, sul, keepalive_tick,
                      (lws_usec_t)period_ms * LWS_US_PER_MS);
 }

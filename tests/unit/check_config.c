@@ -172,6 +172,7 @@ static void check_defaults(const struct config *cfg)
     check_default_limits(&cfg->limits);
     ck_assert(cfg->metrics);
     ck_assert_int_eq(cfg->log_level, LOG_LVL_INFO);
+    ck_assert_int_eq(cfg->workers, 1);
 }
 
 START_TEST(example_full)
@@ -331,10 +332,12 @@ START_TEST(other_values)
         "   \"max_queue_bytes\": 1073741824, \"publish_rate\": 1000000,"
         "   \"publish_burst\": 1, \"max_errors\": 100000,"
         "   \"ping_interval_s\": 3600},"
-        " \"metrics\": false, \"log\": {\"level\": \"debug\"}}";
+        " \"metrics\": false, \"log\": {\"level\": \"debug\"},"
+        " \"workers\": 64}";
     struct config *cfg;
 
     parse_ok(text, &cfg);
+    ck_assert_int_eq(cfg->workers, 64);
     ck_assert_str_eq(cfg->listeners[0].bind, "::1");
     ck_assert_int_eq(cfg->listeners[0].port, 1);
     ck_assert_str_eq(cfg->listeners[0].path, "/");
@@ -375,6 +378,19 @@ START_TEST(other_values)
 END_TEST
 
 /* Each listed level maps to its enum value. */
+START_TEST(workers_auto)
+{
+    struct config *cfg;
+
+    parse_ok("{\"workers\": \"auto\"}", &cfg);
+    ck_assert_int_eq(cfg->workers, 0); /* the CPUs */
+    config_free(cfg);
+    parse_ok("{\"workers\": 1}", &cfg);
+    ck_assert_int_eq(cfg->workers, 1);
+    config_free(cfg);
+}
+END_TEST
+
 START_TEST(log_levels)
 {
     static const struct { const char *name; enum log_level lvl; } t[] = {
@@ -881,6 +897,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, config_default_all);
     tcase_add_test(tc, other_values);
     tcase_add_test(tc, log_levels);
+    tcase_add_test(tc, workers_auto);
     tcase_add_test(tc, long_patterns);
     tcase_add_test(tc, shipped_configs);
     suite_add_tcase(s, tc);
