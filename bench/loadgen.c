@@ -95,6 +95,7 @@ static struct {
     enum mode mode;
     enum proto proto;
     const char *host, *path, *label, *ready_file;
+    const char *topic; /* --topic: the one topic of fanout, latency, storm */
     int port, broker_port;
     bool tls;
     int n, conc, window, batch, n_topics, inflight, src_ips;
@@ -735,8 +736,12 @@ static void on_connected(struct conn *c)
         return;
     }
     if (c->kind == CK_PUBLISHER) {
+        char id[48];
+
+        /* one per process: several load generators publish at once */
+        snprintf(id, sizeof(id), "loadgen-publisher-%d", (int)getpid());
         c->state = CS_OPEN;
-        mqtt_put_connect(c, "loadgen-publisher");
+        mqtt_put_connect(c, id);
         conn_flush(c);
         return;
     }
@@ -1438,6 +1443,7 @@ static void setup_topics(void)
     } else {
         const char *topic = G.mode == M_PUBLISH ? "bench/none"
                             : G.mode == M_IDLE  ? NULL
+                            : G.topic           ? G.topic
                             : G.mode == M_STORM ? "bench/storm"
                                                 : "bench/fanout";
 
@@ -1824,7 +1830,8 @@ static void usage(void)
           "  --label STR         copied into the RESULT line\n"
           "  --ready-file F      touched when all sessions are ready\n"
           "  --start-delay MS    wait after ready before publishing\n"
-          "  --max-time S        give up on connecting after S s [120]\n",
+          "  --max-time S        give up on connecting after S s [120]\n"
+          "  --topic T           fanout, latency, storm: the topic [bench/...]\n",
           stderr);
     exit(2);
 }
@@ -1855,6 +1862,7 @@ int main(int argc, char **argv)
         {"start-delay", 1, 0, 'y'},
         {"max-time", 1, 0, 'x'},
         {"connect-timeout", 1, 0, 'C'},
+        {"topic", 1, 0, 'o'},
         {0, 0, 0, 0},
     };
     const char *m;
@@ -1967,6 +1975,9 @@ int main(int argc, char **argv)
             break;
         case 'C':
             G.connect_timeout = atof(optarg);
+            break;
+        case 'o':
+            G.topic = optarg;
             break;
         default:
             usage();
