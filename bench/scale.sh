@@ -84,6 +84,14 @@ scale_start() {
         start_ceiling
         T_PORT=$P_CWS T_PORTS=$P_CWSS T_BROKER=$P_CMQTT T_PROTO=mqg T_PATH=/ws
         ;;
+    ceiling-route)
+        # a message only to the sessions of its topic
+        taskset -c 0 "$CEILING" --ws-port "$P_CWS" --mqtt-port "$P_CMQTT" \
+            --route 1 >>"$WORK/ceiling.log" 2>&1 &
+        CEIL_PID=$!
+        "$LG" waitport --port "$P_CWS" --duration 10 || { say "ceiling did not start"; exit 1; }
+        T_PORT=$P_CWS T_PORTS="" T_BROKER=$P_CMQTT T_PROTO=mqg T_PATH=/ws
+        ;;
     mosquitto)
         start_mosquitto
         T_PORT=$P_MWS T_PORTS="" T_BROKER=$P_MQTT T_PROTO=mqttws T_PATH=/mqtt
@@ -100,7 +108,7 @@ scale_start() {
         T_PORT=$P_GW T_PORTS=$P_GWS T_BROKER=$P_MQTT T_PROTO=mqg T_PATH=/ws
         ;;
     esac
-    [ "$target" = ceiling ] && GW_PID=$CEIL_PID
+    case $target in ceiling*) GW_PID=$CEIL_PID ;; esac
     sleep 1
 }
 
@@ -135,9 +143,10 @@ scale_hold() {
 
 # One process: idle, one session among them, broadcast, for TARGET.
 scale_one() {
-    local target=$1 pids c0 c1 t0 t1 out rss0 rss1
+    local target=$1 pids c0 c1 t0 t1 out rss0 rss1 first=$1
+    [ "$target" = ceiling ] && first=ceiling-route
     scale_conf "$WORK/scale1.json" 1 $((SCALE_N + 500))
-    scale_start "$target" "$WORK/scale1.json"
+    scale_start "$first" "$WORK/scale1.json"
     pids=$(scale_pids)
     rss0=$(scale_rss $pids)
     scale_hold "$SCALE_N" 16 45
