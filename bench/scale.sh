@@ -232,7 +232,7 @@ scale_big() {
         for k in $(seq "$SCALE_LGS"); do
             "$LG" latency -n "$per" --port "$P_GW" --broker-port "$P_MQTT" \
                 --rate "$rate" --duration 10 --warmup 2 --drain 5 --concurrency 256 \
-                --src-ips 1000 --topic "bench/b$k" --start-delay 20000 --max-time 200 \
+                --src-ips 1000 --topic "bench/b$k" --start-delay 45000 --max-time 200 \
                 >"$WORK/bc$k.out" 2>>"$WORK/loadgen.log" &
             hp="$hp $!"
         done

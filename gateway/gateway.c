@@ -58,10 +58,8 @@ static bool ever_connected;
  * apart (at most a second), instead of timers per connection. */
 static void keepalive_tick(lws_sorted_usec_list_t *sul)
 {
-    uint64_t period_ms = (uint64_t)G.cfg->limits.ping_interval_s * 250;
+    uint64_t period_ms = session_keepalive_period_ms();
 
-    if (period_ms > 1000)
-        period_ms = 1000;
     session_keepalive(clock_now_ms());
     stream_tick();
     worker_tick();

@@ -67,6 +67,9 @@ struct session {
     struct auth_job *auth_job;        /* a password check under way */
     char *auth_id;                    /* ... and the id to answer */
     size_t auth_id_len;
+    /* its slot of the keepalive wheel (session.c) */
+    struct session *kprev, *knext;
+    uint8_t kslot;
 };
 
 #endif

@@ -6,11 +6,16 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "metrics.h"
 #include "promtext.h"
 #include "worker.h"
+
+/* how often a worker publishes its metrics for the others' /metrics:
+ * rendering walks every session (session_stats()) */
+#define PUBLISH_MS 5000
 
 /* one process's metrics text; seq is odd while it is written */
 #define SLOT_BYTES (256 * 1024)
@@ -149,10 +154,15 @@ static char *own_labelled(size_t *len)
 void worker_tick(void)
 {
     static int warned;
+    static uint64_t last_ms;
+    uint64_t now = clock_now_ms();
     size_t len;
     char *text;
 
-    if (!W.index || !conf()->metrics || !(text = own_labelled(&len)))
+    if (!W.index || !conf()->metrics || (last_ms && now - last_ms < PUBLISH_MS))
+        return;
+    last_ms = now;
+    if (!(text = own_labelled(&len)))
         return;
     if (worker_shm_put(W.shm, W.index - 1, text, len) < 0 && !warned++)
         log_warn("metrics: %zu bytes do not fit the shared slot", len);

@@ -38,7 +38,8 @@ int worker_listen_fd(size_t i);
  * family. Returns 0 with a malloc'd *out, or -1. */
 int worker_metrics(char **out, size_t *len);
 
-/* Once a second or so: a worker publishes its metrics in its slot. */
+/* From the keepalive tick: every 5 s a worker publishes its metrics in
+ * its slot (the other workers' figures in /metrics are that old at most). */
 void worker_tick(void);
 
 #endif
