@@ -12,6 +12,7 @@
 #     from SCALE_LGS load generators: idle RSS summed over the workers, a
 #     message for one session, broadcasts at SCALE_RATES messages/s
 #   workers: 2 against workers: 1, fanout to 1000 sessions
+# SCALE_CASES picks among one storm wss big fanout (default: all).
 #
 # Every line goes to $WORK/scale.txt as "SCALE key=value ..."; the
 # summary prints them as tables.
@@ -21,6 +22,7 @@ SCALE_W=${SCALE_W:-6}
 SCALE_BIG=${SCALE_BIG:-100000}
 SCALE_LGS=${SCALE_LGS:-6}
 SCALE_RATES=${SCALE_RATES:-"10 2"}
+SCALE_CASES=${SCALE_CASES:-"one storm wss big fanout"}
 SCALE_OUT=$WORK/scale.txt
 
 # scale_conf FILE WORKERS MAX_CONNECTIONS
@@ -286,19 +288,27 @@ sc_scale() {
     : >"$SCALE_OUT"
     local t
     [ "${SCALE_POLL:-0}" = 1 ] && [ -z "${GATEWAY_POLL:-}" ] && scale_build_poll
-    for t in mqgate ceiling ${GATEWAY_POLL:+mqgate-poll} mosquitto; do
-        say "scale: one process, $SCALE_N sessions, $t"
-        scale_one "$t"
-    done
-    for t in mqgate ceiling mqgate ceiling; do
-        scale_storm "$t"
-    done
-    for t in mqgate ceiling; do
-        scale_wss "$t"
-    done
-    say "scale: $SCALE_BIG sessions over $SCALE_W workers"
-    scale_big
-    scale_workers_fanout
+    case " $SCALE_CASES " in *" one "*)
+        for t in mqgate ceiling ${GATEWAY_POLL:+mqgate-poll} mosquitto; do
+            say "scale: one process, $SCALE_N sessions, $t"
+            scale_one "$t"
+        done ;;
+    esac
+    case " $SCALE_CASES " in *" storm "*)
+        for t in mqgate ceiling mqgate ceiling; do
+            scale_storm "$t"
+        done ;;
+    esac
+    case " $SCALE_CASES " in *" wss "*)
+        for t in mqgate ceiling; do
+            scale_wss "$t"
+        done ;;
+    esac
+    case " $SCALE_CASES " in *" big "*)
+        say "scale: $SCALE_BIG sessions over $SCALE_W workers"
+        scale_big ;;
+    esac
+    case " $SCALE_CASES " in *" fanout "*) scale_workers_fanout ;; esac
 }
 
 scale_summary() {
