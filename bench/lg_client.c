@@ -609,12 +609,8 @@ static void on_connected(struct conn *c)
         return;
     }
     if (c->kind == CK_PUBLISHER) {
-        char id[48];
-
-        /* one per process: several load generators publish at once */
-        snprintf(id, sizeof(id), "loadgen-publisher-%d", (int)getpid());
         c->state = CS_OPEN;
-        mqtt_put_connect(c, id);
+        mqtt_put_connect(c, "loadgen-publisher");
         conn_flush(c);
         return;
     }

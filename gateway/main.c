@@ -1,5 +1,4 @@
-/* mqgated: parse flags, load the configuration, run (one gateway, or the
- * supervisor of several). */
+/* mqgated: parse flags, load the configuration, run. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +8,6 @@
 #include "config.h"
 #include "gateway.h"
 #include "preflight.h"
-#include "supervisor.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/mqgate/mqgate.json"
 
@@ -86,9 +84,5 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 0;
     }
-    {
-        int n = supervisor_workers(cfg);
-
-        return n > 1 ? supervisor_run(cfg, path, n) : gateway_run(cfg, path);
-    }
+    return gateway_run(cfg, path);
 }
