@@ -14,7 +14,12 @@
  * the same library and certificate as the gateway): its handshake rate is
  * the practical crypto limit the gateway's wss storm is compared with.
  *
+ * With --route 1 a message goes only to the sessions whose sub named
+ * exactly its topic (a hash of topics, each frame sent as it is decoded):
+ * the ceiling of a message for one session among many idle ones.
+ *
  *   ceiling --ws-port P --mqtt-port Q [--wss-port R --cert F --key F]
+ *           [--route 1]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -54,7 +59,8 @@ struct conn {
     enum kind kind;
     SSL *ssl;
     bool subscribed, want_out, dead;
-    struct conn *prev, *next; /* subscribed sessions */
+    struct conn *prev, *next; /* subscribed sessions (of rt with --route) */
+    struct route *rt;
     struct conn *grave;       /* closed, freed after this round of events */
     uint8_t *in;
     size_t in_len, in_cap;
@@ -69,6 +75,49 @@ static uint8_t *batch;
 static size_t batch_len, batch_cap;
 static struct conn *subs, *graveyard;
 static unsigned long n_subs, dropped;
+
+/* ---- routing by exact topic (--route) ----------------------------------- */
+
+#define ROUTE_BUCKETS 4096
+struct route {
+    struct route *next;
+    struct conn *head;
+    size_t tl;
+    char topic[];
+};
+static bool routing;
+static struct route *routes[ROUTE_BUCKETS];
+
+static struct route **route_slot(const uint8_t *t, size_t tl)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < tl; i++)
+        h = (h ^ t[i]) * 16777619u;
+    return &routes[h % ROUTE_BUCKETS];
+}
+
+static struct route *route_find(const uint8_t *t, size_t tl, bool create)
+{
+    struct route **slot = route_slot(t, tl), *r;
+
+    for (r = *slot; r; r = r->next)
+        if (r->tl == tl && memcmp(r->topic, t, tl) == 0)
+            return r;
+    if (!create || !(r = calloc(1, sizeof(*r) + tl)))
+        return NULL;
+    memcpy(r->topic, t, tl);
+    r->tl = tl;
+    r->next = *slot;
+    *slot = r;
+    return r;
+}
+
+/* The list a subscribed session is on. */
+static struct conn **list_of(struct conn *c)
+{
+    return c->rt ? &c->rt->head : &subs;
+}
 
 static void *xrealloc(void *p, size_t n)
 {
@@ -113,7 +162,7 @@ static void conn_close(struct conn *c)
         if (c->prev)
             c->prev->next = c->next;
         else
-            subs = c->next;
+            *list_of(c) = c->next;
         if (c->next)
             c->next->prev = c->prev;
         n_subs--;
@@ -353,12 +402,21 @@ static int on_text(struct conn *c, const uint8_t *p, size_t len)
     if (!memmem(p, len, "\"op\":\"sub\"", 10))
         return 0;
     if (!c->subscribed) {
+        const uint8_t *t = memmem(p, len, "\"topic\":\"", 9), *te;
+        struct conn **head;
+
+        if (routing && t) {
+            t += 9;
+            te = memchr(t, '"', (size_t)(p + len - t));
+            c->rt = te ? route_find(t, (size_t)(te - t), true) : NULL;
+        }
+        head = list_of(c);
         c->subscribed = true;
         c->prev = NULL;
-        c->next = subs;
-        if (subs)
-            subs->prev = c;
-        subs = c;
+        c->next = *head;
+        if (*head)
+            (*head)->prev = c;
+        *head = c;
         n_subs++;
     }
     if (!(id = memmem(p, len, "\"id\":", 5)))
@@ -499,6 +557,15 @@ static long mqtt_parse(struct conn *c, const uint8_t *p, size_t len)
 
             if (po <= rem)
                 batch_frame(b + 2, tl, b + po, rem - po, qos);
+            if (po <= rem && routing) {
+                struct route *r = route_find(b + 2, tl, false);
+
+                for (struct conn *s = r ? r->head : NULL, *nx; s; s = nx) {
+                    nx = s->next;
+                    conn_send(s, batch, batch_len);
+                }
+                batch_len = 0;
+            }
         } else if (type == 12) {
             static const uint8_t pingresp[] = {0xd0, 0};
 
@@ -608,6 +675,8 @@ int main(int argc, char **argv)
             cert = argv[i + 1];
         else if (strcmp(argv[i], "--key") == 0)
             key = argv[i + 1];
+        else if (strcmp(argv[i], "--route") == 0)
+            routing = atoi(argv[i + 1]) != 0;
     }
     if (!ws_port || !mqtt_port || (wss_port && (!cert || !key))) {
         fputs("usage: ceiling --ws-port P --mqtt-port Q "

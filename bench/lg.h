@@ -97,6 +97,7 @@ extern struct lg {
     enum mode mode;
     enum proto proto;
     const char *host, *path, *label, *ready_file;
+    const char *topic; /* --topic: the one topic of fanout, latency, storm */
     int port, broker_port;
     bool tls;
     int n, conc, window, batch, n_topics, inflight, src_ips;

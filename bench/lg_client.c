@@ -609,8 +609,12 @@ static void on_connected(struct conn *c)
         return;
     }
     if (c->kind == CK_PUBLISHER) {
+        char id[48];
+
+        /* one per process: several load generators publish at once */
+        snprintf(id, sizeof(id), "loadgen-publisher-%d", (int)getpid());
         c->state = CS_OPEN;
-        mqtt_put_connect(c, "loadgen-publisher");
+        mqtt_put_connect(c, id);
         conn_flush(c);
         return;
     }

@@ -458,6 +458,7 @@ static void setup_topics(void)
     } else {
         const char *topic = G.mode == M_PUBLISH ? "bench/none"
                             : G.mode == M_IDLE  ? NULL
+                            : G.topic           ? G.topic
                             : G.mode == M_STORM ? "bench/storm"
                                                 : "bench/fanout";
 
@@ -656,7 +657,8 @@ static void usage(void)
           "  --label STR         copied into the RESULT line\n"
           "  --ready-file F      touched when all sessions are ready\n"
           "  --start-delay MS    wait after ready before publishing\n"
-          "  --max-time S        give up on connecting after S s [120]\n",
+          "  --max-time S        give up on connecting after S s [120]\n"
+          "  --topic T           fanout, latency, storm: the topic [bench/...]\n",
           stderr);
     stream_usage();
     exit(2);
@@ -688,6 +690,7 @@ int main(int argc, char **argv)
         {"start-delay", 1, 0, 'y'},
         {"max-time", 1, 0, 'x'},
         {"connect-timeout", 1, 0, 'C'},
+        {"topic", 1, 0, 'o'},
         {"replay-n", 1, 0, 'N'},
         {"history", 1, 0, 'H'},
         {"fill", 1, 0, 'F'},
@@ -806,6 +809,9 @@ int main(int argc, char **argv)
             break;
         case 'C':
             G.connect_timeout = atof(optarg);
+            break;
+        case 'o':
+            G.topic = optarg;
             break;
         case 'N':
             G.replay_n = atoi(optarg);

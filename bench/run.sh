@@ -6,11 +6,14 @@
 #   bench/run.sh summary bench/results/*/results.txt   (again, from raw results)
 #
 # SCENARIO is one or more of: fanout latency topics publish storm idle
-# profile (default: all of them), and the stream-state scenarios of issue
-# 12, run only when named: history (fanout with a history of the topic
-# against without), replay (100 sessions replaying 100,000 stored messages
-# each while 1000 others get live messages), rate (1000 sessions with
-# max_rate 1 over 1000 busy topics, against plain fanout). `full` takes 10 to 15 minutes, `quick`
+# profile (default: all of them); the stream-state scenarios of issue 12,
+# run only when named: history (fanout with a history of the topic against
+# without), replay (100 sessions replaying 100,000 stored messages each
+# while 1000 others get live messages), rate (1000 sessions with max_rate 1
+# over 1000 busy topics, against plain fanout); issue 13's sse (fanout over
+# SSE against WebSocket) and httppub (POST /api/publish with wrk); and
+# scale (issue 16's 19,000 sessions in one process and 100,000 over
+# workers: bench/scale.sh, about 10 minutes). `full` takes 10 to 15 minutes, `quick`
 # about 4. It installs what it needs with apt-get (as root), builds an
 # optimized mqgated in a scratch directory, builds the load generator and
 # the ceiling broadcaster, and runs each measurement REPS times with the
@@ -46,7 +49,7 @@ fi
 [ "$MODE" != profile ] || SCENARIOS="profile"
 for s in $SCENARIOS; do
     case $s in
-    fanout | latency | topics | publish | storm | idle | profile) ;;
+    fanout | latency | topics | publish | storm | idle | profile | scale) ;;
     history | replay | rate | replay_profile) ;;
     sse | httppub) ;;
     *) echo "unknown scenario: $s" >&2; exit 2 ;;
@@ -1095,6 +1098,9 @@ summarize() {
     }' "$RESULTS"
 }
 
+# shellcheck source=bench/scale.sh
+. "$SRC/bench/scale.sh"
+
 # ---- main ----------------------------------------------------------------------------
 if [ "$MODE" = summary ]; then
     # bench/run.sh summary RESULTS.txt...: the summary of saved raw results
@@ -1140,6 +1146,7 @@ done
     if [ -s "$RESULTS" ]; then
         summarize
     fi
+    scale_summary
     if [ -s "$WORK/profile/callgrind-self.txt" ]; then
         echo
         echo "### profile: callgrind, instructions while 1000 messages fan out to 1000 sessions"

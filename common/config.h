@@ -137,7 +137,11 @@ struct config {
     struct cfg_history *history;  /* NULL: no history */
     bool metrics;                 /* [true] */
     enum log_level log_level;     /* [info] */
+    int workers;                  /* [1] 1..64; 0: "auto", the CPUs */
 };
+
+/* The bound of workers (service processes sharing the listeners). */
+#define CONFIG_WORKERS_MAX 64
 
 /* Reads and validates the file at path. On success returns 0 and sets *out
  * (free with config_free()). On failure returns -1 and writes every error

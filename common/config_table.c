@@ -42,6 +42,9 @@
  *   history.messages              1..100000       [100]
  *   history.max_age_s             1..31536000     [3600]
  *   history.max_bytes             65536..2147483647 [67108864]
+ *   workers                       1..64 or "auto" [1] ("auto": stored as
+ *                                                  0, the number of CPUs,
+ *                                                  which the gateway reads)
  *
  * KF_RESTART marks what the gateway reads at start only: the listeners
  * (but for their certificate and key, which a reload replaces), the
@@ -277,6 +280,8 @@ static const struct key root_keys[] = {
     OBJP("history", struct config, history, R, history_table),
     BOOL("metrics", struct config, metrics, 0, true),
     OBJ("log", 0, log_table),
+    NUM("workers", struct config, workers, R | KF_AUTO, 1,
+        CONFIG_WORKERS_MAX, 1),
 };
 const struct table config_table_root = TABLE(root_keys, struct config);
 

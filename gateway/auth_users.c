@@ -56,6 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpus.h"
 #include "auth_users.h"
 #include "ipcount.h"
 #include "log.h"
@@ -219,15 +220,9 @@ static void *worker_main(void *arg)
 /* auth.password_workers, or the CPUs this process may run on. */
 static unsigned workers_for(const struct config *cfg)
 {
-    long n = cfg->auth.password_workers;
-    cpu_set_t set;
+    long n = cfg->auth.password_workers > 0 ? cfg->auth.password_workers
+                                             : cpus_usable();
 
-    if (n <= 0)
-        n = sched_getaffinity(0, sizeof(set), &set) == 0
-                ? CPU_COUNT(&set)
-                : sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        n = 1;
     return n > CONFIG_PASSWORD_WORKERS_MAX ? CONFIG_PASSWORD_WORKERS_MAX
                                            : (unsigned)n;
 }

@@ -333,7 +333,7 @@ void fanout_deliver(const struct mb_event *ev)
                 stream_store(ev, ++F.seq, true);
                 stored = true;
             }
-            for (struct sub *sub = f->subs; sub; sub = sub->f_next)
+            for (struct sub *sub = f->replay; sub; sub = sub->w_next)
                 if (sub->want_gen && sub->want_gen == f->acked_gen &&
                     sub->retained != SUB_RETAINED_NONE &&
                     (sub->retained == SUB_RETAINED_ALL ||

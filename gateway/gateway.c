@@ -10,6 +10,7 @@
 #include "auth_users.h"
 #include "clock.h"
 #include "conf.h"
+#include "evloop.h"
 #include "gateway.h"
 #include "http_pub.h"
 #include "fanout.h"
@@ -27,6 +28,7 @@
 #include "throttle.h"
 #include "session.h"
 #include "upstream.h"
+#include "worker.h"
 #include "ws.h"
 
 /* The daemon's own state: what the service loop, the signals and the
@@ -58,12 +60,11 @@ static bool ever_connected;
  * apart (at most a second), instead of timers per connection. */
 static void keepalive_tick(lws_sorted_usec_list_t *sul)
 {
-    uint64_t period_ms = (uint64_t)G.cfg->limits.ping_interval_s * 250;
+    uint64_t period_ms = session_keepalive_period_ms();
 
-    if (period_ms > 1000)
-        period_ms = 1000;
     session_keepalive(clock_now_ms());
     stream_tick();
+    worker_tick();
     lws_sul_schedule(G.ctx, 0, sul, keepalive_tick,
                      (lws_usec_t)period_ms * LWS_US_PER_MS);
 }
@@ -388,11 +389,15 @@ int gateway_run(struct config *cfg, const char *config_path)
      * a linear search of its table on every event. The limit itself is
      * sized instead. */
     size_fd_limit(cfg);
+    if (evloop_init(&info, &G.ctx) < 0)
+        goto out;
     G.ctx = lws_create_context(&info);
     if (!G.ctx) {
-        log_error("cannot create the libwebsockets context");
+        log_error("cannot create the libwebsockets context%s",
+                  evloop_needs());
         goto out;
     }
+    log_info("event loop: %s", evloop_name());
     mailbox_set_ctx(&G.mbox, G.ctx);
     throttle_init(G.ctx);
     auth_start(G.ctx);
@@ -409,11 +414,12 @@ int gateway_run(struct config *cfg, const char *config_path)
     notify_status("broker connecting");
 
     while (!G.stop) {
-        if (lws_service(G.ctx, 0) < 0)
+        if (evloop_run_once(G.ctx) < 0)
             break;
         if (G.reload) {
             G.reload = 0;
             reload();
+            evloop_timers_changed(G.ctx);
         }
     }
 
@@ -427,12 +433,13 @@ int gateway_run(struct config *cfg, const char *config_path)
     {
         uint64_t deadline = clock_now_ms() + SHUTDOWN_WAIT_MS;
 
-        /* lws_service() sleeps until the next event or timer, which may
-         * be a reconnect many seconds away: a tick bounds each wait */
+        /* a pass of the loop sleeps until the next event or timer, which
+         * may be a reconnect many seconds away: a tick bounds each wait */
         shutdown_tick(&shutdown_timer);
+        evloop_timers_changed(G.ctx);
         while ((session_count() || handle_pub_pending() > 0) &&
                clock_now_ms() < deadline)
-            lws_service(G.ctx, 0);
+            evloop_run_once(G.ctx);
         lws_sul_cancel(&shutdown_timer);
         if (handle_pub_pending() > 0)
             log_warn("%ld publishes still unacknowledged at exit",
@@ -453,9 +460,8 @@ out:
          * is gone. */
         mailbox_set_ctx(&G.mbox, NULL);
         throttle_destroy();
-        lws_context_destroy(G.ctx);
     }
-    G.ctx = NULL;
+    evloop_destroy(&G.ctx);
     /* The HTTP calls under way end now and come back failed. */
     http_client_destroy();
     /* Paho has stopped; the sessions are gone. What the worker answered

@@ -21,7 +21,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "origin.h"
+#include "reuseport.h"
 #include "session.h"
+#include "worker.h"
 #include "ws.h"
 
 
@@ -117,10 +119,18 @@ int listener_start_all(const struct config *cfg, struct lws_context *ctx)
             if (!(l->static_real = strdup(real)))
                 return -1;
         }
+        /* a worker serves its own end of the shared socket */
+        if (worker_listen_fd(i) >= 0) {
+            info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+            info.protocols = reuseport_protocols();
+        }
         if (!(l->vh = lws_create_vhost(ctx, &info))) {
             log_error("cannot listen on %s:%d", lc->bind, lc->port);
             return -1;
         }
+        if (worker_listen_fd(i) >= 0 &&
+            reuseport_adopt(l->vh, worker_listen_fd(i)) < 0)
+            return -1;
         log_info("listening on %s://%s:%d%s", lc->tls ? "wss" : "ws",
                  lc->bind, lc->port, lc->path);
     }
@@ -524,7 +534,7 @@ int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             size_t tlen = 0;
             int rc;
 
-            if (metrics_render(&text, &tlen) < 0)
+            if (worker_metrics(&text, &tlen) < 0)
                 return respond_text(wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR,
                                     "out of memory\n");
             rc = respond(wsi, HTTP_STATUS_OK,

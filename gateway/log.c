@@ -16,6 +16,14 @@ static atomic_int threshold = LOG_LVL_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
+/* "worker N: " in a worker process (log_set_prefix()), else "". */
+static char prefix[32];
+
+void log_set_prefix(const char *p)
+{
+    snprintf(prefix, sizeof(prefix), "%s", p);
+}
+
 void log_set_threshold(enum log_level lvl)
 {
     atomic_store_explicit(&threshold, (int)lvl, memory_order_relaxed);
@@ -34,7 +42,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 
     if (!log_enabled(lvl))
         return;
-    n = snprintf(line, sizeof(line), "%s: ", level_names[lvl]);
+    n = snprintf(line, sizeof(line), "%s%s: ", prefix, level_names[lvl]);
     va_start(ap, fmt);
     n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     va_end(ap);

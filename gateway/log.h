@@ -18,6 +18,10 @@ bool log_enabled(enum log_level lvl);
 void log_msg(enum log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Puts p (at most 31 bytes: "worker 2 ") in front of every line from
+ * now on. Before any other thread starts. */
+void log_set_prefix(const char *p);
+
 /* Routes libwebsockets' own warnings and errors through log_msg(). */
 void log_init_lws(void);
 

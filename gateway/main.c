@@ -1,4 +1,5 @@
-/* mqgated: parse flags, load the configuration, run. */
+/* mqgated: parse flags, load the configuration, run (one gateway, or the
+ * supervisor of several). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include "config.h"
 #include "gateway.h"
 #include "preflight.h"
+#include "supervisor.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/mqgate/mqgate.json"
 
@@ -84,5 +86,9 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 0;
     }
-    return gateway_run(cfg, path);
+    {
+        int n = supervisor_workers(cfg);
+
+        return n > 1 ? supervisor_run(cfg, path, n) : gateway_run(cfg, path);
+    }
 }

@@ -55,6 +55,18 @@ void notify_reloading(void)
     sd_notify(0, "RELOADING=1");
 }
 
+unsigned long long notify_watchdog_usec(void)
+{
+    uint64_t usec = 0;
+
+    return sd_watchdog_enabled(0, &usec) > 0 ? usec : 0;
+}
+
+void notify_watchdog(void)
+{
+    sd_notify(0, "WATCHDOG=1");
+}
+
 #else
 
 void notify_ready(struct lws_context *ctx)
@@ -72,6 +84,15 @@ void notify_stopping(void)
 }
 
 void notify_reloading(void)
+{
+}
+
+unsigned long long notify_watchdog_usec(void)
+{
+    return 0;
+}
+
+void notify_watchdog(void)
 {
 }
 

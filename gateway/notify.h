@@ -16,4 +16,9 @@ void notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void notify_stopping(void);
 void notify_reloading(void);
 
+/* The watchdog interval systemd asked of this process (µs), or 0; and one
+ * ping. For a process without a libwebsockets loop (the supervisor). */
+unsigned long long notify_watchdog_usec(void);
+void notify_watchdog(void);
+
 #endif

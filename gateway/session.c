@@ -28,13 +28,19 @@
 
 #define PREAUTH_QUEUE_MAX 65536    /* bytes queued to it before auth */
 
+/* The keepalive wheel's slots: a session's is its serial's remainder,
+ * not the time it opened, so that sessions of one storm spread. */
+#define KA_SLOTS 64
+
 /* Every open session, how many, how many per client address, and what
- * they were last told of the broker. */
+ * they were last told of the broker; the keepalive wheel. */
 static struct {
     struct session *list;
     long n;
     struct ipcount *per_ip;
     bool broker_up;
+    struct session *wheel[KA_SLOTS];
+    unsigned cursor;               /* the next slot a tick visits */
 } S;
 
 int session_init(void)
@@ -310,32 +316,53 @@ const char *session_mount(const struct session *s, size_t *len)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-void session_keepalive(uint64_t now)
+uint64_t session_keepalive_period_ms(void)
 {
-    uint64_t interval = (uint64_t)conf()->limits.ping_interval_s * 1000;
+    uint64_t period_ms = (uint64_t)conf()->limits.ping_interval_s * 250;
 
-    for (struct session *s = S.list; s; s = s->next) {
-        if (!s->tp->hang_up) {
-            /* a peer that never speaks (SSE, HTTP): only kept alive */
-            if (s->tp->want_write && now - s->last_ping_ms >= interval &&
-                !s->close_code) {
-                s->last_ping_ms = now;
-                s->ping_due = true;
-                s->tp->want_write(s);
-            }
-        } else if (now - s->last_rx_ms >= 2 * interval) {
-            /* silent for two intervals: hang up, as there is nobody to
-             * read a close frame */
-            log_debug("session %llu: silent for %llu ms, hanging up",
-                      (unsigned long long)s->serial,
-                      (unsigned long long)(now - s->last_rx_ms));
-            s->last_rx_ms = now; /* once */
-            s->tp->hang_up(s);
-        } else if (now - s->last_ping_ms >= interval && !s->close_code) {
+    return period_ms > 1000 ? 1000 : period_ms;
+}
+
+static void keepalive_one(struct session *s, uint64_t now, uint64_t interval)
+{
+    if (!s->tp->hang_up) {
+        /* a peer that never speaks (SSE, HTTP): only kept alive */
+        if (s->tp->want_write && now - s->last_ping_ms >= interval &&
+            !s->close_code) {
             s->last_ping_ms = now;
             s->ping_due = true;
             s->tp->want_write(s);
         }
+    } else if (now - s->last_rx_ms >= 2 * interval) {
+        /* silent for two intervals: hang up, as there is nobody to read a
+         * close frame */
+        log_debug("session %llu: silent for %llu ms, hanging up",
+                  (unsigned long long)s->serial,
+                  (unsigned long long)(now - s->last_rx_ms));
+        s->last_rx_ms = now; /* once */
+        s->tp->hang_up(s);
+    } else if (now - s->last_ping_ms >= interval && !s->close_code) {
+        s->last_ping_ms = now;
+        s->ping_due = true;
+        s->tp->want_write(s);
+    }
+}
+
+void session_keepalive(uint64_t now)
+{
+    uint64_t interval = (uint64_t)conf()->limits.ping_interval_s * 1000;
+    /* slots a tick visits: the whole wheel in a quarter of an interval */
+    uint64_t k = (KA_SLOTS * session_keepalive_period_ms() + interval / 4 - 1) /
+                 (interval / 4);
+
+    if (k > KA_SLOTS)
+        k = KA_SLOTS;
+    for (; k > 0; k--) {
+        for (struct session *s = S.wheel[S.cursor], *next; s; s = next) {
+            next = s->knext;
+            keepalive_one(s, now, interval);
+        }
+        S.cursor = (S.cursor + 1) % KA_SLOTS;
     }
 }
 
@@ -393,6 +420,12 @@ void session_attach(struct session *s, const struct transport *tp,
     if (S.list)
         S.list->prev = s;
     S.list = s;
+    s->kslot = (uint8_t)(s->serial % KA_SLOTS);
+    s->kprev = NULL;
+    s->knext = S.wheel[s->kslot];
+    if (s->knext)
+        s->knext->kprev = s;
+    S.wheel[s->kslot] = s;
     S.n++;
     metrics_add(MC_SESSIONS_OPENED, 1);
     ipcount_inc(S.per_ip, s->ip);
@@ -473,6 +506,12 @@ void session_closed(struct session *s)
         S.list = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    if (s->kprev)
+        s->kprev->knext = s->knext;
+    else
+        S.wheel[s->kslot] = s->knext;
+    if (s->knext)
+        s->knext->kprev = s->kprev;
     S.n--;
     ipcount_dec(S.per_ip, s->ip);
     s->wsi = NULL;

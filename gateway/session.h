@@ -127,11 +127,16 @@ void session_wrote(struct session *s, size_t n);
  * queue would pass limits.max_queue_bytes. */
 void session_send(struct session *s, struct frame *f);
 
-/* Keepalive, every few hundred ms: pings each session every
- * limits.ping_interval_s and hangs up one silent for two intervals. Done
- * here rather than by libwebsockets' per-connection timers, whose sorted
- * insertion makes a connection storm quadratic. */
+/* Keepalive, every session_keepalive_period_ms(): pings each session
+ * every limits.ping_interval_s and hangs up one silent for two intervals.
+ * Done here rather than by libwebsockets' per-connection timers, whose
+ * sorted insertion makes a connection storm quadratic; a tick visits the
+ * sessions of a few slots of a wheel, so that each session is looked at
+ * about four times an interval and a tick costs what it visits, not every
+ * session, and the pings of sessions opened together are spread over the
+ * interval. */
 void session_keepalive(uint64_t now_ms);
+uint64_t session_keepalive_period_ms(void);
 
 /* Queues a frame holding a copy of json[0..len). */
 void session_send_json(struct session *s, const char *json, size_t len);

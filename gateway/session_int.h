@@ -78,6 +78,9 @@ struct session {
     char *auth_id;                    /* ... and the id to answer */
     size_t auth_id_len;
     char *origin;                     /* the handshake's Origin, or NULL */
+    /* its slot of the keepalive wheel (session.c) */
+    struct session *kprev, *knext;
+    uint8_t kslot;
 };
 
 #endif

@@ -176,6 +176,60 @@ static void filter_want(struct rfilter *self, int qos)
         }
 }
 
+/* ---- a filter's waiting and replay lists (subs_int.h) ------------------- */
+
+static struct sub **wl_head(struct sub *sub)
+{
+    return sub->wlist == SUB_WL_WAITING ? &sub->f->waiting : &sub->f->replay;
+}
+
+static void wl_remove(struct sub *sub)
+{
+    if (sub->wlist == SUB_WL_NONE)
+        return;
+    if (sub->w_prev)
+        sub->w_prev->w_next = sub->w_next;
+    else
+        *wl_head(sub) = sub->w_next;
+    if (sub->w_next)
+        sub->w_next->w_prev = sub->w_prev;
+    sub->w_prev = sub->w_next = NULL;
+    sub->wlist = SUB_WL_NONE;
+}
+
+static void wl_add(struct sub *sub, uint8_t which)
+{
+    struct sub **head;
+
+    wl_remove(sub);
+    sub->wlist = which;
+    head = wl_head(sub);
+    sub->w_next = *head;
+    if (*head)
+        (*head)->w_prev = sub;
+    *head = sub;
+}
+
+/* sub waits for the SUBACK of the filter's request gen. */
+static void sub_wait(struct sub *sub, uint32_t gen)
+{
+    sub->want_gen = gen;
+    wl_add(sub, SUB_WL_WAITING);
+}
+
+/* Empties one of f's lists (the holders stay). */
+static void wl_clear(struct sub **head)
+{
+    struct sub *sub, *next;
+
+    for (sub = *head; sub; sub = next) {
+        next = sub->w_next;
+        sub->w_prev = sub->w_next = NULL;
+        sub->wlist = SUB_WL_NONE;
+    }
+    *head = NULL;
+}
+
 /* ---- subs --------------------------------------------------------------- */
 
 /* Answers the sub requests of sub waiting for granted (<0: refused). With
@@ -238,6 +292,7 @@ static void sub_unlink(struct sub *sub)
     struct subs_holds *h = sub->h;
     struct sub **pp = &h->head;
 
+    wl_remove(sub);
     if (sub->f_prev)
         sub->f_prev->f_next = sub->f_next;
     else
@@ -353,16 +408,16 @@ void subs_subscribe(struct session *s, const char *full, size_t len,
      * waits for the next SUBSCRIBE, sent when this one is answered. */
     if (upstream_is_connected(upstream_get())) {
         if (f->in_flight && qos <= f->flight_qos) {
-            sub->want_gen = f->req_gen;
+            sub_wait(sub, f->req_gen);
             return;
         }
         if (f->in_flight) {
             f->again = true;
-            sub->want_gen = f->req_gen + 1;
+            sub_wait(sub, f->req_gen + 1);
             return;
         }
         if (filter_send_subscribe(f) == 0) {
-            sub->want_gen = f->req_gen;
+            sub_wait(sub, f->req_gen);
             return;
         }
     }
@@ -401,16 +456,21 @@ void subs_session_gone(struct session *s)
  * If it cannot go, they are treated as when the broker is away. */
 static void subscribe_again(struct rfilter *f)
 {
+    struct sub *sub, *next;
+
     if (!f->again)
         return;
     f->again = false;
     if (filter_send_subscribe(f) == 0)
         return;
-    for (struct sub *sub = f->subs; sub; sub = sub->f_next)
+    for (sub = f->waiting; sub; sub = next) {
+        next = sub->w_next;
         if (sub->want_gen == f->req_gen) {
+            wl_remove(sub);
             sub->live = true;
             sub_answer(sub, sub->qos, true);
         }
+    }
 }
 
 void subs_suback(uint64_t tag, int granted)
@@ -425,10 +485,11 @@ void subs_suback(uint64_t tag, int granted)
     restore_done(f);
     if (granted < 0) {
         log_warn("broker refused subscription to %s", f->str);
-        for (sub = f->subs; sub; sub = next) {
-            next = sub->f_next;
+        for (sub = f->waiting; sub; sub = next) {
+            next = sub->w_next;
             if (sub->want_gen != gen)
                 continue;
+            wl_remove(sub);
             sub_answer(sub, -1, false);
             if (!sub->live) {
                 if (f->n_subs == 1 && !f->pinned) {
@@ -446,9 +507,13 @@ void subs_suback(uint64_t tag, int granted)
     f->acked_gen = gen;
     f->granted = (uint8_t)granted;
     R.last_acked = f;
-    for (sub = f->subs; sub; sub = sub->f_next) {
+    /* the retained messages that follow are for the holders it answers */
+    wl_clear(&f->replay);
+    for (sub = f->waiting; sub; sub = next) {
+        next = sub->w_next;
         if (sub->want_gen != gen)
             continue;
+        wl_add(sub, SUB_WL_REPLAY);
         sub->live = true;
         sub_answer(sub, granted, true);
     }
@@ -471,7 +536,7 @@ size_t subs_broker_up(void)
             f->restoring = true;
             sent++;
             for (struct sub *sub = f->subs; sub; sub = sub->f_next)
-                sub->want_gen = f->req_gen;
+                sub_wait(sub, f->req_gen);
         }
     R.restoring = sent;
     return sent;
@@ -486,6 +551,8 @@ void subs_broker_down(void)
             f->in_flight = false;
             f->restoring = false;
             f->again = false;
+            wl_clear(&f->waiting);
+            wl_clear(&f->replay);
             for (struct sub *sub = f->subs; sub; sub = sub->f_next) {
                 sub->live = true;
                 sub->want_gen = 0;

@@ -27,6 +27,11 @@ struct sub {
     struct subs_holds *h;         /* s's, in it */
     struct sub *f_prev, *f_next;  /* the filter's holders */
     struct sub *s_next;           /* the session's holds */
+    /* on at most one of its filter's lists: waiting (for the SUBACK of
+     * want_gen) or replay (answered by the last SUBACK, acked_gen: it
+     * takes the retained messages that follow) */
+    struct sub *w_prev, *w_next;
+    uint8_t wlist;                /* SUB_WL_* */
     uint32_t want_gen;            /* replay retained of this SUBSCRIBE */
     uint8_t qos;
     bool live;                    /* receives live messages */
@@ -38,6 +43,8 @@ struct sub {
         retained;
     struct sub_reply *replies;    /* sub requests awaiting the SUBACK */
 };
+
+enum { SUB_WL_NONE, SUB_WL_WAITING, SUB_WL_REPLAY };
 
 /* A filter subscribed upstream, held by the sessions on its list. */
 struct rfilter {
@@ -52,6 +59,10 @@ struct rfilter {
     uint8_t flight_qos;           /* the QoS of the SUBSCRIBE in flight */
     uint8_t granted;
     struct sub *subs;
+    /* the holders a SUBACK concerns, so that answering one costs what it
+     * answers, not what the filter holds (a storm of sessions joining one
+     * filter) */
+    struct sub *waiting, *replay;
     size_t n_subs;
     size_t len;
     bool pinned;                  /* the gateway's own (subs_pin()) */

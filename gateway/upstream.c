@@ -23,6 +23,7 @@
 #include "utf8.h"
 #include "metrics.h"
 #include "upstream.h"
+#include "worker.h"
 
 /* A QoS 1/2 publish waiting for room in the broker's receive window. */
 struct held_pub {
@@ -327,6 +328,7 @@ static char *expand_client_id(const char *tmpl)
 {
     char host[256], out[512];
     size_t o = 0;
+    bool numbered = false;
 
     if (gethostname(host, sizeof(host)) < 0)
         strcpy(host, "localhost");
@@ -339,10 +341,19 @@ static char *expand_client_id(const char *tmpl)
             o += (size_t)snprintf(out + o, sizeof(out) - o, "%ld",
                                   (long)getpid());
             p++;
+        } else if (p[0] == '%' && p[1] == 'w') {
+            o += (size_t)snprintf(out + o, sizeof(out) - o, "%d",
+                                  worker_index());
+            p++;
+            numbered = true;
         } else {
             out[o++] = *p;
         }
     }
+    /* workers are distinct clients of the broker, whatever the template */
+    if (worker_count() > 1 && !numbered)
+        o += (size_t)snprintf(out + o, sizeof(out) - o, "-w%d",
+                              worker_index());
     out[o] = '\0';
     return strdup(out);
 }

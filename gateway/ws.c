@@ -18,7 +18,7 @@
 #include "utf8.h"
 #include "ws.h"
 
-#define RX_BUFFER_SIZE 512
+#define RX_BUFFER_SIZE 512  /* bytes per connection, allocated by lws */
 #define TX_PACKET_SIZE (256 * 1024)
 #define PREAUTH_MESSAGE_MAX 16384  /* bytes of a message before auth */
 #define SCRATCH_SIZE (64 * 1024)   /* bytes coalesced into one write */
@@ -287,7 +287,12 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             lws_close_reason(wsi, (enum lws_close_status)s->close_code,
                              (unsigned char *)s->close_reason,
                              strlen(s->close_reason));
-            return -1;
+            /* Not by returning -1: Debian builds libwebsockets with
+             * _DEBUG, which on libuv closes a connection a callback
+             * refused twice, the second time without the close frame.
+             * One close here sends it at the next writable. */
+            lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+            return 0;
         }
         return 0;
     case LWS_CALLBACK_CLOSED:

@@ -1,17 +1,19 @@
 # Debian 12 packages mqgate needs to build, run its demo and run its tests
-# (prometheus for its promtool, which checks /metrics; gcc-multilib for the
-# 32-bit compile check, tests/build/ilp32.sh; chromium and firefox-esr for
-# the dashboard's browser tests; rabbitmq-server for the broker matrix,
+# (libwebsockets-evlib-uv: the plugin libwebsockets loads at run time for
+# mqgated's epoll loop, gateway/evloop.c; prometheus for its promtool,
+# which checks /metrics; gcc-multilib for the 32-bit compile check,
+# tests/build/ilp32.sh; chromium and firefox-esr for the dashboard's
+# browser tests; rabbitmq-server for the broker matrix,
 # tests/integration/test_brokers.py, which runs a private node of it with
 # its MQTT plugin; that script's aedes comes from the npm registry,
 # tests/brokers/package-lock.json, installed by npm ci as the browser
 # tests' packages are: npm reaches only that registry).
 # Sourced by demo.sh and test.sh.
 MQG_BUILD_DEPS="build-essential autoconf automake libtool pkg-config \
-libwebsockets-dev libpaho-mqtt-dev libjansson-dev check libjwt-dev \
+libwebsockets-dev libuv1-dev libpaho-mqtt-dev libjansson-dev check libjwt-dev \
 liboath-dev libcrypt-dev libsystemd-dev libssl-dev libcurl4-openssl-dev"
-MQG_RUN_DEPS="mosquitto mosquitto-clients python3 python3-paho-mqtt openssl \
-python3-cryptography"
+MQG_RUN_DEPS="libwebsockets-evlib-uv mosquitto mosquitto-clients python3 \
+python3-paho-mqtt openssl python3-cryptography"
 MQG_TEST_DEPS="valgrind curl chromium firefox-esr nginx haproxy prometheus \
 clang-14 libclang-rt-14-dev gcc-multilib rabbitmq-server"
 # node 20 or later runs the client and browser tests; Debian's nodejs is

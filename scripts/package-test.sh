@@ -563,6 +563,9 @@ try:
             "(WATCHDOG_USEC=%d)" % wd, repr(notify.got))
     tap(notify.find(lambda s: s.startswith("STATUS=broker up"), 15) is not None,
         "STATUS= reports the broker up", repr(notify.got))
+    tap("event loop: epoll" in daemon_says(),
+        "the service loop runs on epoll (libwebsockets-evlib-uv loaded)",
+        daemon_says())
 
     status, ctype, body = http_get(gw_port, "/healthz")
     tap(status == 200, "GET /healthz is 200", "%s %s" % (status, body[:200]))

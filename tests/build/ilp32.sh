@@ -12,6 +12,7 @@ trap 'rm -rf "$tmp"' EXIT
 # configuration, say) come from there: enough to check the syntax.
 multiarch=$($cc -print-multiarch 2>/dev/null)
 pkgs="libwebsockets jansson libjwt liboath openssl"
+pkg-config --exists libuv 2>/dev/null && pkgs="$pkgs libuv"
 pkg-config --exists libsystemd 2>/dev/null && pkgs="$pkgs libsystemd"
 # shellcheck disable=SC2046,SC2086
 set -- -m32 -fsyntax-only -std=gnu11 -D_GNU_SOURCE -DSYSCONFDIR='"/etc"' \

@@ -113,25 +113,32 @@ def check(text):
                 if not v >= 0:
                     errors.append("%s%s: negative counter" % (base, labels))
         if fam["type"] == "histogram":
-            buckets = [(s[1], s[2]) for s in fam["samples"] if s[0] == base + "_bucket"]
-            les = []
-            for labels, v in buckets:
-                if "le" not in labels:
-                    errors.append("%s: bucket without le" % base)
-                    continue
-                les.append((_value(labels["le"]), v))
-            if not les or les[-1][0] != math.inf:
-                errors.append("%s: no +Inf bucket last" % base)
-            if [l for l, _ in les] != sorted(l for l, _ in les):
-                errors.append("%s: buckets not in order" % base)
-            if any(b[1] < a[1] for a, b in zip(les, les[1:])):
-                errors.append("%s: buckets not cumulative" % base)
-            counts = [s[2] for s in fam["samples"] if s[0] == base + "_count"]
-            sums = [s for s in fam["samples"] if s[0] == base + "_sum"]
-            if len(counts) != 1 or not les or counts[0] != les[-1][1]:
-                errors.append("%s: _count missing or not the +Inf bucket" % base)
-            if len(sums) != 1:
-                errors.append("%s: no _sum" % base)
+            # one histogram per label set (le aside): a family may hold
+            # several, as the workers' merged /metrics does
+            def key(labels):
+                return tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+            for ls in sorted({key(s[1]) for s in fam["samples"]}):
+                what = base + ("{%s}" % ",".join('%s="%s"' % kv for kv in ls) if ls else "")
+                own = [s for s in fam["samples"] if key(s[1]) == ls]
+                buckets = [(s[1], s[2]) for s in own if s[0] == base + "_bucket"]
+                les = []
+                for labels, v in buckets:
+                    if "le" not in labels:
+                        errors.append("%s: bucket without le" % what)
+                        continue
+                    les.append((_value(labels["le"]), v))
+                if not les or les[-1][0] != math.inf:
+                    errors.append("%s: no +Inf bucket last" % what)
+                if [l for l, _ in les] != sorted(l for l, _ in les):
+                    errors.append("%s: buckets not in order" % what)
+                if any(b[1] < a[1] for a, b in zip(les, les[1:])):
+                    errors.append("%s: buckets not cumulative" % what)
+                counts = [s[2] for s in own if s[0] == base + "_count"]
+                sums = [s for s in own if s[0] == base + "_sum"]
+                if len(counts) != 1 or not les or counts[0] != les[-1][1]:
+                    errors.append("%s: _count missing or not the +Inf bucket" % what)
+                if len(sums) != 1:
+                    errors.append("%s: no _sum" % what)
     return families, errors
 
 

@@ -174,6 +174,7 @@ static void check_defaults(const struct config *cfg)
     check_default_limits(&cfg->limits);
     ck_assert(cfg->metrics);
     ck_assert_int_eq(cfg->log_level, LOG_LVL_INFO);
+    ck_assert_int_eq(cfg->workers, 1);
 }
 
 START_TEST(example_full)
@@ -333,10 +334,12 @@ START_TEST(other_values)
         "   \"max_queue_bytes\": 1073741824, \"publish_rate\": 1000000,"
         "   \"publish_burst\": 1, \"max_errors\": 100000,"
         "   \"ping_interval_s\": 3600},"
-        " \"metrics\": false, \"log\": {\"level\": \"debug\"}}";
+        " \"metrics\": false, \"log\": {\"level\": \"debug\"},"
+        " \"workers\": 64}";
     struct config *cfg;
 
     parse_ok(text, &cfg);
+    ck_assert_int_eq(cfg->workers, 64);
     ck_assert_str_eq(cfg->listeners[0].bind, "::1");
     ck_assert_int_eq(cfg->listeners[0].port, 1);
     ck_assert_str_eq(cfg->listeners[0].path, "/");
@@ -424,6 +427,19 @@ START_TEST(identity_providers)
     parse_ok(file, &cfg);
     ck_assert_str_eq(cfg->auth.jwt->jwks_file, "j");
     ck_assert_uint_eq(cfg->auth.jwt->n_algs, 0);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(workers_auto)
+{
+    struct config *cfg;
+
+    parse_ok("{\"workers\": \"auto\"}", &cfg);
+    ck_assert_int_eq(cfg->workers, 0); /* the CPUs */
+    config_free(cfg);
+    parse_ok("{\"workers\": 1}", &cfg);
+    ck_assert_int_eq(cfg->workers, 1);
     config_free(cfg);
 }
 END_TEST
@@ -935,6 +951,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, other_values);
     tcase_add_test(tc, identity_providers);
     tcase_add_test(tc, log_levels);
+    tcase_add_test(tc, workers_auto);
     tcase_add_test(tc, long_patterns);
     tcase_add_test(tc, shipped_configs);
     suite_add_tcase(s, tc);
