@@ -40,10 +40,17 @@ int evloop_init(struct lws_context_creation_info *info,
 
 int evloop_run_once(struct lws_context *ctx)
 {
-    (void)ctx;
     /* blocks until something is ready unless lws' idle handle is
-     * active (it is while lws has buffered work to finish) */
+     * active (lws starts it after serving a socket) */
     uv_run(&loop, UV_RUN_ONCE);
+    /* lws 4.1's idle callback serves buffered input once and stops
+     * itself, even when a connection still holds some (its flow control
+     * lifted from a timer or the mailbox, say): nothing would serve that
+     * until its socket, or another, is ready again. A wake-up makes the
+     * next pass serve it (the poll loop's lws_service() does the same
+     * with a zero wait). */
+    if (!lws_service_adjust_timeout(ctx, 1, 0))
+        lws_cancel_service(ctx);
     return 0;
 }
 
