@@ -18,7 +18,8 @@
 #include "utf8.h"
 #include "ws.h"
 
-#define RX_BUFFER_SIZE 512  /* bytes per connection, allocated by lws */
+#define RX_BUFFER_SIZE 128  /* bytes per connection, allocated by lws: a
+                            * larger message arrives in several reads */
 #define TX_PACKET_SIZE (256 * 1024)
 #define PREAUTH_MESSAGE_MAX 16384  /* bytes of a message before auth */
 #define SCRATCH_SIZE (64 * 1024)   /* bytes coalesced into one write */
