@@ -21,8 +21,6 @@ import os
 import re
 import signal
 import socket
-import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -30,13 +28,10 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mqgtest as T                                     # noqa: E402
+import proxies as P                                     # noqa: E402
 from mqgtest import check, eq, fail                    # noqa: E402
 
-NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
-SRCDIR = os.environ.get("MQG_SRCDIR") or os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLE = os.path.join(SRCDIR, "config", "nginx-mqgate.conf")
-WWW = os.path.join(SRCDIR, "www")
+WWW = P.WWW
 
 t = T.Suite("nginx")
 
@@ -53,231 +48,18 @@ GW = {"auth": {"anonymous_role": "all"}, "roles": ROLES,
                  "max_connections_per_ip": 1000}}
 
 
-# ---------------------------------------------------------------------------
-# nginx
-
-class GroupPopen(subprocess.Popen):
-    """nginx's master in a process group of its own: kill() (the harness'
-    last resort) takes its workers too."""
-
-    def kill(self):
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except OSError:
-            subprocess.Popen.kill(self)
-
-
-def _child_setup():
-    os.setpgid(0, 0)
-    T._pdeathsig()
-
-
-def replace(text, old, new):
-    """text with every old replaced; old must occur (the example changed
-    if it does not: this script must follow)."""
-    if old not in text:
-        fail("%s no longer contains %r: update test_nginx.py"
-             % (os.path.basename(EXAMPLE), old))
-    return text.replace(old, new)
-
-
-def ws_block(text):
-    m = re.search(r"\n( *)location = /ws \{\n.*?\n\1\}\n", text, re.S)
-    if not m:
-        fail("no `location = /ws { ... }` block in %s" % os.path.basename(EXAMPLE))
-    return m
-
-
-class Nginx(object):
-    """nginx with the example config rendered for free loopback ports, in
-    front of the gateway gw."""
-
-    def __init__(self, name, gw, cert, extra_ws_locations=()):
-        """extra_ws_locations: (path, {old: new}) pairs: copies of the /ws
-        location block under another path, with replacements."""
-        self.dir = os.path.join(t.root, name)
-        for d in ("logs", "tmp"):
-            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
-        self.gw = gw
-        self.port = T.free_port()          # 443
-        self.http_port = T.free_port()     # 80
-        self.conf = os.path.join(self.dir, "nginx.conf")
-        self.site = os.path.join(self.dir, "mqgate-site.conf")
-        self.pidfile = os.path.join(self.dir, "nginx.pid")
-        self.logpath = os.path.join(self.dir, "nginx.stderr")
-        self.proc = None
-
-        with open(EXAMPLE) as f:
-            text = f.read()
-        d = self.dir
-        for old, new in (
-                ("    listen [::]:443 ssl;\n", ""),
-                ("    listen [::]:80;\n", ""),
-                ("listen 443 ssl;", "listen 127.0.0.1:%d ssl;" % self.port),
-                ("listen 80;", "listen 127.0.0.1:%d;" % self.http_port),
-                ("/etc/letsencrypt/live/dash.example.com/fullchain.pem", cert[0]),
-                ("/etc/letsencrypt/live/dash.example.com/privkey.pem", cert[1]),
-                ("dash.example.com", "localhost"),
-                ("server 127.0.0.1:8080;", "server 127.0.0.1:%d;" % gw.port),
-                ("/usr/share/mqgate/www", WWW),
-                ("/var/log/nginx/mqgate.access.log", os.path.join(d, "logs", "access.log")),
-                ("proxy_read_timeout 300s;", "proxy_read_timeout %ds;" % READ_TIMEOUT_S),
-                ("limit_conn mqgate_per_ip 100;", "limit_conn mqgate_per_ip %d;" % PER_IP)):
-            text = replace(text, old, new)
-        m = ws_block(text)
-        extra = ""
-        for path, subs in extra_ws_locations:
-            block = replace(m.group(0), "location = /ws {", "location = %s {" % path)
-            for old, new in subs.items():
-                block = replace(block, old, new)
-            extra += block
-        text = text[:m.end()] + extra + text[m.end():]
-        with open(self.site, "w") as f:
-            f.write(text)
-
-        tmp = os.path.join(d, "tmp")
-        main = ["# test wrapper around the rendered %s" % os.path.basename(EXAMPLE),
-                "worker_processes 1;"]
-        if os.geteuid() == 0:
-            # as root nginx's workers would run as "nobody", which cannot
-            # read our private temporary directory
-            main.append("user root;")
-        main += ["events { worker_connections 512; }",
-                 "http {",
-                 "    default_type application/octet-stream;",
-                 "    types { text/html html; text/css css; "
-                 "application/javascript js mjs; text/plain txt ts; }",
-                 "    access_log %s;" % os.path.join(d, "logs", "access-http.log")]
-        for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            main.append("    %s_temp_path %s;" % (k, os.path.join(tmp, k)))
-        main += ["    include %s;" % self.site, "}"]
-        with open(self.conf, "w") as f:
-            f.write("\n".join(main) + "\n")
-
-    def argv(self, *extra):
-        return [NGINX, "-c", self.conf, "-p", self.dir + "/", "-g",
-                "daemon off; pid %s; error_log stderr;" % self.pidfile] + list(extra)
-
-    def check_config(self):
-        """nginx -t on the rendered config: (exit status, output)."""
-        p = subprocess.run(self.argv("-t"), stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=T.scaled(20), preexec_fn=T._pdeathsig)
-        return p.returncode, p.stdout.decode("utf-8", "replace")
-
-    def start(self, timeout=10.0):
-        logf = open(self.logpath, "ab")
-        try:
-            self.proc = GroupPopen(self.argv(), stdin=subprocess.DEVNULL, stdout=logf,
-                                   stderr=subprocess.STDOUT, preexec_fn=_child_setup)
-        finally:
-            logf.close()
-        T._processes.append(self.proc)
-        deadline = time.monotonic() + T.scaled(timeout)
-        while not (T.port_open(self.port, timeout=0.2) and
-                   T.port_open(self.http_port, timeout=0.2)):
-            if self.proc.poll() is not None:
-                raise RuntimeError("nginx exited with status %s:\n%s"
-                                   % (self.proc.returncode, T.tail(self.log_text(), 30)))
-            if time.monotonic() > deadline:
-                raise RuntimeError("nginx did not listen within %.1f s:\n%s"
-                                   % (T.scaled(timeout), T.tail(self.log_text(), 30)))
-            time.sleep(0.02)
-        return self
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        """Fast shutdown (SIGTERM): the exit status."""
-        if self.running():
-            self.proc.terminate()
-            try:
-                self.proc.wait(T.scaled(5))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode if self.proc else None
-
-    def log_text(self):
-        return T.read_text(self.logpath)
-
-    # --- clients ------------------------------------------------------------
-    def ws(self, path="/ws", **kw):
-        """A wss:// session through nginx (nothing read yet); the Host
-        header is localhost:PORT unless host_header says otherwise."""
-        kw.setdefault("protocols", ["mqgate.v1"])
-        kw.setdefault("tls", client_tls())
-        kw.setdefault("host_header", "localhost:%d" % self.port)
-        return T.ws_handshake(self.port, path, **kw)
-
-    def session(self, **kw):
-        ws = self.ws(**kw)
-        ws.hello = ws.recv_json()
-        eq(ws.hello.get("op"), "hello", "first frame op")
-        ws.opening = ws.sync()
-        return ws
-
-    def https(self, path, source=None, headers=None, timeout=5.0):
-        """GET over https through nginx: (status, headers, body)."""
-        conn = T.http.client.HTTPSConnection(
-            "127.0.0.1", self.port, timeout=T.scaled(timeout), context=client_tls(),
-            source_address=(source, 0) if source else None)
-        try:
-            conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
-            conn.putheader("Host", "localhost:%d" % self.port)
-            for k, v in (headers or {}).items():
-                conn.putheader(k, v)
-            conn.endheaders()
-            r = conn.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            conn.close()
-
-
 _state = {}
 
 
-def cert():
-    """A self-signed certificate for localhost, made once."""
-    if "cert" not in _state:
-        c = T.make_cert(t.root)
-        if not c:
-            t.skip("no openssl tool to make a certificate")
-        _state["cert"] = c
-    return _state["cert"]
-
-
 def client_tls():
-    """A client context that trusts only the test certificate and checks
-    the name localhost; offers ALPN h2 and http/1.1 like a browser."""
-    if "ctx" not in _state:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.load_verify_locations(cert()[0])
-        ctx.set_alpn_protocols(["h2", "http/1.1"])
-        _state["ctx"] = ctx
-    return _state["ctx"]
+    return t.site_tls()
 
 
 def setup(name="main", gw_cfg=GW, extra_ws_locations=()):
     """(gateway, nginx) for name, started once."""
     if name not in _state:
         gw = t.gateway(gw_cfg, name="gw-" + name)
-        last = None
-        for attempt in range(3):
-            ngx = Nginx("nginx-%s%s" % (name, "" if attempt == 0 else "-try%d" % (attempt + 1)),
-                        gw, cert(), extra_ws_locations)
-            try:
-                ngx.start()
-                break
-            except RuntimeError as e:
-                last = e
-                ngx.stop()
-                # another process took a free port we picked: pick again
-                if "in use" not in str(e):
-                    raise
-        else:
-            raise last
+        ngx = P.start_nginx(t, name, [gw], READ_TIMEOUT_S, PER_IP, extra_ws_locations)
         _state[name] = (gw, ngx)
         _state.setdefault("all_nginx", []).append(ngx)
     return _state[name]
@@ -372,7 +154,7 @@ def ntest(name, timeout=20.0):
 @ntest("the rendered example config passes nginx -t")
 def _():
     gw = t.gateway(GW, name="gw-main")
-    ngx = Nginx("nginx-check", gw, cert())
+    ngx = P.Nginx(t, "nginx-check", [gw], READ_TIMEOUT_S, PER_IP)
     rc, out = ngx.check_config()
     check(rc == 0, "nginx -t exited %d:\n%s" % (rc, out))
 
@@ -690,7 +472,7 @@ def _():
 
 
 if __name__ == "__main__":
-    if not os.access(NGINX, os.X_OK):
+    if not os.access(P.NGINX, os.X_OK):
         print("1..0 # SKIP nginx not installed", flush=True)
         sys.exit(0)
     sys.exit(t.run())
