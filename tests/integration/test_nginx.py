@@ -7,8 +7,10 @@ source tree's www/, temporary log paths, proxy_read_timeout 3 s instead of
 300 s, limit_conn 4 instead of 100) and wrapped in a minimal nginx.conf;
 every directive of the example is kept.  nginx runs in the foreground as a
 child (nginx -c FILE -p PREFIX -g 'daemon off; pid ...; error_log stderr;'),
-with mosquitto and mqgated behind it.  WebSocket sessions speak wss:// to
-nginx only.
+with mosquitto and mqgated behind it (proxies.py renders and runs it).  The
+last tests put three gateways in the example's upstream: sessions spread
+by client address, a broadcast, SIGTERM (drain) and SIGKILL of one.
+WebSocket sessions speak wss:// to nginx only.
 
 Environment, beside mqgtest's: NGINX (default /usr/sbin/nginx; missing:
 the whole script is skipped), MQG_SRCDIR (the source tree, for
@@ -459,6 +461,208 @@ def _():
     r = conn.getresponse()
     eq((r.status, json.loads(r.read())), (200, {"op": "ok"}), "publish through nginx")
     conn.close()
+
+
+# ---------------------------------------------------------------------------
+# Several gateways: the example's upstream of three
+
+MULTI_ADDRS = ["127.0.2.%d" % n for n in range(2, 26)]
+
+
+def multi_setup():
+    """(three gateways, nginx in front of them), started once; pings every
+    10 s under a proxy_read_timeout of 30 s, so that sessions the test
+    holds without reading are not hung up for their missing pongs."""
+    if "multi" not in _state:
+        cfg = T.deep_merge(GW, {"limits": {"ping_interval_s": 10}})
+        gws = [t.gateway(cfg, name="gw-m%d" % (i + 1), fresh=True) for i in range(3)]
+        ngx = P.start_nginx(t, "multi", gws, 30, PER_IP)
+        _state["multi"] = (gws, ngx)
+        _state.setdefault("all_nginx", []).append(ngx)
+    gws, ngx = _state["multi"]
+    P.learn_epochs(gws)
+    return gws, ngx
+
+
+def multi_mapped():
+    """multi_setup() and the gateway of each of MULTI_ADDRS, as the first
+    of the tests below found it."""
+    gws, ngx = multi_setup()
+    return gws, ngx, _state.get("multi_map") or fail("needs the upstream test before")
+
+
+def addrs_on(by_addr, i, n=4):
+    """Up to n of MULTI_ADDRS whose sessions go to gateway i."""
+    return [a for a in MULTI_ADDRS if by_addr[a] == i][:n]
+
+
+def on_gateway(gws, ws):
+    return P.epoch_index(gws, ws.hello["epoch"])
+
+
+def broadcast_once(sessions, topic, n=5):
+    """Every session of sessions, subscribed to topic's filter, receives
+    each of n messages published at the broker exactly once, in order."""
+    m = t.mosquitto.client()
+    for i in range(1, n + 1):
+        m.publish(topic, b"%d" % i, qos=1)
+    m.close()
+    want = list(range(1, n + 1))
+
+    def msgs(frames):
+        return [f["payload"] for f in frames if f.get("op") == "msg"]
+    got = {id(s): msgs(s.collect(5, until=lambda fr: len(msgs(fr)) >= n)) for s in sessions}
+    # a copy more would come within this
+    time.sleep(0.3)
+    for s in sessions:
+        got[id(s)] += msgs(s.collect(0.02))
+    bad = [(s.hello["epoch"], got[id(s)]) for s in sessions if got[id(s)] != want]
+    check(not bad, "%d of %d sessions did not get %s exactly once: %s"
+          % (len(bad), len(sessions), want, bad[:5]))
+
+
+def sessions_from(ngx, addrs, topic):
+    """A session through ngx from each address, subscribed to topic."""
+    out = []
+    for a in addrs:
+        ws = ngx.session(source=a)
+        eq(ws.request({"op": "sub", "id": 1, "topic": topic, "qos": 1}).get("op"), "ok",
+           "sub through nginx from %s" % a)
+        out.append(ws)
+    return out
+
+
+def reconnect_elsewhere(gws, ngx, addrs, gone, t0):
+    """A new session through ngx from each of addrs, until each lands on a
+    gateway other than gone; returns them, and the seconds since t0 of the
+    last one."""
+    out = []
+    deadline = t0 + T.scaled(5)
+    for a in addrs:
+        while True:
+            try:
+                ws = ngx.session(source=a)
+                i = on_gateway(gws, ws)
+                check(i != gone, "a session from %s on the gateway taken out" % a)
+                out.append(ws)
+                break
+            except (T.HandshakeRefused, OSError) as e:
+                if time.monotonic() > deadline:
+                    fail("no session through nginx from %s within 5 s: %s" % (a, e))
+                time.sleep(0.1)
+    return out, time.monotonic() - t0
+
+
+@ntest("nginx upstream of three gateways (hash $remote_addr consistent): sessions from 24 "
+       "client addresses land on all three, a second one from an address on the same "
+       "gateway; a broadcast reaches every session exactly once", timeout=40)
+def _():
+    gws, ngx = multi_setup()
+    by_addr = {}
+    sessions = []
+    for a in MULTI_ADDRS:
+        s1, s2 = ngx.session(source=a), ngx.session(source=a)
+        by_addr[a] = on_gateway(gws, s1)
+        eq(on_gateway(gws, s2), by_addr[a], "the gateway of a second session from %s" % a)
+        sessions += [s1, s2]
+    T.diag("gateway by client address: %s" % " ".join(
+        "%s:%d" % (a.rsplit(".", 1)[1], by_addr[a]) for a in MULTI_ADDRS))
+    eq(sorted(set(by_addr.values())), [0, 1, 2], "gateways used by 24 addresses")
+    _state["multi_map"] = by_addr
+    for s in sessions:
+        eq(s.request({"op": "sub", "id": 1, "topic": "bcast/#", "qos": 1}).get("op"), "ok",
+           "sub through nginx")
+    broadcast_once(sessions, "bcast/all")
+    for s in sessions:
+        s.close(wait=0)
+
+
+@ntest("behind nginx, SIGTERM of one gateway: its sessions get 1001 while they publish at "
+       "QoS 1; every publish answered ok is at the broker; new sessions from the same "
+       "addresses land on the other gateways at once; the gateway exits 0", timeout=40)
+def _():
+    gws, ngx, by_addr = multi_mapped()
+    x = by_addr[MULTI_ADDRS[0]]
+    mine = addrs_on(by_addr, x)
+    m = t.mosquitto.client()
+    m.subscribe("drain/#", 1)
+    sessions = [ngx.session(source=a) for a in mine]
+    acked, answers, codes = [], [], []
+
+    def publish(ws, tag):
+        n = 0
+        try:
+            while True:
+                n += 1
+                text = "%s-%d" % (tag, n)
+                ws.send_json({"op": "pub", "id": n, "topic": "drain/%s" % tag, "text": text,
+                              "qos": 1})
+                r = ws.await_reply(n, timeout=10)
+                (acked if r.get("op") == "ok" else answers).append(text if r.get("op") == "ok"
+                                                                   else r)
+        except (T.Closed, OSError, T.TestFailure):
+            codes.append(ws.close_code)
+
+    threads = [threading.Thread(target=publish, args=(ws, "s%d" % i), daemon=True)
+               for i, ws in enumerate(sessions)]
+    for th in threads:
+        th.start()
+    T.wait_for(lambda: len(acked) >= 40, 10, what="publishes acknowledged through nginx")
+    t0 = time.monotonic()
+    gws[x].send_signal(signal.SIGTERM)
+    for th in threads:
+        th.join(T.scaled(10))
+    eq(sorted(codes), [1001] * len(sessions), "close codes of the sessions of the stopped gateway")
+    moved, dt = reconnect_elsewhere(gws, ngx, mine, x, t0)
+    T.diag("%d sessions of the stopped gateway on others %.2f s after SIGTERM; "
+           "%d publishes acknowledged, other answers: %s" % (len(moved), dt, len(acked), answers))
+    eq(gws[x].stop(), 0, "exit status of the drained gateway")
+    at_broker = set()
+    deadline = time.monotonic() + T.scaled(5)
+    while not set(acked) <= at_broker and time.monotonic() < deadline:
+        try:
+            at_broker.add(m.get(0.5).payload.decode())
+        except T.TestFailure:
+            pass
+    eq(sorted(set(acked) - at_broker), [], "acknowledged publishes missing at the broker")
+    m.close()
+    for s in moved:
+        s.close(wait=0)
+    _state["multi_out"] = x
+
+
+@ntest("behind nginx, SIGKILL of one gateway: its sessions drop and reconnect through nginx "
+       "to another gateway within 5 s; the other sessions are untouched; a broadcast then "
+       "reaches every session exactly once", timeout=40)
+def _():
+    gws, ngx, by_addr = multi_mapped()
+    out = _state.get("multi_out")
+    y = next(i for i in range(3) if i != out)
+    mine = addrs_on(by_addr, y)
+    others = [a for a in MULTI_ADDRS if by_addr[a] not in (y, out)][:4]
+    check(mine and others, "addresses on the gateway to kill and on the third: %s" % by_addr)
+    victims = sessions_from(ngx, mine, "kill/#")
+    eq({on_gateway(gws, s) for s in victims}, {y}, "gateway of the sessions to drop")
+    bystanders = sessions_from(ngx, others, "kill/#")
+    t0 = time.monotonic()
+    gws[y].proc.kill()
+    gws[y].proc.wait()
+    for s in victims:
+        code = s.wait_close(5)
+        check(code in (None, 1006, 1011), "a killed gateway's session closed with %s" % code)
+    moved, dt = reconnect_elsewhere(gws, ngx, mine, y, t0)
+    T.diag("%d sessions of the killed gateway on another %.2f s after SIGKILL" % (len(moved), dt))
+    check(dt < T.scaled(5), "reconnected after %.2f s" % dt)
+    for s in bystanders:
+        s.sync()
+    for s in moved:
+        eq(s.request({"op": "sub", "id": 1, "topic": "kill/#", "qos": 1}).get("op"), "ok",
+           "sub after the move")
+    broadcast_once(moved + bystanders, "kill/after")
+    for s in moved + bystanders:
+        s.close(wait=0)
+    # in service again, for the harness' exit checks
+    gws[y].start()
 
 
 @ntest("nginx: exits 0 on SIGTERM, no [emerg]/[alert]/[crit] in its log")
