@@ -551,9 +551,10 @@ haproxy_summary() {
         base = med("direct-wss" SUBSEP "all")
         for (i = 1; i <= nv; i++) {
             k = order[i]
-            printf "| %s | %.0f | %d | %.1f | %.1f | %.1f | %s |\n", k, med(k SUBSEP "d"), med(k SUBSEP "lost"),
-                med(k SUBSEP "gw"), med(k SUBSEP "hap"), med(k SUBSEP "all"),
-                base > 0 ? sprintf("%.2f", med(k SUBSEP "all") / base) : "-"
+            r = (base > 0) ? sprintf("%.2f", med(k SUBSEP "all") / base) : "-"
+            # in parentheses: a ">" among print arguments is a redirection
+            printf("| %s | %.0f | %d | %.2f | %.2f | %.2f | %s |\n", k, med(k SUBSEP "d"),
+                med(k SUBSEP "lost"), med(k SUBSEP "gw"), med(k SUBSEP "hap"), med(k SUBSEP "all"), r)
         }
     }' "$RESULTS"
 }
