@@ -11,7 +11,9 @@
 # without), replay (100 sessions replaying 100,000 stored messages each
 # while 1000 others get live messages), rate (1000 sessions with max_rate 1
 # over 1000 busy topics, against plain fanout); issue 13's sse (fanout over
-# SSE against WebSocket) and httppub (POST /api/publish with wrk); and
+# SSE against WebSocket) and httppub (POST /api/publish with wrk);
+# issue 17's haproxy (fanout N=1000 through HAProxy, the example config, to
+# two gateways against the same straight to one gateway, ws and wss); and
 # scale (issue 16's 19,000 sessions in one process and 100,000 over
 # workers: bench/scale.sh, about 10 minutes). `full` takes 10 to 15 minutes, `quick`
 # about 4. It installs what it needs with apt-get (as root), builds an
@@ -51,7 +53,7 @@ for s in $SCENARIOS; do
     case $s in
     fanout | latency | topics | publish | storm | idle | profile | scale) ;;
     history | replay | rate | replay_profile) ;;
-    sse | httppub) ;;
+    sse | httppub | haproxy) ;;
     *) echo "unknown scenario: $s" >&2; exit 2 ;;
     esac
 done
@@ -78,7 +80,7 @@ say() { printf '%s\n' "$*" >&2; }
 
 # ---- processes ---------------------------------------------------------------
 # Only what this script started is stopped, by its PID.
-GW_PID="" MOSQ_PID="" CEIL_PID=""
+GW_PID="" MOSQ_PID="" CEIL_PID="" GW2_PID="" HAP_PID=""
 
 stop_pid() {
     local pid=$1 i
@@ -93,10 +95,12 @@ stop_pid() {
 }
 
 stop_all() {
+    stop_pid "$HAP_PID"
     stop_pid "$GW_PID"
+    stop_pid "$GW2_PID"
     stop_pid "$MOSQ_PID"
     stop_pid "$CEIL_PID"
-    GW_PID="" MOSQ_PID="" CEIL_PID=""
+    GW_PID="" MOSQ_PID="" CEIL_PID="" GW2_PID="" HAP_PID=""
 }
 
 cleanup() {
@@ -114,7 +118,7 @@ trap 'exit 130' INT TERM
 DEPS="build-essential autoconf automake libtool pkg-config libwebsockets-dev
 libpaho-mqtt-dev libjansson-dev check libjwt-dev liboath-dev libcrypt-dev
 libsystemd-dev libssl-dev mosquitto mosquitto-clients openssl procps util-linux
-valgrind wrk"
+valgrind wrk haproxy python3"
 # perf samples the kernel's share of the profile; without it that part is
 # skipped
 OPT_DEPS="linux-perf"
@@ -187,6 +191,7 @@ configure() {
     P_MQTT=$("$LG" freeport) P_MWS=$("$LG" freeport) P_GW=$("$LG" freeport)
     P_GWS=$("$LG" freeport) P_CWS=$("$LG" freeport) P_CWSS=$("$LG" freeport)
     P_CMQTT=$("$LG" freeport)
+    P_GW2=$("$LG" freeport) P_GWS2=$("$LG" freeport) P_HAP=$("$LG" freeport)
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
         -keyout "$c/key.pem" -out "$c/cert.pem" -days 2 -subj /CN=localhost \
         >/dev/null 2>&1
@@ -202,6 +207,12 @@ protocol websockets
 EOF
     gw_conf "$c/mqgate.json" ""
     gw_conf "$c/mqgate-v311.json" ', "mqtt_version": 4'
+    # issue 17: a second gateway, and HAProxy in front of both: the example
+    # config as tests/integration/proxies.py renders it for the tests
+    GW_PORT=$P_GW2 GWS_PORT=$P_GWS2 gw_conf "$c/mqgate-2.json" ', "client_id": "mqgate-bench-2"'
+    cat "$c/cert.pem" "$c/key.pem" >"$c/site.pem"
+    python3 "$SRC/tests/integration/proxies.py" haproxy "$c/haproxy.cfg" "$P_HAP" \
+        "$c/site.pem" "$P_GW" "$P_GW2"
     # issue 12: a history covering the fanout's topic through "#" (a second
     # upstream subscription) or exactly (the sessions' own), none at all,
     # and the replay scenario's store of sensor/#
@@ -230,8 +241,8 @@ gw_conf() {
     cat >"$1" <<EOF
 {
   "listeners": [
-    {"bind": "127.0.0.1", "port": $P_GW, "path": "/ws", "http_api": true},
-    {"bind": "127.0.0.1", "port": $P_GWS, "path": "/ws",
+    {"bind": "127.0.0.1", "port": ${GW_PORT:-$P_GW}, "path": "/ws", "http_api": true},
+    {"bind": "127.0.0.1", "port": ${GWS_PORT:-$P_GWS}, "path": "/ws",
      "tls": {"cert_file": "$WORK/conf/cert.pem", "key_file": "$WORK/conf/key.pem"}}
   ],
   "broker": {"uris": ["tcp://127.0.0.1:$P_MQTT"]$2},
@@ -272,6 +283,19 @@ start_gateway() {
     wait_healthz "$P_GW" || { say "mqgated did not become healthy"; exit 1; }
 }
 
+# HAProxy in front of two gateways (P_GW, P_GW2), in the foreground.
+start_haproxy() {
+    taskset -c 0 "$GATEWAY" -c "$CONF/mqgate-2.json" >>"$WORK/mqgated-2.log" 2>&1 &
+    GW2_PID=$!
+    wait_healthz "$P_GW2" || { say "the second mqgated did not become healthy"; exit 1; }
+    taskset -c 0 haproxy -db -f "$CONF/haproxy.cfg" >>"$WORK/haproxy.log" 2>&1 &
+    HAP_PID=$!
+    "$LG" waitport --port "$P_HAP" --duration 10 ||
+        { say "haproxy did not start"; exit 1; }
+    # both servers up: rise 2 x inter 500 ms
+    sleep 1.5
+}
+
 start_ceiling() {
     taskset -c 0 "$CEILING" --ws-port "$P_CWS" --mqtt-port "$P_CMQTT" \
         --wss-port "$P_CWSS" --cert "$CONF/cert.pem" --key "$CONF/key.pem" \
@@ -285,6 +309,13 @@ start_ceiling() {
 start_target() {
     local target=$1 tls=$2
     case $target in
+    haproxy)
+        # wss to HAProxy (TLS ends there), plain ws on to two gateways
+        start_mosquitto
+        start_gateway "$CONF/mqgate.json"
+        start_haproxy
+        T_ARGS="--proto mqg --broker-port $P_MQTT --pid gw=$GW_PID --pid gw2=$GW2_PID --pid haproxy=$HAP_PID --pid broker=$MOSQ_PID --port $P_HAP --tls"
+        ;;
     mqgate-sse)
         # the same gateway, its sessions Server-Sent Events streams
         start_mosquitto
@@ -469,6 +500,63 @@ sc_sse() {
                 --window 100 --duration "$DUR" --warmup "$WARM" --drain 3
         done
     done
+}
+
+# issue 17: fanout N=1000 through HAProxy to two gateways (wss, TLS ended
+# at HAProxy) against straight to one gateway (wss, TLS ended at the
+# gateway, and plain ws), interleaved: what the load balancer costs per
+# delivery. The loadgen's sessions come from 16 source addresses, which
+# HAProxy's "balance source" spreads over both gateways.
+sc_haproxy() {
+    local rep
+    for rep in $(seq "$REPS"); do
+        run_case haproxy direct-ws mqgate 0 "$rep" -- fanout -n 1000 \
+            --window 100 --duration "$DUR" --warmup "$WARM" --drain 3
+        run_case haproxy direct-wss mqgate 1 "$rep" -- fanout -n 1000 \
+            --window 100 --duration "$DUR" --warmup "$WARM" --drain 3
+        run_case haproxy haproxy-wss haproxy 1 "$rep" -- fanout -n 1000 \
+            --window 100 --duration "$DUR" --warmup "$WARM" --drain 3
+    done
+}
+
+# The haproxy scenario's table: per variant, deliveries/s, CPU-seconds per
+# million deliveries of the gateways, of HAProxy and of both (the broker
+# apart), and the ratio to one gateway over wss.
+haproxy_summary() {
+    grep -q ' sc=haproxy ' "$RESULTS" || return 0
+    echo
+    echo "### haproxy: fanout N=1000 through HAProxy to 2 gateways against straight to 1 (median of $REPS)"
+    echo
+    echo "| path | deliveries/s | lost | gateway CPU-s per 1M deliveries | HAProxy CPU-s per 1M | gateways + HAProxy per 1M | against direct wss |"
+    echo "|---|---|---|---|---|---|---|"
+    awk '
+    function med(k,    n, i, j, t, a) {
+        n = cnt[k]; if (!n) return ""
+        for (i = 1; i <= n; i++) a[i] = v[k, i]
+        for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+        return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function add(k, x) { cnt[k]++; v[k, cnt[k]] = x }
+    / sc=haproxy / {
+        delete f
+        for (i = 1; i <= NF; i++) { p = index($i, "="); if (p) f[substr($i, 1, p - 1)] = substr($i, p + 1) }
+        if (f["failed"] == 1 || f["deliv_rate"] <= 0) next
+        var = f["var"]; if (!(var in seen)) { seen[var] = 1; order[++nv] = var }
+        gw = f["cpu_gw"] + f["cpu_gw2"]; hap = f["cpu_haproxy"] + 0
+        add(var SUBSEP "d", f["deliv_rate"]); add(var SUBSEP "lost", f["lost"] + 0)
+        add(var SUBSEP "gw", gw / f["deliv_rate"] * 1e6); add(var SUBSEP "hap", hap / f["deliv_rate"] * 1e6)
+        add(var SUBSEP "all", (gw + hap) / f["deliv_rate"] * 1e6)
+    }
+    END {
+        base = med("direct-wss" SUBSEP "all")
+        for (i = 1; i <= nv; i++) {
+            k = order[i]
+            r = (base > 0) ? sprintf("%.2f", med(k SUBSEP "all") / base) : "-"
+            # in parentheses: a ">" among print arguments is a redirection
+            printf("| %s | %.0f | %d | %.2f | %.2f | %.2f | %s |\n", k, med(k SUBSEP "d"),
+                med(k SUBSEP "lost"), med(k SUBSEP "gw"), med(k SUBSEP "hap"), med(k SUBSEP "all"), r)
+        }
+    }' "$RESULTS"
 }
 
 # issue 13: POST /api/publish with HTTP/1.1 keep-alive, driven by wrk (64
@@ -1146,6 +1234,7 @@ done
     if [ -s "$RESULTS" ]; then
         summarize
     fi
+    haproxy_summary
     scale_summary
     if [ -s "$WORK/profile/callgrind-self.txt" ]; then
         echo

@@ -458,7 +458,11 @@ export class MqGate {
    * per filter re-subscribed after a reconnect (see subscribe), "transport"
    * ("websocket"|"sse") when a connection opens with another transport
    * than before (gw.transport), "gateway" ({url, previous, epoch}) when a
-   * session becomes usable on another gateway URL than the last one.
+   * session becomes usable on another gateway URL than the last one,
+   * "epoch" ({epoch, previous, url}) when a gateway's hello tells another
+   * stream epoch than the last one: another gateway took the session (also
+   * behind one load-balanced URL) or the gateway restarted; its filters'
+   * "recovery" events follow.
    * "close" also carries url (the gateway that closed) and nextUrl (the
    * next attempt's, null when none follows); "recovery" carries url and
    * epoch (the gateway that answered). Over HTTP, "close" carries the code of the
@@ -757,8 +761,14 @@ export class MqGate {
         }
       }
     }
+    const previous = this.epoch;
     this.epoch = epoch;
     this._epochUrl = this.url;
+    if (epoch !== null && previous !== null && epoch !== previous) {
+      // Another stream: the gateway restarted, or the session moved to
+      // another one (behind one load-balanced URL, the only sign of it).
+      this._emit("epoch", { epoch, previous, url: this.url });
+    }
     this.authMethods = Array.isArray(f.auth) ? f.auth.slice() : [];
     this._emit("hello", f);
     if (typeof f.user === "string") {

@@ -1260,14 +1260,13 @@ def tail(text, n=60):
     return "\n".join(lines)
 
 
-class Broker(object):
-    """What every broker the harness runs offers the tests (the kinds:
-    BROKERS): port, start(), stop() (SIGTERM, then SIGKILL), kill9(),
-    restart() (the same port), running(), log_text(), client() (a paho
-    client connected to it); kind, mqtt_version (the highest it speaks)
-    and traits (how it differs: docs/deployment.md's broker table)."""
+class Child(object):
+    """A server the harness runs as a child (.proc): running(), and stop()
+    with stop_signal, SIGKILL after stop_timeout seconds; stop() returns
+    the exit status (None when it never ran)."""
 
     stop_timeout = 5.0
+    stop_signal = signal.SIGTERM
     proc = None
 
     def running(self):
@@ -1275,12 +1274,21 @@ class Broker(object):
 
     def stop(self):
         if self.running():
-            self.proc.terminate()
+            self.proc.send_signal(self.stop_signal)
             try:
                 self.proc.wait(scaled(self.stop_timeout))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+
+class Broker(Child):
+    """What every broker the harness runs offers the tests (the kinds:
+    BROKERS): port, start(), stop() (SIGTERM, then SIGKILL), kill9(),
+    restart() (the same port), running(), log_text(), client() (a paho
+    client connected to it); kind, mqtt_version (the highest it speaks)
+    and traits (how it differs: docs/deployment.md's broker table)."""
 
     def kill9(self):
         if self.running():
@@ -1886,6 +1894,28 @@ class Suite(object):
         if not fresh:
             self.gateways[key] = gw
         return gw
+
+    def site_cert(self):
+        """A self-signed certificate for localhost and 127.0.0.1 (cert_file,
+        key_file) in the script's directory, made once: the certificate of
+        a proxy in front of the gateways (test_nginx, test_haproxy).
+        Skip without the openssl tool."""
+        if getattr(self, "_site_cert", None) is None:
+            c = make_cert(self.root)
+            if not c:
+                raise Skip("no openssl tool to make a certificate")
+            self._site_cert = c
+        return self._site_cert
+
+    def site_tls(self):
+        """A client context that trusts only site_cert() and checks the
+        name localhost; offers ALPN h2 and http/1.1 as a browser does."""
+        if getattr(self, "_site_tls", None) is None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(self.site_cert()[0])
+            ctx.set_alpn_protocols(["h2", "http/1.1"])
+            self._site_tls = ctx
+        return self._site_tls
 
     def write_file(self, name, content, mode=0o600):
         path = os.path.join(self.root, name)

@@ -2,13 +2,10 @@
 """HAProxy in front of two mqgated: the deployment of
 config/haproxy-mqgate.cfg.
 
-The example is rendered for this run by plain string replacement (free
-loopback ports, a self-signed certificate, no IPv6 binds, no syslog,
-maxconn within this machine's open-files limit, the
-timeouts short enough to be seen: timeout server and tunnel 3 s under
-gateways that ping every second) and run in the foreground (haproxy -db).
-Every other directive is the example's. Sessions speak https/wss to
-HAProxy only.
+The example is rendered for this run by proxies.py (free loopback ports, a
+self-signed certificate, the timeouts short enough to be seen: timeout
+server and tunnel 3 s under gateways that ping every second) and run in the
+foreground (haproxy -db). Sessions speak https/wss to HAProxy only.
 
 Environment, beside mqgtest's: HAPROXY (default /usr/sbin/haproxy;
 missing: the whole script is skipped), MQG_SRCDIR."""
@@ -16,20 +13,15 @@ missing: the whole script is skipped), MQG_SRCDIR."""
 import json
 import os
 import signal
-import ssl
-import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mqgtest as T                                     # noqa: E402
+import proxies as P                                     # noqa: E402
 from mqgtest import check, eq, fail                     # noqa: E402
 
-HAPROXY = os.environ.get("HAPROXY", "/usr/sbin/haproxy")
-SRCDIR = os.environ.get("MQG_SRCDIR") or os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLE = os.path.join(SRCDIR, "config", "haproxy-mqgate.cfg")
 TIMEOUT_S = 3           # timeout server and timeout tunnel of the test copy
 
 t = T.Suite("haproxy")
@@ -45,145 +37,24 @@ def gw_cfg():
     return json.loads(json.dumps(GW))
 
 
-def replace(text, old, new):
-    if old not in text:
-        raise AssertionError("%r not in %s" % (old, EXAMPLE))
-    return text.replace(old, new)
-
-
-class Haproxy(object):
-    def __init__(self, gws, cert):
-        self.dir = os.path.join(t.root, "haproxy")
-        os.makedirs(self.dir, exist_ok=True)
-        self.port, self.http_port = T.free_port(), T.free_port()
-        pem = os.path.join(self.dir, "site.pem")
-        with open(pem, "w") as f:
-            f.write(open(cert[0]).read() + open(cert[1]).read())
-        with open(EXAMPLE) as f:
-            text = f.read()
-        for old, new in (
-                ("    log /dev/log local0\n", ""),
-                ("    maxconn 100000\n", "    maxconn 4000\n"),
-                ("    bind :::443 v6only ssl crt /etc/haproxy/certs/dash.example.com.pem "
-                 "alpn http/1.1\n", ""),
-                ("    bind :::80 v6only\n", ""),
-                ("bind :443 ssl", "bind 127.0.0.1:%d ssl" % self.port),
-                ("bind :80\n", "bind 127.0.0.1:%d\n" % self.http_port),
-                ("/etc/haproxy/certs/dash.example.com.pem", pem),
-                ("timeout server 75s", "timeout server %ds" % TIMEOUT_S),
-                ("timeout tunnel 300s", "timeout tunnel %ds" % TIMEOUT_S),
-                ("inter 2s", "inter 500ms"),
-                ("server gw1 127.0.0.1:8080 check", "server gw1 127.0.0.1:%d check" % gws[0].port),
-                ("server gw2 127.0.0.1:8081 check", "server gw2 127.0.0.1:%d check" % gws[1].port)):
-            text = replace(text, old, new)
-        self.cfg = os.path.join(self.dir, "haproxy.cfg")
-        with open(self.cfg, "w") as f:
-            f.write(text)
-        self.log = open(os.path.join(self.dir, "haproxy.log"), "w")
-        self.proc = None
-
-    def check_config(self):
-        r = subprocess.run([HAPROXY, "-c", "-f", self.cfg], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
-        return r.returncode, r.stdout.decode(errors="replace")
-
-    def start(self):
-        self.proc = subprocess.Popen([HAPROXY, "-db", "-f", self.cfg], stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        T.wait_for(lambda: self.up(), 10, what="haproxy listening")
-
-    def up(self):
-        try:
-            st, _, _ = self.https("/healthz")
-            return st == 200
-        except OSError:
-            return False
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGUSR1)   # soft stop
-            try:
-                return self.proc.wait(T.scaled(10))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait()
-        return self.proc.returncode if self.proc else None
-
-    def https(self, path, method="GET", body=None, headers=None, source=None):
-        conn = T.http.client.HTTPSConnection("127.0.0.1", self.port, timeout=T.scaled(5),
-                                             context=client_tls(),
-                                             source_address=(source, 0) if source else None)
-        try:
-            h = {"Host": "localhost"}
-            h.update(headers or {})
-            conn.request(method, path, body=body, headers=h)
-            r = conn.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            conn.close()
-
-    def session(self, source=None):
-        ws = T.ws_handshake(self.port, "/ws", protocols=["mqgate.v1"], tls=client_tls(),
-                            host_header="localhost", origin="https://localhost",
-                            source=source)
-        ws.hello = ws.recv_json()
-        eq(ws.hello.get("op"), "hello", "first frame through haproxy")
-        ws.opening = ws.sync()
-        return ws
-
-    def stream(self, query, source=None):
-        return T.EventStream(self.port, query, tls=client_tls(), source=source,
-                             headers={"Host": "localhost"})
-
-
-_state = {}
-
-
-def client_tls():
-    if "ctx" not in _state:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.load_verify_locations(cert()[0])
-        ctx.set_alpn_protocols(["h2", "http/1.1"])
-        _state["ctx"] = ctx
-    return _state["ctx"]
-
-
-def cert():
-    if "cert" not in _state:
-        c = T.make_cert(t.root)
-        if not c:
-            t.skip("no openssl tool to make a certificate")
-        _state["cert"] = c
-    return _state["cert"]
-
-
 def setup():
     if "hap" not in _state:
         gws = [t.gateway(gw_cfg(), name="gw-a", fresh=True),
                t.gateway(gw_cfg(), name="gw-b", fresh=True)]
-        hap = Haproxy(gws, cert())
-        hap.start()
+        hap = P.Haproxy(t, gws, timeout_s=TIMEOUT_S).start()
         _state["hap"] = (gws, hap)
     return _state["hap"]
 
 
-def epoch_of(gws, epoch):
-    for i, g in enumerate(gws):
-        if g.epoch == epoch:
-            return i
-    fail("epoch %s is no gateway's" % epoch)
-
-
-def learn_epochs(gws):
-    for g in gws:
-        if not getattr(g, "epoch", None):
-            g.epoch = g.session().hello["epoch"]
+_state = {}
+epoch_of = P.epoch_index
+learn_epochs = P.learn_epochs
 
 
 @t.test("the rendered example config passes haproxy -c")
 def _():
     gws = [t.gateway(gw_cfg(), name="gw-check")] * 2
-    rc, out = Haproxy(gws, cert()).check_config()
+    rc, out = P.Haproxy(t, gws).check_config()
     check(rc == 0, "haproxy -c exited %d:\n%s" % (rc, out))
 
 
@@ -273,7 +144,7 @@ def _():
 
 
 if __name__ == "__main__":
-    if not os.access(HAPROXY, os.X_OK):
+    if not os.access(P.HAPROXY, os.X_OK):
         print("1..0 # SKIP haproxy not installed", flush=True)
         sys.exit(0)
     sys.exit(t.run())

@@ -7,8 +7,10 @@ source tree's www/, temporary log paths, proxy_read_timeout 3 s instead of
 300 s, limit_conn 4 instead of 100) and wrapped in a minimal nginx.conf;
 every directive of the example is kept.  nginx runs in the foreground as a
 child (nginx -c FILE -p PREFIX -g 'daemon off; pid ...; error_log stderr;'),
-with mosquitto and mqgated behind it.  WebSocket sessions speak wss:// to
-nginx only.
+with mosquitto and mqgated behind it (proxies.py renders and runs it).  The
+last tests put three gateways in the example's upstream: sessions spread
+by client address, a broadcast, SIGTERM (drain) and SIGKILL of one.
+WebSocket sessions speak wss:// to nginx only.
 
 Environment, beside mqgtest's: NGINX (default /usr/sbin/nginx; missing:
 the whole script is skipped), MQG_SRCDIR (the source tree, for
@@ -21,8 +23,6 @@ import os
 import re
 import signal
 import socket
-import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -30,13 +30,10 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mqgtest as T                                     # noqa: E402
+import proxies as P                                     # noqa: E402
 from mqgtest import check, eq, fail                    # noqa: E402
 
-NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
-SRCDIR = os.environ.get("MQG_SRCDIR") or os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLE = os.path.join(SRCDIR, "config", "nginx-mqgate.conf")
-WWW = os.path.join(SRCDIR, "www")
+WWW = P.WWW
 
 t = T.Suite("nginx")
 
@@ -53,231 +50,18 @@ GW = {"auth": {"anonymous_role": "all"}, "roles": ROLES,
                  "max_connections_per_ip": 1000}}
 
 
-# ---------------------------------------------------------------------------
-# nginx
-
-class GroupPopen(subprocess.Popen):
-    """nginx's master in a process group of its own: kill() (the harness'
-    last resort) takes its workers too."""
-
-    def kill(self):
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except OSError:
-            subprocess.Popen.kill(self)
-
-
-def _child_setup():
-    os.setpgid(0, 0)
-    T._pdeathsig()
-
-
-def replace(text, old, new):
-    """text with every old replaced; old must occur (the example changed
-    if it does not: this script must follow)."""
-    if old not in text:
-        fail("%s no longer contains %r: update test_nginx.py"
-             % (os.path.basename(EXAMPLE), old))
-    return text.replace(old, new)
-
-
-def ws_block(text):
-    m = re.search(r"\n( *)location = /ws \{\n.*?\n\1\}\n", text, re.S)
-    if not m:
-        fail("no `location = /ws { ... }` block in %s" % os.path.basename(EXAMPLE))
-    return m
-
-
-class Nginx(object):
-    """nginx with the example config rendered for free loopback ports, in
-    front of the gateway gw."""
-
-    def __init__(self, name, gw, cert, extra_ws_locations=()):
-        """extra_ws_locations: (path, {old: new}) pairs: copies of the /ws
-        location block under another path, with replacements."""
-        self.dir = os.path.join(t.root, name)
-        for d in ("logs", "tmp"):
-            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
-        self.gw = gw
-        self.port = T.free_port()          # 443
-        self.http_port = T.free_port()     # 80
-        self.conf = os.path.join(self.dir, "nginx.conf")
-        self.site = os.path.join(self.dir, "mqgate-site.conf")
-        self.pidfile = os.path.join(self.dir, "nginx.pid")
-        self.logpath = os.path.join(self.dir, "nginx.stderr")
-        self.proc = None
-
-        with open(EXAMPLE) as f:
-            text = f.read()
-        d = self.dir
-        for old, new in (
-                ("    listen [::]:443 ssl;\n", ""),
-                ("    listen [::]:80;\n", ""),
-                ("listen 443 ssl;", "listen 127.0.0.1:%d ssl;" % self.port),
-                ("listen 80;", "listen 127.0.0.1:%d;" % self.http_port),
-                ("/etc/letsencrypt/live/dash.example.com/fullchain.pem", cert[0]),
-                ("/etc/letsencrypt/live/dash.example.com/privkey.pem", cert[1]),
-                ("dash.example.com", "localhost"),
-                ("server 127.0.0.1:8080;", "server 127.0.0.1:%d;" % gw.port),
-                ("/usr/share/mqgate/www", WWW),
-                ("/var/log/nginx/mqgate.access.log", os.path.join(d, "logs", "access.log")),
-                ("proxy_read_timeout 300s;", "proxy_read_timeout %ds;" % READ_TIMEOUT_S),
-                ("limit_conn mqgate_per_ip 100;", "limit_conn mqgate_per_ip %d;" % PER_IP)):
-            text = replace(text, old, new)
-        m = ws_block(text)
-        extra = ""
-        for path, subs in extra_ws_locations:
-            block = replace(m.group(0), "location = /ws {", "location = %s {" % path)
-            for old, new in subs.items():
-                block = replace(block, old, new)
-            extra += block
-        text = text[:m.end()] + extra + text[m.end():]
-        with open(self.site, "w") as f:
-            f.write(text)
-
-        tmp = os.path.join(d, "tmp")
-        main = ["# test wrapper around the rendered %s" % os.path.basename(EXAMPLE),
-                "worker_processes 1;"]
-        if os.geteuid() == 0:
-            # as root nginx's workers would run as "nobody", which cannot
-            # read our private temporary directory
-            main.append("user root;")
-        main += ["events { worker_connections 512; }",
-                 "http {",
-                 "    default_type application/octet-stream;",
-                 "    types { text/html html; text/css css; "
-                 "application/javascript js mjs; text/plain txt ts; }",
-                 "    access_log %s;" % os.path.join(d, "logs", "access-http.log")]
-        for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            main.append("    %s_temp_path %s;" % (k, os.path.join(tmp, k)))
-        main += ["    include %s;" % self.site, "}"]
-        with open(self.conf, "w") as f:
-            f.write("\n".join(main) + "\n")
-
-    def argv(self, *extra):
-        return [NGINX, "-c", self.conf, "-p", self.dir + "/", "-g",
-                "daemon off; pid %s; error_log stderr;" % self.pidfile] + list(extra)
-
-    def check_config(self):
-        """nginx -t on the rendered config: (exit status, output)."""
-        p = subprocess.run(self.argv("-t"), stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=T.scaled(20), preexec_fn=T._pdeathsig)
-        return p.returncode, p.stdout.decode("utf-8", "replace")
-
-    def start(self, timeout=10.0):
-        logf = open(self.logpath, "ab")
-        try:
-            self.proc = GroupPopen(self.argv(), stdin=subprocess.DEVNULL, stdout=logf,
-                                   stderr=subprocess.STDOUT, preexec_fn=_child_setup)
-        finally:
-            logf.close()
-        T._processes.append(self.proc)
-        deadline = time.monotonic() + T.scaled(timeout)
-        while not (T.port_open(self.port, timeout=0.2) and
-                   T.port_open(self.http_port, timeout=0.2)):
-            if self.proc.poll() is not None:
-                raise RuntimeError("nginx exited with status %s:\n%s"
-                                   % (self.proc.returncode, T.tail(self.log_text(), 30)))
-            if time.monotonic() > deadline:
-                raise RuntimeError("nginx did not listen within %.1f s:\n%s"
-                                   % (T.scaled(timeout), T.tail(self.log_text(), 30)))
-            time.sleep(0.02)
-        return self
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        """Fast shutdown (SIGTERM): the exit status."""
-        if self.running():
-            self.proc.terminate()
-            try:
-                self.proc.wait(T.scaled(5))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode if self.proc else None
-
-    def log_text(self):
-        return T.read_text(self.logpath)
-
-    # --- clients ------------------------------------------------------------
-    def ws(self, path="/ws", **kw):
-        """A wss:// session through nginx (nothing read yet); the Host
-        header is localhost:PORT unless host_header says otherwise."""
-        kw.setdefault("protocols", ["mqgate.v1"])
-        kw.setdefault("tls", client_tls())
-        kw.setdefault("host_header", "localhost:%d" % self.port)
-        return T.ws_handshake(self.port, path, **kw)
-
-    def session(self, **kw):
-        ws = self.ws(**kw)
-        ws.hello = ws.recv_json()
-        eq(ws.hello.get("op"), "hello", "first frame op")
-        ws.opening = ws.sync()
-        return ws
-
-    def https(self, path, source=None, headers=None, timeout=5.0):
-        """GET over https through nginx: (status, headers, body)."""
-        conn = T.http.client.HTTPSConnection(
-            "127.0.0.1", self.port, timeout=T.scaled(timeout), context=client_tls(),
-            source_address=(source, 0) if source else None)
-        try:
-            conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
-            conn.putheader("Host", "localhost:%d" % self.port)
-            for k, v in (headers or {}).items():
-                conn.putheader(k, v)
-            conn.endheaders()
-            r = conn.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            conn.close()
-
-
 _state = {}
 
 
-def cert():
-    """A self-signed certificate for localhost, made once."""
-    if "cert" not in _state:
-        c = T.make_cert(t.root)
-        if not c:
-            t.skip("no openssl tool to make a certificate")
-        _state["cert"] = c
-    return _state["cert"]
-
-
 def client_tls():
-    """A client context that trusts only the test certificate and checks
-    the name localhost; offers ALPN h2 and http/1.1 like a browser."""
-    if "ctx" not in _state:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.load_verify_locations(cert()[0])
-        ctx.set_alpn_protocols(["h2", "http/1.1"])
-        _state["ctx"] = ctx
-    return _state["ctx"]
+    return t.site_tls()
 
 
 def setup(name="main", gw_cfg=GW, extra_ws_locations=()):
     """(gateway, nginx) for name, started once."""
     if name not in _state:
         gw = t.gateway(gw_cfg, name="gw-" + name)
-        last = None
-        for attempt in range(3):
-            ngx = Nginx("nginx-%s%s" % (name, "" if attempt == 0 else "-try%d" % (attempt + 1)),
-                        gw, cert(), extra_ws_locations)
-            try:
-                ngx.start()
-                break
-            except RuntimeError as e:
-                last = e
-                ngx.stop()
-                # another process took a free port we picked: pick again
-                if "in use" not in str(e):
-                    raise
-        else:
-            raise last
+        ngx = P.start_nginx(t, name, [gw], READ_TIMEOUT_S, PER_IP, extra_ws_locations)
         _state[name] = (gw, ngx)
         _state.setdefault("all_nginx", []).append(ngx)
     return _state[name]
@@ -372,7 +156,7 @@ def ntest(name, timeout=20.0):
 @ntest("the rendered example config passes nginx -t")
 def _():
     gw = t.gateway(GW, name="gw-main")
-    ngx = Nginx("nginx-check", gw, cert())
+    ngx = P.Nginx(t, "nginx-check", [gw], READ_TIMEOUT_S, PER_IP)
     rc, out = ngx.check_config()
     check(rc == 0, "nginx -t exited %d:\n%s" % (rc, out))
 
@@ -679,6 +463,208 @@ def _():
     conn.close()
 
 
+# ---------------------------------------------------------------------------
+# Several gateways: the example's upstream of three
+
+MULTI_ADDRS = ["127.0.2.%d" % n for n in range(2, 26)]
+
+
+def multi_setup():
+    """(three gateways, nginx in front of them), started once; pings every
+    10 s under a proxy_read_timeout of 30 s, so that sessions the test
+    holds without reading are not hung up for their missing pongs."""
+    if "multi" not in _state:
+        cfg = T.deep_merge(GW, {"limits": {"ping_interval_s": 10}})
+        gws = [t.gateway(cfg, name="gw-m%d" % (i + 1), fresh=True) for i in range(3)]
+        ngx = P.start_nginx(t, "multi", gws, 30, PER_IP)
+        _state["multi"] = (gws, ngx)
+        _state.setdefault("all_nginx", []).append(ngx)
+    gws, ngx = _state["multi"]
+    P.learn_epochs(gws)
+    return gws, ngx
+
+
+def multi_mapped():
+    """multi_setup() and the gateway of each of MULTI_ADDRS, as the first
+    of the tests below found it."""
+    gws, ngx = multi_setup()
+    return gws, ngx, _state.get("multi_map") or fail("needs the upstream test before")
+
+
+def addrs_on(by_addr, i, n=4):
+    """Up to n of MULTI_ADDRS whose sessions go to gateway i."""
+    return [a for a in MULTI_ADDRS if by_addr[a] == i][:n]
+
+
+def on_gateway(gws, ws):
+    return P.epoch_index(gws, ws.hello["epoch"])
+
+
+def broadcast_once(sessions, topic, n=5):
+    """Every session of sessions, subscribed to topic's filter, receives
+    each of n messages published at the broker exactly once, in order."""
+    m = t.mosquitto.client()
+    for i in range(1, n + 1):
+        m.publish(topic, b"%d" % i, qos=1)
+    m.close()
+    want = list(range(1, n + 1))
+
+    def msgs(frames):
+        return [f["payload"] for f in frames if f.get("op") == "msg"]
+    got = {id(s): msgs(s.collect(5, until=lambda fr: len(msgs(fr)) >= n)) for s in sessions}
+    # a copy more would come within this
+    time.sleep(0.3)
+    for s in sessions:
+        got[id(s)] += msgs(s.collect(0.02))
+    bad = [(s.hello["epoch"], got[id(s)]) for s in sessions if got[id(s)] != want]
+    check(not bad, "%d of %d sessions did not get %s exactly once: %s"
+          % (len(bad), len(sessions), want, bad[:5]))
+
+
+def sessions_from(ngx, addrs, topic):
+    """A session through ngx from each address, subscribed to topic."""
+    out = []
+    for a in addrs:
+        ws = ngx.session(source=a)
+        eq(ws.request({"op": "sub", "id": 1, "topic": topic, "qos": 1}).get("op"), "ok",
+           "sub through nginx from %s" % a)
+        out.append(ws)
+    return out
+
+
+def reconnect_elsewhere(gws, ngx, addrs, gone, t0):
+    """A new session through ngx from each of addrs, until each lands on a
+    gateway other than gone; returns them, and the seconds since t0 of the
+    last one."""
+    out = []
+    deadline = t0 + T.scaled(5)
+    for a in addrs:
+        while True:
+            try:
+                ws = ngx.session(source=a)
+                i = on_gateway(gws, ws)
+                check(i != gone, "a session from %s on the gateway taken out" % a)
+                out.append(ws)
+                break
+            except (T.HandshakeRefused, OSError) as e:
+                if time.monotonic() > deadline:
+                    fail("no session through nginx from %s within 5 s: %s" % (a, e))
+                time.sleep(0.1)
+    return out, time.monotonic() - t0
+
+
+@ntest("nginx upstream of three gateways (hash $remote_addr consistent): sessions from 24 "
+       "client addresses land on all three, a second one from an address on the same "
+       "gateway; a broadcast reaches every session exactly once", timeout=40)
+def _():
+    gws, ngx = multi_setup()
+    by_addr = {}
+    sessions = []
+    for a in MULTI_ADDRS:
+        s1, s2 = ngx.session(source=a), ngx.session(source=a)
+        by_addr[a] = on_gateway(gws, s1)
+        eq(on_gateway(gws, s2), by_addr[a], "the gateway of a second session from %s" % a)
+        sessions += [s1, s2]
+    T.diag("gateway by client address: %s" % " ".join(
+        "%s:%d" % (a.rsplit(".", 1)[1], by_addr[a]) for a in MULTI_ADDRS))
+    eq(sorted(set(by_addr.values())), [0, 1, 2], "gateways used by 24 addresses")
+    _state["multi_map"] = by_addr
+    for s in sessions:
+        eq(s.request({"op": "sub", "id": 1, "topic": "bcast/#", "qos": 1}).get("op"), "ok",
+           "sub through nginx")
+    broadcast_once(sessions, "bcast/all")
+    for s in sessions:
+        s.close(wait=0)
+
+
+@ntest("behind nginx, SIGTERM of one gateway: its sessions get 1001 while they publish at "
+       "QoS 1; every publish answered ok is at the broker; new sessions from the same "
+       "addresses land on the other gateways at once; the gateway exits 0", timeout=40)
+def _():
+    gws, ngx, by_addr = multi_mapped()
+    x = by_addr[MULTI_ADDRS[0]]
+    mine = addrs_on(by_addr, x)
+    m = t.mosquitto.client()
+    m.subscribe("drain/#", 1)
+    sessions = [ngx.session(source=a) for a in mine]
+    acked, answers, codes = [], [], []
+
+    def publish(ws, tag):
+        n = 0
+        try:
+            while True:
+                n += 1
+                text = "%s-%d" % (tag, n)
+                ws.send_json({"op": "pub", "id": n, "topic": "drain/%s" % tag, "text": text,
+                              "qos": 1})
+                r = ws.await_reply(n, timeout=10)
+                (acked if r.get("op") == "ok" else answers).append(text if r.get("op") == "ok"
+                                                                   else r)
+        except (T.Closed, OSError, T.TestFailure):
+            codes.append(ws.close_code)
+
+    threads = [threading.Thread(target=publish, args=(ws, "s%d" % i), daemon=True)
+               for i, ws in enumerate(sessions)]
+    for th in threads:
+        th.start()
+    T.wait_for(lambda: len(acked) >= 40, 10, what="publishes acknowledged through nginx")
+    t0 = time.monotonic()
+    gws[x].send_signal(signal.SIGTERM)
+    for th in threads:
+        th.join(T.scaled(10))
+    eq(sorted(codes), [1001] * len(sessions), "close codes of the sessions of the stopped gateway")
+    moved, dt = reconnect_elsewhere(gws, ngx, mine, x, t0)
+    T.diag("%d sessions of the stopped gateway on others %.2f s after SIGTERM; "
+           "%d publishes acknowledged, other answers: %s" % (len(moved), dt, len(acked), answers))
+    eq(gws[x].stop(), 0, "exit status of the drained gateway")
+    at_broker = set()
+    deadline = time.monotonic() + T.scaled(5)
+    while not set(acked) <= at_broker and time.monotonic() < deadline:
+        try:
+            at_broker.add(m.get(0.5).payload.decode())
+        except T.TestFailure:
+            pass
+    eq(sorted(set(acked) - at_broker), [], "acknowledged publishes missing at the broker")
+    m.close()
+    for s in moved:
+        s.close(wait=0)
+    _state["multi_out"] = x
+
+
+@ntest("behind nginx, SIGKILL of one gateway: its sessions drop and reconnect through nginx "
+       "to another gateway within 5 s; the other sessions are untouched; a broadcast then "
+       "reaches every session exactly once", timeout=40)
+def _():
+    gws, ngx, by_addr = multi_mapped()
+    out = _state.get("multi_out")
+    y = next(i for i in range(3) if i != out)
+    mine = addrs_on(by_addr, y)
+    others = [a for a in MULTI_ADDRS if by_addr[a] not in (y, out)][:4]
+    check(mine and others, "addresses on the gateway to kill and on the third: %s" % by_addr)
+    victims = sessions_from(ngx, mine, "kill/#")
+    eq({on_gateway(gws, s) for s in victims}, {y}, "gateway of the sessions to drop")
+    bystanders = sessions_from(ngx, others, "kill/#")
+    t0 = time.monotonic()
+    gws[y].proc.kill()
+    gws[y].proc.wait()
+    for s in victims:
+        code = s.wait_close(5)
+        check(code in (None, 1006, 1011), "a killed gateway's session closed with %s" % code)
+    moved, dt = reconnect_elsewhere(gws, ngx, mine, y, t0)
+    T.diag("%d sessions of the killed gateway on another %.2f s after SIGKILL" % (len(moved), dt))
+    check(dt < T.scaled(5), "reconnected after %.2f s" % dt)
+    for s in bystanders:
+        s.sync()
+    for s in moved:
+        eq(s.request({"op": "sub", "id": 1, "topic": "kill/#", "qos": 1}).get("op"), "ok",
+           "sub after the move")
+    broadcast_once(moved + bystanders, "kill/after")
+    for s in moved + bystanders:
+        s.close(wait=0)
+    # in service again, for the harness' exit checks
+    gws[y].start()
+
+
 @ntest("nginx: exits 0 on SIGTERM, no [emerg]/[alert]/[crit] in its log")
 def _():
     for ngx in _state.get("all_nginx", []):
@@ -690,7 +676,7 @@ def _():
 
 
 if __name__ == "__main__":
-    if not os.access(NGINX, os.X_OK):
+    if not os.access(P.NGINX, os.X_OK):
         print("1..0 # SKIP nginx not installed", flush=True)
         sys.exit(0)
     sys.exit(t.run())

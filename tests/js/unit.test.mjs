@@ -823,6 +823,28 @@ test("reconnect: a new epoch (gateway restarted) → no since, history only, 're
   gw.close();
 });
 
+test("one URL, another epoch after a reconnect (a load balancer moved the session, or a restart): 'epoch' {epoch, previous, url}, then 'recovery'; none while the epoch stays", async () => {
+  const { gw, ws } = await streamSession();
+  const told = [];
+  gw.on("epoch", (e) => told.push(["epoch", e]));
+  gw.on("gateway", (e) => told.push(["gateway", e]));
+  gw.on("recovery", (r) => told.push(["recovery", r.reason, r.epoch]));
+  await held(gw, ws, "s/#", () => {}, { history: 10 }, { replayed: 0 });
+  ws.push(live("s/1", 40));
+  ws.serverClose(1006);
+  const ws2 = await openWith(HELLO_E()); // the same gateway: no event
+  await ackSub(ws2, { recovered: true, replayed: 0 });
+  assert.deepEqual(told, [["recovery", null, EPOCH]]);
+  ws2.serverClose(1006);
+  const ws3 = await openWith(HELLO_E("behind-lb-2"));
+  await ackSub(ws3, { replayed: 3 });
+  assert.deepEqual(told.slice(1), [
+    ["epoch", { epoch: "behind-lb-2", previous: EPOCH, url: "ws://gw.test/ws" }],
+    ["recovery", "restarted", "behind-lb-2"],
+  ]);
+  gw.close();
+});
+
 test("reconnect: nothing received yet → no since ('no_position')", async () => {
   const { gw, ws } = await streamSession();
   const events = [];
