@@ -348,6 +348,30 @@ start_target() {
     esac
 }
 
+# perf_start NAME: with PERF=1, records the gateway ($GW_PID) until
+# perf_stop, which prints the top of the profile.
+PERF_PID="" PERF_NAME=""
+perf_start() {
+    PERF_PID=""
+    if [ "${PERF:-0}" = 1 ] && [ -n "$GW_PID" ] && command -v perf >/dev/null; then
+        PERF_NAME=$(printf '%s' "$1" | tr -c 'A-Za-z0-9_.,=-' _)
+        mkdir -p "$WORK/profile"
+        perf record -q -e cpu-clock -F 1000 -g -p "$GW_PID" \
+            -o "$WORK/profile/perf-$PERF_NAME.data" >/dev/null 2>&1 &
+        PERF_PID=$!
+    fi
+}
+
+perf_stop() {
+    [ -n "$PERF_PID" ] || return 0
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    PERF_PID=""
+    perf_top "$WORK/profile/perf-$PERF_NAME.data" >"$WORK/profile/perf-$PERF_NAME.txt"
+    say "perf of the gateway, $PERF_NAME (self time, top entries):"
+    head -16 "$WORK/profile/perf-$PERF_NAME.txt" >&2
+}
+
 # run_case SCENARIO VARIANT TARGET TLS REP -- LOADGEN ARGS...
 run_case() {
     local sc=$1 var=$2 target=$3 tls=$4 rep=$5 out load psi t0 t1 t2
@@ -356,14 +380,7 @@ run_case() {
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     psi=$(awk '/^some/ { sub("avg10=", "", $2); print $2 }' /proc/pressure/cpu 2>/dev/null || echo -)
     start_target "$target" "$tls"
-    local perfpid="" pname=""
-    if [ "${PERF:-0}" = 1 ] && [ -n "$GW_PID" ] && command -v perf >/dev/null; then
-        pname=$(printf '%s-%s-%s-%s' "$sc" "$var" "$target" "$rep" | tr -c 'A-Za-z0-9_.,=-' _)
-        mkdir -p "$WORK/profile"
-        perf record -q -e cpu-clock -F 1000 -g -p "$GW_PID" \
-            -o "$WORK/profile/perf-$pname.data" >/dev/null 2>&1 &
-        perfpid=$!
-    fi
+    perf_start "$sc-$var-$target-$rep"
     # shellcheck disable=SC2086
     out=$(taskset -c 1 "$LG" "$1" $T_ARGS --label "$target" "${@:2}" \
         2>>"$WORK/loadgen.log") || {
@@ -371,13 +388,7 @@ run_case() {
         say "loadgen failed: $(tail -n 2 "$WORK/loadgen.log" | tr '\n' ' ')"
     }
     t1=$(date +%s.%N)
-    if [ -n "$perfpid" ]; then
-        kill -INT "$perfpid" 2>/dev/null || true
-        wait "$perfpid" 2>/dev/null || true
-        perf_top "$WORK/profile/perf-$pname.data" >"$WORK/profile/perf-$pname.txt"
-        say "perf of the gateway, $pname (self time, top entries):"
-        head -16 "$WORK/profile/perf-$pname.txt" >&2
-    fi
+    perf_stop
     stop_all
     t2=$(date +%s.%N)
     out="$out sc=$sc var=$var target=$target rep=$rep psi10=$psi"

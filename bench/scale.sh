@@ -178,9 +178,11 @@ scale_storm() {
     local target=$1 out
     scale_conf "$WORK/scale1.json" 1 $((SCALE_N + 500))
     scale_start "$target" "$WORK/scale1.json"
+    perf_start "scale-storm-$target"
     out=$(taskset -c 1 "$LG" storm -n "$SCALE_N" --port "$T_PORT" --path "$T_PATH" \
         --proto "$T_PROTO" --src-ips 16 --concurrency 1024 --pid t="$GW_PID" \
         2>>"$WORK/loadgen.log" || echo failed=1)
+    perf_stop
     scale_rec "case=storm target=$target n=$SCALE_N rate=$(field "$out" rate) cpu=$(field "$out" cpu_t) p50_ms=$(field "$out" p50_ms) p99_ms=$(field "$out" p99_ms) failed=$(field "$out" failed)"
     scale_stop
 }
@@ -200,13 +202,13 @@ scale_wss() {
 
 # SCALE_BIG sessions over SCALE_W workers.
 scale_big() {
-    local per=$((SCALE_BIG / SCALE_LGS)) pids rss0 rss1 c0 c1 t0 t1 k out hp="" rate
+    local per=$((SCALE_BIG / SCALE_LGS)) pids rss0 rss1 c0 c1 t0 t1 k out out2 hp="" rate
     scale_conf "$WORK/scalew.json" "$SCALE_W" 19000
     scale_start mqgate "$WORK/scalew.json"
     pids=$(scale_pids)
     rss0=$(scale_rss $pids)
     for k in $(seq "$SCALE_LGS"); do
-        "$LG" idle -n "$per" --port "$P_GW" --src-ips 1000 --settle 40 \
+        "$LG" idle -n "$per" --port "$P_GW" --src-ips 1000 --settle 60 \
             --concurrency 256 --max-time 200 >"$WORK/big$k.out" 2>>"$WORK/loadgen.log" &
         hp="$hp $!"
     done
@@ -222,7 +224,17 @@ scale_big() {
     out=$("$LG" latency -n 1 --port "$P_GW" --broker-port "$P_MQTT" --rate 100 \
         --duration 10 --warmup 1 --drain 2 --topic bench/one 2>>"$WORK/loadgen.log" ||
         echo failed=1)
-    scale_rec "case=big-idle workers=$SCALE_W sessions=$(($(scale_fds $pids) - 30 * SCALE_W)) rss0_kib=$rss0 rss1_kib=$rss1 kib_per_session=$(awk "BEGIN {printf \"%.2f\", ($rss1 - $rss0) / $SCALE_BIG}") kib_per_session_total=$(awk "BEGIN {printf \"%.2f\", $rss1 / $SCALE_BIG}") idle_cpu=$(awk "BEGIN {printf \"%.3f\", ($c1 - $c0) / 100 / ($t1 - $t0)}") p50_us=$(field "$out" p50_us) p99_us=$(field "$out" p99_us) lost=$(field "$out" lost)"
+    # again with the load generators that hold the 100,000 stopped (their
+    # sessions stay open, unread): what of the tail is theirs, sharing
+    # the CPUs with the workers, and what is the workers'
+    # shellcheck disable=SC2086
+    kill -STOP $hp
+    out2=$("$LG" latency -n 1 --port "$P_GW" --broker-port "$P_MQTT" --rate 100 \
+        --duration 10 --warmup 1 --drain 2 --topic bench/one 2>>"$WORK/loadgen.log" ||
+        echo failed=1)
+    # shellcheck disable=SC2086
+    kill -CONT $hp
+    scale_rec "case=big-idle workers=$SCALE_W sessions=$(($(scale_fds $pids) - 30 * SCALE_W)) rss0_kib=$rss0 rss1_kib=$rss1 kib_per_session=$(awk "BEGIN {printf \"%.2f\", ($rss1 - $rss0) / $SCALE_BIG}") kib_per_session_total=$(awk "BEGIN {printf \"%.2f\", $rss1 / $SCALE_BIG}") idle_cpu=$(awk "BEGIN {printf \"%.3f\", ($c1 - $c0) / 100 / ($t1 - $t0)}") p50_us=$(field "$out" p50_us) p99_us=$(field "$out" p99_us) lost=$(field "$out" lost) holders_stopped_p50_us=$(field "$out2" p50_us) holders_stopped_p99_us=$(field "$out2" p99_us) holders_stopped_lost=$(field "$out2" lost)"
     # shellcheck disable=SC2086
     wait $hp 2>/dev/null
     scale_stop
