@@ -191,7 +191,8 @@ int metrics_render(char **out, size_t *len)
     metric(&b, "mqgate_error_closes_total", "counter",
            "Sessions closed with 4429.", metrics_counters[MC_ERROR_CLOSES]);
     metric(&b, "mqgate_queue_bytes", "gauge",
-           "Bytes queued to sessions and not yet written.", st.queued);
+           "Bytes queued to sessions (live frames waiting for a replay "
+           "included) and not yet written.", st.queued);
     metric(&b, "mqgate_mailbox_backlog", "gauge",
            "Events from the broker and the workers waiting for the service "
            "loop.", gateway_backlog());

@@ -4,6 +4,8 @@
 
 #include "frame.h"
 
+size_t sendq_all_bytes;
+
 int sendq_grow(struct sendq *q)
 {
     uint32_t cap = q->cap ? q->cap * 2 : 4;
@@ -51,6 +53,7 @@ long sendq_conflate(struct sendq *q, uint32_t keep)
         }
         if (dup && i >= keep) {
             q->bytes -= f->len;
+            sendq_all_bytes -= f->len;
             frame_unref(f);
             dropped++;
             continue;

@@ -19,6 +19,10 @@ struct sendq {
     size_t bytes;             /* f->len of the frames held */
 };
 
+/* The bytes of every queue, summed (/metrics' mqgate_queue_bytes without
+ * a walk over the sessions). */
+extern size_t sendq_all_bytes;
+
 /* Doubles the ring of a full q. Returns 0, or -1 when out of memory. */
 int sendq_grow(struct sendq *q);
 
@@ -31,6 +35,7 @@ static inline int sendq_push(struct sendq *q, struct frame *f)
     q->v[(q->head + q->count) & (q->cap - 1)] = frame_ref(f);
     q->count++;
     q->bytes += f->len;
+    sendq_all_bytes += f->len;
     return 0;
 }
 
@@ -49,6 +54,7 @@ static inline struct frame *sendq_pop(struct sendq *q)
     q->head = (q->head + 1) & (q->cap - 1);
     q->count--;
     q->bytes -= f->len;
+    sendq_all_bytes -= f->len;
     return f;
 }
 

@@ -42,7 +42,26 @@ static struct {
     bool broker_up;
     struct session *wheel[KA_SLOTS];
     unsigned cursor;               /* the next slot a tick visits */
+    /* for /metrics, kept as sessions change rather than counted */
+    unsigned long long by_state[SS_CLOSING + 1], ws, sse;
 } S;
+
+/* The transport's count of s in S, if it has one. */
+static unsigned long long *tp_count(const struct session *s)
+{
+    if (strcmp(s->tp->name, "ws") == 0)
+        return &S.ws;
+    if (strcmp(s->tp->name, "sse") == 0)
+        return &S.sse;
+    return NULL;
+}
+
+void session_set_state(struct session *s, enum session_state state)
+{
+    S.by_state[s->state]--;
+    S.by_state[state]++;
+    s->state = state;
+}
 
 int session_init(void)
 {
@@ -95,20 +114,12 @@ void session_reload_all(void)
 
 void session_stats(struct session_stats *st)
 {
-    memset(st, 0, sizeof(*st));
-    for (const struct session *s = S.list; s; s = s->next) {
-        st->queued += s->q.bytes;
-        if (strcmp(s->tp->name, "ws") == 0)
-            st->ws++;
-        else if (strcmp(s->tp->name, "sse") == 0)
-            st->sse++;
-        if (s->state == SS_OPENING)
-            st->opening++;
-        else if (s->state == SS_AUTHED)
-            st->authed++;
-        else
-            st->closing++;
-    }
+    st->queued = sendq_all_bytes;
+    st->ws = S.ws;
+    st->sse = S.sse;
+    st->opening = S.by_state[SS_OPENING];
+    st->authed = S.by_state[SS_AUTHED];
+    st->closing = S.by_state[SS_CLOSING];
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -126,8 +137,8 @@ void session_close(struct session *s, int code, const char *reason)
         return;
     s->close_code = code;
     subs_holds_view(&s->holds, s->mount, s->mount_len, true);
-    snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
-    s->state = SS_CLOSING;
+    s->close_reason = reason;
+    session_set_state(s, SS_CLOSING);
     lws_sul_cancel(&s->auth_timer);
     lws_sul_cancel(&s->exp_timer);
     s->tp->closing(s);
@@ -434,6 +445,9 @@ void session_attach(struct session *s, const struct transport *tp,
         s->knext->kprev = s;
     S.wheel[s->kslot] = s;
     S.n++;
+    S.by_state[SS_OPENING]++;
+    if (tp_count(s))
+        (*tp_count(s))++;
     metrics_add(MC_SESSIONS_OPENED, 1);
     ipcount_inc(S.per_ip, s->ip);
     if (conf()->auth.http)
@@ -520,6 +534,9 @@ void session_closed(struct session *s)
     if (s->knext)
         s->knext->kprev = s->kprev;
     S.n--;
+    S.by_state[s->state]--;
+    if (tp_count(s))
+        (*tp_count(s))--;
     ipcount_dec(S.per_ip, s->ip);
     s->wsi = NULL;
 }

@@ -157,7 +157,8 @@ void session_reply_error(struct session *s, const char *id, size_t id_len,
                          const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-/* Closes s with code after its queued frames are written. */
+/* Closes s with code after its queued frames are written. reason is kept,
+ * not copied: a string literal (at most 123 bytes, the close frame's). */
 void session_close(struct session *s, int code, const char *reason);
 
 /* Sends the status frame for the broker state. */

@@ -126,7 +126,7 @@ int session_set_identity(struct session *s, enum session_cred cred,
     s->mount = mount;
     s->mount_len = mount ? strlen(mount) : 0;
     subs_holds_view(&s->holds, s->mount, s->mount_len, false);
-    s->state = SS_AUTHED;
+    session_set_state(s, SS_AUTHED);
     s->cred = cred;
     s->anonymous = cred == CRED_ANONYMOUS;
     lws_sul_cancel(&s->auth_timer);

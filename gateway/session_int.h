@@ -28,12 +28,18 @@ struct replay;
 
 enum session_state { SS_OPENING, SS_AUTHED, SS_CLOSING };
 
+struct session;
+
+/* Moves s to state, keeping the counts of /metrics. */
+void session_set_state(struct session *s, enum session_state state);
+
 struct session {
     const struct transport *tp;
     struct lws *wsi;
     struct session *prev, *next;      /* every open session */
     uint64_t serial;
-    char ip[64];                      /* peer address, for the per-IP count */
+    char ip[48];                      /* peer address, for the per-IP count
+                                         (INET6_ADDRSTRLEN and a little) */
     enum session_state state;
     bool anonymous;                   /* cred == CRED_ANONYMOUS */
     enum session_cred cred;
@@ -62,7 +68,7 @@ struct session {
     uint64_t err_window_ms;
     uint32_t err_count;
     int close_code;                   /* 0: open */
-    char close_reason[96];
+    const char *close_reason;         /* a literal: session_close() */
     struct tbucket bucket;            /* publish rate */
     struct tbucket sub_bucket;        /* sub and unsub rate */
     lws_sorted_usec_list_t auth_timer;

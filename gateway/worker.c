@@ -13,8 +13,7 @@
 #include "promtext.h"
 #include "worker.h"
 
-/* how often a worker publishes its metrics for the others' /metrics:
- * rendering walks every session (session_stats()) */
+/* how often a worker publishes its metrics for the others' /metrics */
 #define PUBLISH_MS 5000
 
 /* one process's metrics text; seq is odd while it is written */

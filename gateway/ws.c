@@ -18,7 +18,7 @@
 #include "utf8.h"
 #include "ws.h"
 
-#define RX_BUFFER_SIZE 128  /* bytes per connection, allocated by lws: a
+#define RX_BUFFER_SIZE 256  /* bytes per connection, allocated by lws: a
                             * larger message arrives in several reads */
 #define TX_PACKET_SIZE (256 * 1024)
 #define PREAUTH_MESSAGE_MAX 16384  /* bytes of a message before auth */

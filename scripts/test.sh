@@ -25,16 +25,29 @@ status=0
 make -j"$(nproc)" check || status=$?
 show_failures tests
 # --- libFuzzer targets, 10 s each (make fuzz runs them longer) -------------
+# (built first, then as many at once as there are CPUs: each is one thread)
 echo "==== fuzz smoke ($(date +%T))"
+fuzz() {
+    make -s -f tests/fuzz/fuzz.mk top_srcdir="$PWD" FUZZ_BUILD="$PWD/_fuzz" "$@"
+}
 : > tests/fuzz/smoke.trs
+fuzz -j"$(nproc)" build || true
+running=0
 for target in request topic acl users config payload session trie history evquery; do
-    if make -s -f tests/fuzz/fuzz.mk top_srcdir="$PWD" \
-            FUZZ_BUILD="$PWD/_fuzz" FUZZ_SECONDS=10 "run-$target"; then
-        echo ":test-result: PASS fuzz_$target" >> tests/fuzz/smoke.trs
-    else
-        echo ":test-result: FAIL fuzz_$target" >> tests/fuzz/smoke.trs
+    (
+        if fuzz FUZZ_SECONDS=10 "run-$target"; then
+            echo ":test-result: PASS fuzz_$target" >> tests/fuzz/smoke.trs
+        else
+            echo ":test-result: FAIL fuzz_$target" >> tests/fuzz/smoke.trs
+        fi
+    ) &
+    running=$((running + 1))
+    if [ "$running" -ge "$(nproc)" ]; then
+        wait
+        running=0
     fi
 done
+wait
 
 # Copies the tree (what git tracks or would track) to the directory $1 and
 # builds it there with the configure arguments that follow.
