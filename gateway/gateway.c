@@ -80,10 +80,17 @@ static void reconnect_cb(lws_sorted_usec_list_t *sul)
     upstream_connect(G.up);
 }
 
+/* Stopping with publishes the broker has not acknowledged, and no broker:
+ * it has the shutdown's few seconds to come back, so it is tried this
+ * often, not at the backoff's next turn (which may be past the exit). */
+#define SHUTDOWN_RETRY_MS 500
+
 static void schedule_reconnect(bool was_connected)
 {
     uint32_t ms = upstream_retry_delay(G.up, was_connected);
 
+    if (G.stop && handle_pub_pending() > 0 && ms > SHUTDOWN_RETRY_MS)
+        ms = SHUTDOWN_RETRY_MS;
     log_info("reconnecting to the broker in %u ms", ms);
     lws_sul_schedule(G.ctx, 0, &reconnect_timer, reconnect_cb,
                      (lws_usec_t)ms * 1000);
@@ -436,6 +443,11 @@ int gateway_run(struct config *cfg, const char *config_path)
         /* a pass of the loop sleeps until the next event or timer, which
          * may be a reconnect many seconds away: a tick bounds each wait */
         shutdown_tick(&shutdown_timer);
+        if (handle_pub_pending() > 0 &&
+            !lws_dll2_is_detached(&reconnect_timer.list) &&
+            reconnect_timer.us > lws_now_usecs() + SHUTDOWN_RETRY_MS * 1000)
+            lws_sul_schedule(G.ctx, 0, &reconnect_timer, reconnect_cb,
+                             (lws_usec_t)SHUTDOWN_RETRY_MS * 1000);
         evloop_timers_changed(G.ctx);
         while ((session_count() || handle_pub_pending() > 0) &&
                clock_now_ms() < deadline)
