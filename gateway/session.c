@@ -334,11 +334,14 @@ uint64_t session_keepalive_period_ms(void)
      * quarter interval of 30 s: 117 ms), so that a tick's pings are a
      * 64th of a quarter of the sessions: 19,000 sessions opened in one
      * storm ping in bursts of 300 (2 ms), not of 2,700 (about 20 ms, the
-     * p99 of a message to one of them) */
+     * p99 of a message to one of them); at most a second apart, for the
+     * history's expiry and the worker's metrics on the same tick */
     uint64_t period_ms = (uint64_t)conf()->limits.ping_interval_s * 250 /
                          KA_SLOTS;
 
-    return period_ms < KA_MIN_PERIOD_MS ? KA_MIN_PERIOD_MS : period_ms;
+    if (period_ms < KA_MIN_PERIOD_MS)
+        return KA_MIN_PERIOD_MS;
+    return period_ms > 1000 ? 1000 : period_ms;
 }
 
 static void keepalive_one(struct session *s, uint64_t now, uint64_t interval)

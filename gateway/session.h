@@ -134,7 +134,7 @@ void session_send(struct session *s, struct frame *f);
  * sessions of a few slots of a wheel, so that each session is looked at
  * about four times an interval and a tick costs what it visits, not every
  * session, and the pings of sessions opened together are spread over the
- * interval. The period: a 256th of the interval, at least 50 ms. */
+ * interval. The period: a 256th of the interval, from 50 ms to 1 s. */
 void session_keepalive(uint64_t now_ms);
 uint64_t session_keepalive_period_ms(void);
 
