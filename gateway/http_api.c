@@ -31,9 +31,18 @@ bool http_api_route(const struct listener *l, const char *uri)
            (strcmp(uri, EVENTS_PATH) == 0 || strcmp(uri, PUBLISH_PATH) == 0);
 }
 
-bool http_api_owns(const struct session *s)
+bool http_api_owns(enum lws_callback_reasons reason, const struct session *s)
 {
-    return s && s->http;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        return s && s->http;
+    default:
+        return false;
+    }
 }
 
 /* ---- the HTTP transports' common part ---------------------------------- */

@@ -58,8 +58,11 @@ bool http_api_route(const struct listener *l, const char *uri);
 int http_api_request(struct lws *wsi, struct session *s,
                      const struct listener *l, const char *uri);
 
-/* Whether s (per-transaction data) is an HTTP API request's session. */
-bool http_api_owns(const struct session *s);
+/* Whether a callback for reason with user s is for an HTTP API request's
+ * session: only the callbacks below give the connection's per-transaction
+ * data as user (LWS_CALLBACK_FILTER_NETWORK_CONNECTION, for one, gives a
+ * structure of lws' own stack), so s is looked at for those only. */
+bool http_api_owns(enum lws_callback_reasons reason, const struct session *s);
 
 /* The other callbacks of such a session's connection (body, writable,
  * closed, protocol dropped). */

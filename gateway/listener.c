@@ -567,7 +567,7 @@ int listener_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             return -1;
         return 0;
     default:
-        if (http_api_owns(user))
+        if (http_api_owns(reason, user))
             return http_api_callback(wsi, reason, user, in, len);
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
