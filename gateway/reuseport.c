@@ -113,9 +113,12 @@ int reuseport_prog(int af, unsigned n, struct sock_filter *prog)
 static int attach_prog(int fd, int af, unsigned n)
 {
     struct sock_filter prog[REUSEPORT_PROG_MAX];
-    struct sock_fprog fp = { .len = (unsigned short)reuseport_prog(af, n, prog),
-                             .filter = prog };
+    struct sock_fprog fp;
 
+    /* zeroed whole: the bytes between len and filter go to the kernel */
+    memset(&fp, 0, sizeof(fp));
+    fp.len = (unsigned short)reuseport_prog(af, n, prog);
+    fp.filter = prog;
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fp,
                       sizeof(fp));
 }
