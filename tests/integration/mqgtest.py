@@ -684,6 +684,12 @@ class WS(object):
 
     _sync_n = 0
 
+    def sub_ok(self, req):
+        """A sub (id 1, with the fields of req) that must be answered ok."""
+        r = self.request(dict({"op": "sub", "id": 1}, **req))
+        eq(r.get("op"), "ok", "sub %s: %s" % (req, r))
+        return r
+
     def __init__(self, sock, leftover, headers):
         self.sock = sock
         self.buf = bytearray(leftover)
@@ -1658,10 +1664,12 @@ class Gateway(object):
             kw["tls"] = True
         return ws_handshake(self.ports[listener], path or lst.get("path", "/ws"), **kw)
 
-    def session(self, token=None, **kw):
+    def session(self, token=None, positions=False, **kw):
         """A session past hello (in .hello), authenticated with token when
-        given (the ok in .auth_reply), with the status frame consumed."""
+        given (the ok in .auth_reply), with the status frame consumed;
+        positions: msgs keep their seq and ts (WS.keep_positions)."""
         ws = self.ws(**kw)
+        ws.keep_positions = positions
         ws.hello = ws.recv_json()
         eq(ws.hello.get("op"), "hello", "first frame op")
         if token is not None:

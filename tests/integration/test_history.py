@@ -30,16 +30,6 @@ def gw(history=None, fresh=False, name=None, **extra):
     return t.gateway(cfg, fresh=fresh, name=name)
 
 
-def session(g, **kw):
-    ws = g.session(**kw)
-    ws.keep_positions = True
-    return ws
-
-
-def sub(ws, req):
-    r = ws.request(dict({"op": "sub", "id": 1}, **req))
-    eq(r.get("op"), "ok", "sub %s: %s" % (req, r))
-    return r
 
 
 def body(f):
@@ -71,8 +61,8 @@ def _():
     for i in range(3):
         m.publish("hs/b", b"b%d" % i, qos=1)
     settle(g, m, "hs/z")
-    ws = session(g)
-    r = sub(ws, {"topic": "hs/+", "history": 3})
+    ws = g.session(positions=True)
+    r = ws.sub_ok({"topic": "hs/+", "history": 3})
     eq(r.get("replayed"), 7, "replayed in the ok (3 of hs/a, 3 of hs/b, the marker)")
     check("recovered" not in r, "recovered without since: %s" % r)
     got = msgs(ws, 7)
@@ -92,9 +82,9 @@ def _():
 def _():
     g = gw(history={"filters": ["hs/#"], "messages": 100}, fresh=True, name="hist-since")
     m = t.mosquitto.client()
-    ws = session(g)
+    ws = g.session(positions=True)
     epoch = ws.hello["epoch"]
-    sub(ws, {"topic": "hs/r/#"})
+    ws.sub_ok({"topic": "hs/r/#"})
     for i in range(3):
         m.publish("hs/r/x", b"%d" % i, qos=1)
     last = msgs(ws, 3)[-1]["seq"]
@@ -102,8 +92,8 @@ def _():
     for i in range(3, 7):
         m.publish("hs/r/x", b"%d" % i, qos=1)
     settle(g, m, "hs/zz")
-    ws2 = session(g)
-    r = sub(ws2, {"topic": "hs/r/#", "since": {"epoch": epoch, "seq": last}, "history": 2})
+    ws2 = g.session(positions=True)
+    r = ws2.sub_ok({"topic": "hs/r/#", "since": {"epoch": epoch, "seq": last}, "history": 2})
     eq((r.get("recovered"), r.get("replayed")), (True, 4), "ok of the recovery")
     got = msgs(ws2, 4)
     eq([body(f) for f in got], ["3", "4", "5", "6"], "the missed messages")
@@ -119,13 +109,13 @@ def _():
                    "broker": {"uris": ["tcp://127.0.0.1:%d" % mosq.port]}},
                   mosq=mosq, fresh=True, name="hist-fail")
     m = mosq.client()
-    ws = session(g)
+    ws = g.session(positions=True)
     epoch = ws.hello["epoch"]
     for i in range(2):
         m.publish("hs/f", b"%d" % i, qos=1)
     time.sleep(T.scaled(0.5))
     # another epoch
-    r = sub(ws, {"topic": "hs/f", "since": {"epoch": "other", "seq": 1}, "history": 1})
+    r = ws.sub_ok({"topic": "hs/f", "since": {"epoch": "other", "seq": 1}, "history": 1})
     eq((r.get("recovered"), r.get("replayed")), (False, 1), "another epoch: history 1 instead")
     eq(body(msgs(ws, 1)[0]), "1", "the newest")
     # dropped by count: 5 more with 3 kept
@@ -133,13 +123,13 @@ def _():
     for i in range(2, 7):
         m.publish("hs/f", b"%d" % i, qos=1)
     msgs(ws, 5)
-    r = sub(session(g), {"topic": "hs/f", "since": {"epoch": epoch, "seq": mark}})
+    r = g.session(positions=True).sub_ok({"topic": "hs/f", "since": {"epoch": epoch, "seq": mark}})
     eq((r.get("recovered"), r.get("replayed")), (False, 0), "past dropped messages, no history")
     # a broker outage after seq
     last = ws.positions[-1][0]
     mosq.restart()
     g.wait_healthy(timeout=20)
-    r = sub(session(g), {"topic": "hs/f", "since": {"epoch": epoch, "seq": last}, "history": 2})
+    r = g.session(positions=True).sub_ok({"topic": "hs/f", "since": {"epoch": epoch, "seq": last}, "history": 2})
     eq((r.get("recovered"), r.get("replayed")), (False, 2), "after an outage: history 2 instead")
     check(g.metric("mqgate_recoveries_failed_total") >= 3, "failed recoveries counted")
 
@@ -163,8 +153,8 @@ def _():
     th.start()
     try:
         time.sleep(T.scaled(1.0))
-        ws = session(g)
-        r = sub(ws, {"topic": "hs/c", "history": 100000})
+        ws = g.session(positions=True)
+        r = ws.sub_ok({"topic": "hs/c", "history": 100000})
         replayed = r["replayed"]
         time.sleep(T.scaled(1.0))
     finally:
@@ -187,11 +177,11 @@ def _():
     m.publish("hs/k/a", b"held", qos=1, retain=True)
     m.publish("other/k", b"plain", qos=1, retain=True)
     time.sleep(T.scaled(0.5))
-    ws = session(g)
-    sub(ws, {"topic": "other/#", "retained": False})
+    ws = g.session(positions=True)
+    ws.sub_ok({"topic": "other/#", "retained": False})
     eq([f for f in ws.collect(0.5) if f.get("op") == "msg"], [], "retained: false")
-    ws2 = session(g)
-    r = sub(ws2, {"topic": "#", "history": 1})
+    ws2 = g.session(positions=True)
+    r = ws2.sub_ok({"topic": "#", "history": 1})
     got = [f for f in ws2.collect(1.0) if f.get("op") == "msg"]
     held = [f for f in got if f["topic"] == "hs/k/a"]
     eq(len(held), 1, "hs/k/a once (from the history): %s" % got)
@@ -204,15 +194,15 @@ def _():
 @t.test("history bounds: above history.messages is bad_request; a mount sees its own topics only")
 def _():
     g = gw()
-    ws = session(g)
+    ws = g.session(positions=True)
     expect_error(ws.request({"op": "sub", "id": 2, "topic": "hs/#", "history": 6}), "bad_request", 2,
                  "history above messages")
     m = t.mosquitto.client()
     m.publish("tenants/carol/x", b"mine", qos=1)
     m.publish("tenants/dave/x", b"theirs", qos=1)
     settle(g, m, "hs/zzz")
-    c = session(g, token=t.token("carol", ["tenant"]))
-    r = sub(c, {"topic": "#", "history": 5})
+    c = g.session(positions=True, token=t.token("carol", ["tenant"]))
+    r = c.sub_ok({"topic": "#", "history": 5})
     got = msgs(c, r["replayed"])
     eq([(f["topic"], f["text"]) for f in got], [("x", "mine")], "carol's replay, mount-relative")
 
@@ -224,14 +214,14 @@ def _():
     g = gw({"filters": ["hb/#"], "messages": 1000, "max_age_s": 2, "max_bytes": 65536},
            fresh=True, name="hist-bounds")
     m = t.mosquitto.client()
-    ws = session(g)
+    ws = g.session(positions=True)
     epoch = ws.hello["epoch"]
     m.publish("hb/old", b"aged", qos=1)
     T.wait_for(lambda: g.metric("mqgate_history_messages") == 1, what="the first message stored")
     T.wait_for(lambda: g.metric("mqgate_history_dropped_total", reason="age") >= 1, timeout=10,
                what="the message dropped by age")
     eq(g.metric("mqgate_history_messages"), 0.0, "messages held after max_age_s")
-    r = sub(ws, {"topic": "hb/#", "history": 10})
+    r = ws.sub_ok({"topic": "hb/#", "history": 10})
     eq(r.get("replayed"), 0, "replayed after the age bound")
     # size: 100 messages of 1000 bytes over two topics cannot all stay in
     # 64 KiB; the oldest go first, whichever topic they are on
@@ -242,13 +232,13 @@ def _():
     held = g.metric("mqgate_history_messages")
     check(0 < held < 100, "messages held under max_bytes: %s" % held)
     check(g.metric("mqgate_history_bytes") <= 65536, "bytes held over max_bytes")
-    c = session(g)
-    r = sub(c, {"topic": "hb/#", "history": 1000})
+    c = g.session(positions=True)
+    r = c.sub_ok({"topic": "hb/#", "history": 1000})
     got = msgs(c, r["replayed"])
     nums = sorted(int(body(f)[:3]) for f in got)
     eq(nums, list(range(100 - len(nums), 100)), "the newest kept, across both topics")
     # a since from before what was dropped: not recovered
-    d = session(g)
+    d = g.session(positions=True)
     r = d.request({"op": "sub", "id": 5, "topic": "hb/#", "since": {"epoch": epoch, "seq": 1}})
     eq((r.get("op"), r.get("recovered")), ("ok", False), "since before dropped messages")
 
@@ -256,8 +246,8 @@ def _():
 @t.test("a gateway without history: history up to 100000 gives replayed 0, since recovered false")
 def _():
     g = t.gateway({"auth": {"anonymous_role": "all"}, "roles": ROLES})
-    ws = session(g)
-    r = sub(ws, {"topic": "x/#", "history": 100000})
+    ws = g.session(positions=True)
+    r = ws.sub_ok({"topic": "x/#", "history": 100000})
     eq(r.get("replayed"), 0, "replayed")
     r = ws.request({"op": "sub", "id": 3, "topic": "y/#",
                     "since": {"epoch": ws.hello["epoch"], "seq": 1}})

@@ -63,16 +63,6 @@ def worker_pids(g):
     return sorted(pids)
 
 
-def session(g, src, **kw):
-    ws = g.session(source=src, **kw)
-    ws.keep_positions = True
-    return ws
-
-
-def sub(ws, req):
-    r = ws.request(dict({"op": "sub", "id": 1}, **req))
-    eq(r.get("op"), "ok", "sub %s: %s" % (req, r))
-    return r
 
 
 def msgs(ws, n, timeout=10):
@@ -82,11 +72,11 @@ def msgs(ws, n, timeout=10):
 @t.test("sessions on different workers all get a broadcast; each worker is its own broker client")
 def _():
     g = wgw()
-    sessions = [session(g, src) for src in SOURCES]
+    sessions = [g.session(source=src, positions=True) for src in SOURCES]
     epochs = {ws.hello["epoch"] for ws in sessions}
     eq(len(epochs), N, "workers (epochs) among %d sessions" % len(sessions))
     for ws in sessions:
-        sub(ws, {"topic": "bc/all"})
+        ws.sub_ok({"topic": "bc/all"})
     m = t.mosquitto.client()
     m.publish("bc/all", b"to everyone", qos=1)
     for ws in sessions:
@@ -105,15 +95,15 @@ def _():
     m = t.mosquitto.client()
     by_src = {}
     for src in SOURCES[:8]:
-        seen = {session(g, src).hello["epoch"] for _ in range(3)}
+        seen = {g.session(source=src, positions=True).hello["epoch"] for _ in range(3)}
         eq(len(seen), 1, "workers of 3 sessions from %s" % src)
         by_src[src] = seen.pop()
     # a dashboard that reconnects from its address recovers what it missed
     for k, src in enumerate(SOURCES[:3]):
         topic = "hs/r%d" % k
-        ws = session(g, src)
+        ws = g.session(source=src, positions=True)
         epoch = ws.hello["epoch"]
-        sub(ws, {"topic": topic})
+        ws.sub_ok({"topic": topic})
         for i in range(3):
             m.publish(topic, b"%d" % i, qos=1)
         last = msgs(ws, 3)[-1]["seq"]
@@ -121,19 +111,19 @@ def _():
         for i in range(3, 6):
             m.publish(topic, b"%d" % i, qos=1)
         # the broker's copies reach the worker before the reconnect asks
-        probe = session(g, src)
-        sub(probe, {"topic": topic + "/probe"})
+        probe = g.session(source=src, positions=True)
+        probe.sub_ok({"topic": topic + "/probe"})
         m.publish(topic + "/probe", b"p", qos=1)
         msgs(probe, 1)
-        ws2 = session(g, src)
+        ws2 = g.session(source=src, positions=True)
         eq(ws2.hello["epoch"], epoch, "the worker of the reconnect from %s" % src)
-        r = sub(ws2, {"topic": topic, "since": {"epoch": epoch, "seq": last}})
+        r = ws2.sub_ok({"topic": topic, "since": {"epoch": epoch, "seq": last}})
         eq((r.get("recovered"), r.get("replayed")), (True, 3), "recovery from %s" % src)
         eq([f.get("payload") for f in msgs(ws2, 3)], [3, 4, 5], "the missed messages")
         # from an address that another worker serves: that worker has
         # another epoch, so the position is not its own (docs/deployment.md)
         other = next(s for s in SOURCES if by_src.get(s, None) not in (None, epoch))
-        r = sub(session(g, other), {"topic": topic, "since": {"epoch": epoch, "seq": last},
+        r = g.session(source=other, positions=True).sub_ok({"topic": topic, "since": {"epoch": epoch, "seq": last},
                                     "history": 2})
         eq((r.get("recovered"), r.get("replayed")), (False, 2),
            "since on another worker: history instead")
@@ -142,7 +132,7 @@ def _():
 @t.test("/metrics covers every worker (label worker) and the supervisor, and is valid")
 def _():
     g = wgw(fresh=True, name="metrics")
-    sessions = [session(g, src) for src in SOURCES]
+    sessions = [g.session(source=src, positions=True) for src in SOURCES]
     counts = {}
     for ws in sessions:
         counts[ws.hello["epoch"]] = counts.get(ws.hello["epoch"], 0) + 1
@@ -169,7 +159,7 @@ def _():
 def _():
     g = wgw(fresh=True, name="reload")
     cfg = dict(g.cfg, auth={"anonymous_role": "viewer"})
-    before = [session(g, src) for src in SOURCES]
+    before = [g.session(source=src, positions=True) for src in SOURCES]
     eq(len({ws.hello["epoch"] for ws in before}), N, "sessions on every worker")
     mark = len(g.log_text())
     g.write_config(cfg)
@@ -177,11 +167,11 @@ def _():
     T.wait_for(lambda: len(set(re.findall(r"worker (\d+): info: configuration reloaded",
                                           g.log_text()[mark:]))) == N,
                what="every worker's 'configuration reloaded'")
-    for ws in [session(g, src) for src in SOURCES]:
+    for ws in [g.session(source=src, positions=True) for src in SOURCES]:
         T.expect_error(ws.request({"op": "sub", "id": 1, "topic": "bc/x"}), "forbidden", 1,
                        "a sub the new anonymous role does not allow, on %s"
                        % ws.hello["epoch"])
-        sub(ws, {"topic": "view/ok", "id": 2})
+        ws.sub_ok({"topic": "view/ok", "id": 2})
 
 
 @t.test("a killed worker is restarted, in its place: its clients reconnect to it")
@@ -189,7 +179,7 @@ def _():
     g = wgw(fresh=True, name="restart")
     pids = worker_pids(g)
     eq(len(pids), N, "worker processes %s" % pids)
-    sessions = [session(g, src) for src in SOURCES]
+    sessions = [g.session(source=src, positions=True) for src in SOURCES]
     os.kill(pids[0], signal.SIGKILL)
     dropped = []
     for src, ws in zip(SOURCES, sessions):
@@ -204,9 +194,9 @@ def _():
     check(pids[0] not in after, "the killed worker %d is gone" % pids[0])
     eq(g.metric("mqgate_worker_restarts_total"), 1.0, "restarts")
     m = t.mosquitto.client()
-    back = [session(g, src) for src in dropped]
+    back = [g.session(source=src, positions=True) for src in dropped]
     for ws in back:
-        sub(ws, {"topic": "bc/back"})
+        ws.sub_ok({"topic": "bc/back"})
     # the clients of the killed worker all land on its successor
     eq(len({ws.hello["epoch"] for ws in back}), 1, "workers of the reconnected clients")
     m.publish("bc/back", b"again", qos=1)
@@ -218,7 +208,7 @@ def _():
 def _():
     g = wgw(fresh=True, name="sigterm")
     pids = worker_pids(g)
-    sessions = [session(g, src) for src in SOURCES]
+    sessions = [g.session(source=src, positions=True) for src in SOURCES]
     t0 = time.monotonic()
     g.send_signal(signal.SIGTERM)
     for ws in sessions:
