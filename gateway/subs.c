@@ -3,8 +3,11 @@
  * sessions holding it; subscription identifiers; the upstream
  * SUBSCRIBE/SUBACK state machine, one SUBSCRIBE in flight per filter; the
  * retained-replay generations that decide who gets a replay; restoring
- * every filter after a reconnect. Service thread only. A little over 500
- * lines: these share one state machine per filter, which is its point. */
+ * every filter after a reconnect; the lists of sessions waiting for a
+ * filter's SUBACK. Service thread only. Over 600 lines, whole on purpose:
+ * every part reads and moves the one state machine per filter (its
+ * SUBACK, its generation, its waiting lists), which split across files
+ * would have to be exposed in subs_int.h to all of them. */
 #include <stdlib.h>
 #include <string.h>
 
