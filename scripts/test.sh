@@ -22,7 +22,13 @@ show_failures() {
 }
 
 status=0
-make -j"$(nproc)" check || status=$?
+stages_failed=
+# Notes that the stage $1 ended with a non-zero status.
+stage_failed() {
+    status=1
+    stages_failed="$stages_failed $1"
+}
+make -j"$(nproc)" check || stage_failed asan
 show_failures tests
 # --- libFuzzer targets, 10 s each (make fuzz runs them longer) -------------
 # (built first, then as many at once as there are CPUs: each is one thread)
@@ -73,7 +79,7 @@ echo "==== valgrind ($(date +%T))"
     make -j"$(nproc)" check CK_FORK=no \
         LOG_COMPILER="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$PWD/tests/valgrind.supp" \
         MQGATED_CMD="$PWD/scripts/valgrind-mqgated" CLIENT_TESTS=
-) || status=$?
+) || stage_failed valgrind
 show_failures _valgrind/tests
 # --- unit and integration tests on a ThreadSanitizer build of a copy ---------
 # A data race reported in the daemon's log fails the test that stopped it
@@ -82,16 +88,24 @@ echo "==== tsan ($(date +%T))"
 (
     build_copy _tsan --enable-tsan CFLAGS='-O1 -g' && cd _tsan &&
     MQG_TIME_SCALE=2 MQG_SCALE_SESSIONS=5000 make -j"$(nproc)" check CLIENT_TESTS=
-) || status=$?
+) || stage_failed tsan
 show_failures _tsan/tests
 # --- Debian package: build, lint, install, run, purge (package-test.sh) -----
 # The suite has just run: the package build skips it.
 echo "==== scripts/package-test.sh ($(date +%T))"
-DEB_BUILD_OPTIONS=nocheck ./scripts/package-test.sh || status=$?
+DEB_BUILD_OPTIONS=nocheck ./scripts/package-test.sh || stage_failed package
 # ----------------------------------------------------------------------------
 pass=$(find tests _valgrind/tests _tsan/tests -name '*.trs' -exec grep -h '^:test-result: \(PASS\|XFAIL\)' {} + | wc -l)
 fail=$(find tests _valgrind/tests _tsan/tests -name '*.trs' -exec grep -h '^:test-result: \(FAIL\|XPASS\|ERROR\)' {} + | wc -l)
 skip=$(find tests _valgrind/tests _tsan/tests -name '*.trs' -exec grep -h '^:test-result: SKIP' {} + | wc -l)
+# What failed, again at the end where a log's tail shows it: each failed
+# test's name and its failed cases.
+for trs in $(find tests _valgrind/tests _tsan/tests -name '*.trs' -exec grep -l '^:test-result: \(FAIL\|XPASS\|ERROR\)' {} + | sort); do
+    echo "FAILED: ${trs%.trs}"
+    log=${trs%.trs}.log
+    [ -f "$log" ] && grep '^not ok\|^Bail out' "$log" | head -5 | sed 's/^/    /'
+done
+[ -z "$stages_failed" ] || echo "stages with a non-zero status:$stages_failed"
 if [ "$status" != 0 ] && [ "$fail" = 0 ]; then
     fail=1 # the harness failed without a counted result
 fi
