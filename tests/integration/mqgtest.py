@@ -2059,6 +2059,7 @@ class Suite(object):
         wd.start()
         signal.signal(signal.SIGTERM, lambda s, f: (_kill_all(), os._exit(1)))
         self.root = tempfile.mkdtemp(prefix="mqgtest-%s-" % self.title)
+        self.t_start = time.monotonic()
         rc = 0
         try:
             if self.need_broker:
@@ -2081,6 +2082,7 @@ class Suite(object):
                 gw.stop()
             self._flush_pending()
             print("1..%d" % self.n, flush=True)
+            diag("%s: %d tests in %.1f s" % (self.title, self.n, time.monotonic() - self.t_start))
             if self.failures:
                 diag("%d of %d failed: %s" % (len(self.failures), self.n, ", ".join(self.failures)))
         except BaseException as e:
