@@ -1275,24 +1275,6 @@ class Child(object):
     stop_signal = signal.SIGTERM
     proc = None
 
-    @property
-    def _says_listening(self):
-        return self.cfg.get("log", {}).get("level", "info") in ("info", "debug")
-
-    def _since_start(self):
-        return read_text(self.logpath, getattr(self, "start_mark", 0))
-
-    def _check_listening(self):
-        since = self._since_start()
-        if "cannot listen on" in since:
-            raise GatewayError("mqgated cannot listen (the port was taken?); log:\n%s"
-                               % tail(since, 40))
-
-    def _listening_said(self):
-        port = self.ports[next((i for i, l in enumerate(self.cfg["listeners"])
-                                if not l.get("tls")), 0)]
-        return re.search(r"listening on \S+:%d/" % port, self._since_start()) is not None
-
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -1618,10 +1600,14 @@ class Gateway(object):
         self.wait_healthy(timeout, want=200 if healthy else None)
         return self
 
+    def _health_listener(self):
+        """The index of the listener /healthz is asked on: the first plain one."""
+        return next((i for i, l in enumerate(self.cfg["listeners"]) if not l.get("tls")), 0)
+
     def health(self):
         """The /healthz status, or None when the listener does not answer."""
         lst = self.cfg["listeners"]
-        i = next((i for i, l in enumerate(lst) if not l.get("tls")), 0)
+        i = self._health_listener()
         try:
             return http_request(self.ports[i], "/healthz", tls=bool(lst[i].get("tls")),
                                 timeout=1.0)[0]
@@ -1671,8 +1657,7 @@ class Gateway(object):
                                % tail(since, 40))
 
     def _listening_said(self):
-        port = self.ports[next((i for i, l in enumerate(self.cfg["listeners"])
-                                if not l.get("tls")), 0)]
+        port = self.ports[self._health_listener()]
         return re.search(r"listening on \S+:%d/" % port, self._since_start()) is not None
 
     def running(self):
