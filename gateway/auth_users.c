@@ -236,11 +236,12 @@ static void make_standin(void)
         snprintf(A.dummy, sizeof(A.dummy), "%s", dummy_yescrypt);
 }
 
-/* Stops and joins the workers that run, and frees what they had but
- * liboath (oath_done() is the caller's). */
-/* Stops the workers, waiting for the checks they run at most until
- * deadline (CLOCK_REALTIME, NULL: for ever). Returns -1, keeping everything
- * they may still touch, when one is still hashing at the deadline. */
+/* Stops and joins the workers, waiting for the checks they run at most
+ * until deadline (CLOCK_REALTIME, NULL: for ever), and frees what they had
+ * but liboath (oath_done() is the caller's). When one is still hashing at
+ * the deadline, the workers not joined are detached (nothing joins them
+ * later: the process exits around them) and -1 returned, keeping
+ * everything they may still touch. */
 static int stop_workers_by(const struct timespec *deadline)
 {
     pthread_mutex_lock(&A.lock);
@@ -255,6 +256,9 @@ static int stop_workers_by(const struct timespec *deadline)
         if (pthread_timedjoin_np(A.threads[i], NULL, deadline) != 0) {
             log_warn("a password check still runs at exit: not waiting "
                      "for it");
+            for (unsigned j = i; j < A.n_workers; j++)
+                pthread_detach(A.threads[j]);
+            A.n_workers = 0;
             return -1;
         }
     }
