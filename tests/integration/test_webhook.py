@@ -303,7 +303,14 @@ def _():
         eq(ws.request({"op": "auth", "id": 1, "user": "carol", "password": PW},
                       timeout=10).get("op"), "ok", "over https")
         g.stop()
-        g = t.gateway({"auth": {"http": {"url": s2.url("/auth")}}, "roles": ROLES}, fresh=True)
+        # the system's CA bundle loads at this first call: under valgrind
+        # that alone can take longer than the default auth and webhook
+        # timeouts (10 and 5 s), which would refuse with 4401 before the
+        # TLS failure is known
+        g = t.gateway({"auth": {"timeout_s": int(T.scaled(10)),
+                                "http": {"url": s2.url("/auth"),
+                                         "timeout_s": int(T.scaled(5))}},
+                       "roles": ROLES}, fresh=True)
         refused(g, "carol", what="(the system's CAs do not know the test's CA)")
         check(re.search(r"password refused: .*(certificate|SSL)", g.log_text()),
               "the log names the TLS failure")
