@@ -343,6 +343,16 @@ static void size_fd_limit(const struct config *cfg)
                  "limit allows", cfg->limits.max_connections);
 }
 
+/* One pass of the loop, then the writes its sessions' own callbacks left
+ * for its end (ws.c). */
+static int run_pass(void)
+{
+    int rc = evloop_run_once(G.ctx);
+
+    ws_write_pending();
+    return rc;
+}
+
 /* What is left of the whole shutdown's bound (SHUTDOWN_TOTAL_MS) since
  * started_ms, for joining the password workers; 0 when shutdown has not
  * begun (a failed start: wait for them). */
@@ -421,7 +431,7 @@ int gateway_run(struct config *cfg, const char *config_path)
     notify_status("broker connecting");
 
     while (!G.stop) {
-        if (evloop_run_once(G.ctx) < 0)
+        if (run_pass() < 0)
             break;
         if (G.reload) {
             G.reload = 0;
@@ -451,7 +461,7 @@ int gateway_run(struct config *cfg, const char *config_path)
         evloop_timers_changed(G.ctx);
         while ((session_count() || handle_pub_pending() > 0) &&
                clock_now_ms() < deadline)
-            evloop_run_once(G.ctx);
+            run_pass();
         lws_sul_cancel(&shutdown_timer);
         if (handle_pub_pending() > 0)
             log_warn("%ld publishes still unacknowledged at exit",

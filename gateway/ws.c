@@ -29,9 +29,41 @@
 static uint8_t scratch[LWS_PRE + SCRATCH_SIZE];
 #define TX_CHUNK 16384             /* bytes of a fragment (flush_ext()) */
 
+/* What a session's own callback (ESTABLISHED, RECEIVE) queues, a
+ * handshake's hello or a request's answer, is written when the loop's pass
+ * ends (ws_write_pending()), coalesced with whatever else the pass queued
+ * for it, instead of waiting for a writable callback: libwebsockets 4.1's
+ * libuv plugin turns each POLLOUT request and release into an epoll_ctl(),
+ * which was the largest kernel cost of a connection storm. The sessions
+ * are kept here; a session closed before the pass ends is taken out
+ * (ws_write_forget()). When the array is full they wait for a writable
+ * callback as other writes do. */
+#define PENDING_MAX 1024
+static struct session *pending[PENDING_MAX];
+static size_t n_pending;
+static struct session *in_callback; /* whose callback runs */
+
 static void ws_want_write(struct session *s)
 {
+    if (s == in_callback && s->ws.raw_ok) {
+        if (s->ws.write_pending)
+            return;
+        if (n_pending < PENDING_MAX) {
+            s->ws.write_pending = true;
+            pending[n_pending++] = s;
+            return;
+        }
+    }
     lws_callback_on_writable(s->wsi);
+}
+
+static void ws_write_forget(struct session *s)
+{
+    for (size_t i = 0; s->ws.write_pending && i < n_pending; i++)
+        if (pending[i] == s) {
+            pending[i] = NULL;
+            s->ws.write_pending = false;
+        }
 }
 
 static void ws_closing(struct session *s)
@@ -158,6 +190,28 @@ more:
     return 0;
 }
 
+void ws_write_pending(void)
+{
+    for (size_t i = 0; i < n_pending; i++) {
+        struct session *s = pending[i];
+
+        if (!s || !s->wsi)
+            continue;
+        s->ws.write_pending = false;
+        /* a ping, a close or output libwebsockets still holds go in the
+         * writable callback, in its order (a writable callback of this
+         * pass may have written the queue already) */
+        if (s->q.count && !s->ping_due && !s->close_code &&
+            !lws_partial_buffered(s->wsi)) {
+            if (flush(s) < 0)
+                ws_hang_up(s);
+        } else if (s->q.count || s->ping_due || s->close_code) {
+            lws_callback_on_writable(s->wsi);
+        }
+    }
+    n_pending = 0;
+}
+
 /* ---- receiving ---------------------------------------------------------- */
 
 static void receive(struct session *s, const char *in, size_t len)
@@ -253,12 +307,16 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                        &sndbuf, sizeof(sndbuf));
         }
         lws_get_peer_simple(wsi, ip, sizeof(ip));
+        in_callback = s;
         session_open(s, &ws_transport, wsi, ip);
+        in_callback = NULL;
         return 0;
     }
     case LWS_CALLBACK_RECEIVE:
         s->last_rx_ms = clock_now_ms();
+        in_callback = s;
         receive(s, in, len);
+        in_callback = NULL;
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
         s->last_rx_ms = clock_now_ms();
@@ -297,6 +355,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
         }
         return 0;
     case LWS_CALLBACK_CLOSED:
+        ws_write_forget(s);
         if (s->wsi)
             session_closed(s);
         return 0;

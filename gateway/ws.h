@@ -14,6 +14,7 @@
 /* What a session keeps for its WebSocket connection. */
 struct ws_conn {
     bool raw_ok;                      /* no extension: pre-framed writes */
+    bool write_pending;               /* in ws_write_pending()'s list */
     /* a message being assembled from fragments */
     char *rx;
     size_t rx_len, rx_cap;
@@ -29,6 +30,10 @@ void ws_conn_free(struct ws_conn *c);
 /* fn runs on the service thread whenever another thread woke the loop
  * (lws_cancel_service()): it drains the mailbox. */
 void ws_on_wake(void (*fn)(void));
+
+/* Writes what sessions' own callbacks queued during the loop's pass just
+ * ended (see ws.c); the service loop calls it after each pass. */
+void ws_write_pending(void);
 
 #define WS_PROTOCOL "mqgate.v1"
 

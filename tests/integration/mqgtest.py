@@ -107,7 +107,7 @@ def same(a, b):
 
 
 def show(v):
-    return json.dumps(v, ensure_ascii=False) if not isinstance(v, bytes) else repr(v)
+    return json.dumps(v, ensure_ascii=False, default=repr) if not isinstance(v, bytes) else repr(v)
 
 
 def eq(actual, expected, what="value"):
