@@ -33,11 +33,15 @@ static uint8_t scratch[LWS_PRE + SCRATCH_SIZE];
  * handshake's hello or a request's answer, is written when the loop's pass
  * ends (ws_write_pending()), coalesced with whatever else the pass queued
  * for it, instead of waiting for a writable callback: libwebsockets 4.1's
- * libuv plugin turns each POLLOUT request and release into an epoll_ctl(),
- * which was the largest kernel cost of a connection storm. The sessions
- * are kept here; a session closed before the pass ends is taken out
- * (ws_write_forget()). When the array is full they wait for a writable
- * callback as other writes do. */
+ * libuv plugin turns each POLLOUT request and release into epoll_ctl()
+ * calls (libuv deletes and adds the socket again), the largest kernel cost
+ * of a connection storm. Only a session whose queue was empty comes here
+ * (session_send() asks for a write at the first frame): a slow reader's
+ * backlog still waits to be writable, as fan-out from the mailbox, pings
+ * and closes do; what a full kernel buffer does not take of an answer,
+ * libwebsockets keeps and sends when writable. The sessions are kept here;
+ * a session closed before the pass ends is taken out (ws_write_forget()).
+ * When the array is full they wait for a writable callback too. */
 #define PENDING_MAX 1024
 static struct session *pending[PENDING_MAX];
 static size_t n_pending;

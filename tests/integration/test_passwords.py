@@ -122,24 +122,34 @@ def metrics(g):
         "within 2 s, the flood is refused at once past %d checks (logged once per "
         "window)" % JOBS_PER_ADDR, timeout=60)
 def _():
-    users = users_file([("victim", fake_sha512(rounds_for(0.05)), "viewer"),
+    # checks long enough, and a flood from enough threads, that more than
+    # JOBS_PER_ADDR of its checks are under way at once even when each
+    # handshake is slow (valgrind under load: one thread opened 7 sessions
+    # a second, which 0.05 s checks on two workers kept up with): both
+    # grow with MQG_TIME_SCALE (natively one thread and 0.05 s: more would
+    # starve the CPUs alice's login needs)
+    users = users_file([("victim", fake_sha512(rounds_for(0.05 * T.TIME_SCALE)), "viewer"),
                         ("alice", T.crypt_hash("alice-pw", "sha512"), "viewer")])
     g = gateway(users, "flood")
     stop = threading.Event()
     sent = [0]
     errors = []
+    lock = threading.Lock()
 
     def flood():
-        # as an attacker would: up to 300 sessions at a time, each waiting
-        # for its answer; one the gateway has closed makes room for another
+        # as an attacker would: up to 300 sessions at a time (shared by the
+        # threads), each waiting for its answer; one the gateway has closed
+        # makes room for another
         held = {}
         try:
             while not stop.is_set():
-                while len(held) < 300 and not stop.is_set():
+                while len(held) < 300 // len(threads) and not stop.is_set():
                     ws = g.ws(source="127.0.0.1")
+                    with lock:
+                        n = sent[0]
+                        sent[0] += 1
                     ws.send_json({"op": "auth", "id": 1, "user": "victim",
-                                  "password": "guess-%d" % sent[0]})
-                    sent[0] += 1
+                                  "password": "guess-%d" % n})
                     held[ws.sock.fileno()] = ws
                 readable = select.select(list(held), [], [], 0.05)[0]
                 for fd in readable:
@@ -155,9 +165,11 @@ def _():
             for ws in held.values():
                 ws.sock.close()
 
-    th = threading.Thread(target=flood, daemon=True)
+    threads = [threading.Thread(target=flood, daemon=True)
+               for _ in range(max(1, int(T.TIME_SCALE)))]
     t0 = time.monotonic()
-    th.start()
+    for th in threads:
+        th.start()
     try:
         T.wait_for(lambda: sent[0] >= 300 or errors, timeout=20, what="300 flood attempts")
         times = []
@@ -167,7 +179,8 @@ def _():
             times.append(dt)
     finally:
         stop.set()
-        th.join(10)
+        for th in threads:
+            th.join(10)
     elapsed = time.monotonic() - t0
     check(not errors, "the flood failed: %r" % errors[:1])
     T.diag("%d flood attempts; alice logged in after %s s"
