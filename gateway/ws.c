@@ -203,13 +203,15 @@ void ws_write_pending(void)
             continue;
         s->ws.write_pending = false;
         /* a ping, a close or output libwebsockets still holds go in the
-         * writable callback, in its order (a writable callback of this
-         * pass may have written the queue already) */
+         * writable callback, in its order, and so does a replay that ran
+         * out of its time budget with nothing queued (the writable
+         * callback feeds it); a writable callback of this pass may have
+         * written the queue already */
         if (s->q.count && !s->ping_due && !s->close_code &&
             !lws_partial_buffered(s->wsi)) {
             if (flush(s) < 0)
                 ws_hang_up(s);
-        } else if (s->q.count || s->ping_due || s->close_code) {
+        } else if (s->q.count || s->replays || s->ping_due || s->close_code) {
             lws_callback_on_writable(s->wsi);
         }
     }
