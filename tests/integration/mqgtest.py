@@ -1561,6 +1561,11 @@ class GatewayError(Exception):
     pass
 
 
+class PortTaken(GatewayError):
+    """This run of mqgated said it cannot listen: a port picked for it was
+    taken meanwhile."""
+
+
 class Gateway(object):
     """A running mqgated with a generated JSON config."""
 
@@ -1620,6 +1625,7 @@ class Gateway(object):
         status = None
         while True:
             if self.proc.poll() is not None:
+                self._check_listening()
                 raise GatewayError("mqgated exited with status %s at start; log:\n%s"
                                    % (self.proc.returncode, tail(self.log_text(), 40)))
             # Until this run of the daemon has said it listens (at log level
@@ -1653,8 +1659,8 @@ class Gateway(object):
     def _check_listening(self):
         since = self._since_start()
         if "cannot listen on" in since:
-            raise GatewayError("mqgated cannot listen (the port was taken?); log:\n%s"
-                               % tail(since, 40))
+            raise PortTaken("mqgated cannot listen (the port was taken?); log:\n%s"
+                            % tail(since, 40))
 
     def _listening_said(self):
         port = self.ports[self._health_listener()]
@@ -1930,16 +1936,17 @@ class Suite(object):
             try:
                 gw.start(healthy=healthy)
                 break
-            except GatewayError:
+            except PortTaken:
                 # another process took the free port we picked: pick again
                 # (that start's exit status 1 is no failure; a sanitizer
                 # report in its log still is)
-                again = attempt < 2 and re.search(r"\(-1 98\)|in use|cannot listen",
-                                                  gw.log_text())
-                gw.stop(start_failed=bool(again))
-                if not again:
+                gw.stop(start_failed=attempt < 2)
+                if attempt == 2:
                     raise
                 diag("%s: port taken, starting again" % gw.name)
+            except GatewayError:
+                gw.stop()
+                raise
         if not fresh:
             self.gateways[key] = gw
         return gw
